@@ -1,0 +1,225 @@
+/*
+ * config.c - table-driven configuration: defaults, environment, flags.
+ *
+ * The three sources are applied in order of precedence over the same store
+ * function, so a value is validated identically wherever it came from and an
+ * error names its source ("--priority" or "BATON_PRIORITY"). Only the table's
+ * long flags are accepted: a typo is an error, never silently ignored.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void baton_config_env_name(const char *name, char *buf, size_t size) {
+    size_t n = (size_t)snprintf(buf, size, "BATON_%s", name);
+    for (size_t i = 6; i < n && i < size; i++)
+        buf[i] = buf[i] == '-' ? '_' : (char)toupper((unsigned char)buf[i]);
+}
+
+static int parse_bool(const char *text, int *out) {
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = 1;
+            return 1;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Parses `text` for `opt` and stores it; `source` names where it came from. */
+static baton_err_t store(const struct baton_opt *opt, void *config, const char *text,
+                         const char *source, char *errstr, size_t errstr_size) {
+    char *field = (char *)config + opt->offset;
+    int ranged = opt->min != 0 || opt->max != 0;
+    switch (opt->type) {
+    case BATON_OPT_STRING: {
+        char *copy = text ? strdup(text) : NULL;
+        if (text && !copy)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        char **slot = (char **)(void *)field;
+        free(*slot);
+        *slot = copy;
+        return BATON_OK;
+    }
+    case BATON_OPT_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (errno || end == text || *end != '\0')
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "%s: expected an integer, got '%s'", source, text);
+        if (ranged && (v < opt->min || v > opt->max))
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "%s: %lld is out of range [%.0f, %.0f]", source, v,
+                                opt->min, opt->max);
+        int64_t iv = (int64_t)v;
+        memcpy(field, &iv, sizeof iv);
+        return BATON_OK;
+    }
+    case BATON_OPT_BOOL: {
+        int b;
+        if (!parse_bool(text, &b))
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "%s: expected true or false, got '%s'", source, text);
+        memcpy(field, &b, sizeof b);
+        return BATON_OK;
+    }
+    case BATON_OPT_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        if (errno || end == text || *end != '\0' || !isfinite(v))
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "%s: expected a number, got '%s'", source, text);
+        if (ranged && (v < opt->min || v > opt->max))
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "%s: %g is out of range [%g, %g]", source, v, opt->min,
+                                opt->max);
+        memcpy(field, &v, sizeof v);
+        return BATON_OK;
+    }
+    }
+    return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "%s: unknown option type",
+                        source);
+}
+
+static const struct baton_opt *find_flag(const struct baton_opt *table, size_t count,
+                                         const char *name, size_t len) {
+    for (size_t i = 0; i < count; i++)
+        if (strlen(table[i].name) == len && strncmp(table[i].name, name, len) == 0)
+            return &table[i];
+    return NULL;
+}
+
+baton_err_t baton_config_parse(const struct baton_opt *table, size_t count,
+                               void *config, int argc, char **argv,
+                               int *first_arg, char *errstr, size_t errstr_size) {
+    baton_err_t err;
+    char source[160];
+
+    for (size_t i = 0; i < count; i++) {
+        if (table[i].type == BATON_OPT_STRING) {
+            char **slot = (char **)(void *)((char *)config + table[i].offset);
+            *slot = NULL;
+        }
+        if (!table[i].default_value)
+            continue;
+        snprintf(source, sizeof source, "default of --%s", table[i].name);
+        err = store(&table[i], config, table[i].default_value, source, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+
+    for (size_t i = 0; i < count; i++) {
+        char env[128];
+        baton_config_env_name(table[i].name, env, sizeof env);
+        const char *value = getenv(env);
+        if (!value)
+            continue;
+        err = store(&table[i], config, value, env, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+            return BATON_ERR_HELP;
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            if (arg[0] == '-' && arg[1] != '\0')
+                return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                    "unknown flag '%s' (see --help)", arg);
+            break; /* first positional argument */
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct baton_opt *opt = find_flag(table, count, name, len);
+        if (!opt)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "unknown flag '--%.*s' (see --help)", (int)len, name);
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else if (opt->type == BATON_OPT_BOOL) {
+            value = "true";
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "flag '--%s' needs a value", opt->name);
+        }
+        snprintf(source, sizeof source, "--%s", opt->name);
+        err = store(opt, config, value, source, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    if (first_arg)
+        *first_arg = i;
+    return BATON_OK;
+}
+
+void baton_config_free(const struct baton_opt *table, size_t count, void *config) {
+    for (size_t i = 0; i < count; i++) {
+        if (table[i].type != BATON_OPT_STRING)
+            continue;
+        char **slot = (char **)(void *)((char *)config + table[i].offset);
+        free(*slot);
+        *slot = NULL;
+    }
+}
+
+static const char *type_hint(enum baton_opt_type type) {
+    switch (type) {
+    case BATON_OPT_STRING: return "TEXT";
+    case BATON_OPT_INT: return "N";
+    case BATON_OPT_BOOL: return "BOOL";
+    case BATON_OPT_DOUBLE: return "X";
+    }
+    return "";
+}
+
+void baton_config_help(FILE *out, const char *usage, const char *summary,
+                       const struct baton_opt *table, size_t count) {
+    fprintf(out, "usage: %s\n\n%s\n\noptions (flag, environment variable, default):\n",
+            usage, summary);
+    for (size_t i = 0; i < count; i++) {
+        char env[128];
+        baton_config_env_name(table[i].name, env, sizeof env);
+        fprintf(out, "  --%s %s\n      %s  [env %s", table[i].name,
+                type_hint(table[i].type), table[i].doc, env);
+        if (table[i].default_value)
+            fprintf(out, ", default '%s'", table[i].default_value);
+        fprintf(out, "]\n");
+    }
+    fprintf(out, "  -h, --help\n      show this help and exit\n");
+}
+
+void baton_config_markdown(FILE *out, const struct baton_opt *table, size_t count) {
+    fprintf(out, "| flag | environment | type | default | meaning |\n");
+    fprintf(out, "|---|---|---|---|---|\n");
+    for (size_t i = 0; i < count; i++) {
+        char env[128];
+        baton_config_env_name(table[i].name, env, sizeof env);
+        fprintf(out, "| `--%s` | `%s` | %s | %s%s%s | %s |\n", table[i].name, env,
+                type_hint(table[i].type), table[i].default_value ? "`" : "",
+                table[i].default_value ? table[i].default_value : "(none)",
+                table[i].default_value ? "`" : "", table[i].doc);
+    }
+}

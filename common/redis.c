@@ -1,0 +1,420 @@
+/*
+ * redis.c - Redis connection with reconnect and script loading (see redis.h).
+ *
+ * Why synchronous hiredis: every baton caller works in batches (one pipeline
+ * per Kafka batch, one claim script per wake-up), so a blocking round trip per
+ * batch is the natural shape and keeps error handling linear. Each thread owns
+ * its own connection.
+ */
+#include "redis.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct baton_redis {
+    char *url;                    /* owned copy, for reconnects */
+    struct baton_redis_url parsed;
+    int timeout_ms;
+    redisContext *ctx;            /* NULL while disconnected */
+    int reload_scripts;           /* NOSCRIPT seen: load before next use */
+    char (*shas)[41];             /* one SHA1 per baton_scripts entry */
+};
+
+static struct timeval tv_of_ms(int ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
+                                  char *errstr, size_t errstr_size) {
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    const char *scheme = "redis://";
+    if (!url || strncmp(url, scheme, strlen(scheme)) != 0)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "Redis URL '%s' must start with redis://", url ? url : "");
+    const char *p = url + strlen(scheme);
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        size_t ulen = colon ? (size_t)(colon - p) : 0;
+        size_t plen = colon ? (size_t)(at - colon - 1) : (size_t)(at - p);
+        const char *pw = colon ? colon + 1 : p;
+        if (ulen >= sizeof out->username || plen >= sizeof out->password)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "Redis URL: user or password too long");
+        memcpy(out->username, p, ulen);
+        memcpy(out->password, pw, plen);
+        p = at + 1;
+    }
+    size_t hlen = strcspn(p, ":/");
+    if (hlen == 0 || hlen >= sizeof out->host)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "Redis URL '%s' has no host", url);
+    memcpy(out->host, p, hlen);
+    p += hlen;
+    if (*p == ':') {
+        char *end;
+        errno = 0;
+        long port = strtol(p + 1, &end, 10);
+        if (errno || end == p + 1 || port < 1 || port > 65535 || (*end && *end != '/'))
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "Redis URL '%s' has a bad port", url);
+        out->port = (int)port;
+        p = end;
+    }
+    if (*p == '/' && p[1] != '\0') {
+        char *end;
+        errno = 0;
+        long db = strtol(p + 1, &end, 10);
+        if (errno || end == p + 1 || *end || db < 0 || db > 1000000)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "Redis URL '%s' has a bad database number", url);
+        out->db = (int)db;
+    } else if (*p && strcmp(p, "/") != 0) {
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "Redis URL '%s' has trailing text", url);
+    }
+    return BATON_OK;
+}
+
+/* Closes a broken connection; the next baton_redis_ensure() reopens it. */
+static baton_err_t drop(baton_redis_t *r, const char *what, char *errstr, size_t errstr_size) {
+    baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s:%d: %s: %s", r->parsed.host,
+                 r->parsed.port, what, r->ctx ? r->ctx->errstr : "not connected");
+    if (r->ctx)
+        redisFree(r->ctx);
+    r->ctx = NULL;
+    return BATON_ERR_REDIS;
+}
+
+/* Runs a setup command; a Redis error reply is an error here. */
+static baton_err_t setup_command(baton_redis_t *r, const char *what, char *errstr,
+                                 size_t errstr_size, int argc, const char **argv) {
+    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, NULL);
+    if (!reply)
+        return drop(r, what, errstr, errstr_size);
+    baton_err_t err = BATON_OK;
+    if (reply->type == REDIS_REPLY_ERROR)
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what,
+                           reply->str);
+    freeReplyObject(reply);
+    return err;
+}
+
+/* The shared helpers, prepended to every other script (see _lib.lua). */
+#define SCRIPT_LIB_NAME "_lib.lua"
+
+static const struct baton_embedded_file *script_lib(void) {
+    for (size_t i = 0; i < baton_scripts_count; i++)
+        if (strcmp(baton_scripts[i].name, SCRIPT_LIB_NAME) == 0)
+            return &baton_scripts[i];
+    return NULL;
+}
+
+static baton_err_t load_scripts(baton_redis_t *r, char *errstr, size_t errstr_size) {
+    const struct baton_embedded_file *lib = script_lib();
+    for (size_t i = 0; i < baton_scripts_count; i++) {
+        if (&baton_scripts[i] == lib)
+            continue;
+        size_t lib_len = lib ? lib->len : 0;
+        size_t len = lib_len + 1 + baton_scripts[i].len;
+        char *body = malloc(len);
+        if (!body)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        if (lib)
+            memcpy(body, lib->data, lib_len);
+        body[lib_len] = '\n';
+        memcpy(body + lib_len + 1, baton_scripts[i].data, baton_scripts[i].len);
+        const char *argv[3] = {"SCRIPT", "LOAD", body};
+        size_t lens[3] = {6, 4, len};
+        redisReply *reply = redisCommandArgv(r->ctx, 3, argv, lens);
+        free(body);
+        if (!reply)
+            return drop(r, "SCRIPT LOAD", errstr, errstr_size);
+        baton_err_t err = BATON_OK;
+        if (reply->type != REDIS_REPLY_STRING || reply->len != 40)
+            err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
+                               "Redis SCRIPT LOAD %s: %s", baton_scripts[i].name,
+                               reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        else
+            memcpy(r->shas[i], reply->str, 41);
+        freeReplyObject(reply);
+        if (err)
+            return err;
+    }
+    r->reload_scripts = 0;
+    return BATON_OK;
+}
+
+baton_err_t baton_redis_ensure(baton_redis_t *r, char *errstr, size_t errstr_size) {
+    if (r->ctx && r->ctx->err)
+        drop(r, "connection", errstr, errstr_size);
+    if (!r->ctx) {
+        struct timeval tv = tv_of_ms(r->timeout_ms);
+        r->ctx = redisConnectWithTimeout(r->parsed.host, r->parsed.port, tv);
+        if (!r->ctx)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        if (r->ctx->err)
+            return drop(r, "connect", errstr, errstr_size);
+        redisSetTimeout(r->ctx, tv);
+        redisEnableKeepAlive(r->ctx);
+        baton_err_t err = BATON_OK;
+        if (r->parsed.password[0]) {
+            const char *argv[3] = {"AUTH", r->parsed.username, r->parsed.password};
+            if (r->parsed.username[0])
+                err = setup_command(r, "AUTH", errstr, errstr_size, 3, argv);
+            else {
+                argv[1] = r->parsed.password;
+                err = setup_command(r, "AUTH", errstr, errstr_size, 2, argv);
+            }
+        }
+        if (!err && r->parsed.db != 0) {
+            char db[16];
+            snprintf(db, sizeof db, "%d", r->parsed.db);
+            const char *argv[2] = {"SELECT", db};
+            err = setup_command(r, "SELECT", errstr, errstr_size, 2, argv);
+        }
+        if (!err)
+            err = load_scripts(r, errstr, errstr_size);
+        if (err) {
+            if (r->ctx)
+                redisFree(r->ctx);
+            r->ctx = NULL;
+            return err;
+        }
+    } else if (r->reload_scripts) {
+        return load_scripts(r, errstr, errstr_size);
+    }
+    return BATON_OK;
+}
+
+baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out,
+                                char *errstr, size_t errstr_size) {
+    *out = NULL;
+    baton_redis_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    baton_err_t err = baton_redis_parse_url(url, &r->parsed, errstr, errstr_size);
+    if (err) {
+        free(r);
+        return err;
+    }
+    r->url = strdup(url);
+    r->shas = calloc(baton_scripts_count ? baton_scripts_count : 1, sizeof *r->shas);
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    if (!r->url || !r->shas) {
+        baton_redis_destroy(r);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    }
+    err = baton_redis_ensure(r, errstr, errstr_size);
+    if (err) {
+        baton_redis_destroy(r);
+        return err;
+    }
+    *out = r;
+    return BATON_OK;
+}
+
+void baton_redis_destroy(baton_redis_t *r) {
+    if (!r)
+        return;
+    if (r->ctx)
+        redisFree(r->ctx);
+    free(r->shas);
+    free(r->url);
+    free(r);
+}
+
+baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv,
+                               const size_t *argvlen, char *errstr, size_t errstr_size) {
+    baton_err_t err = baton_redis_ensure(r, errstr, errstr_size);
+    if (err)
+        return err;
+    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK)
+        return drop(r, "append", errstr, errstr_size);
+    return BATON_OK;
+}
+
+static int script_index(const char *name) {
+    for (size_t i = 0; i < baton_scripts_count; i++)
+        if (strcmp(baton_scripts[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Room for EVALSHA, sha, numkeys plus the caller's arguments. */
+#define SCRIPT_ARGV_STACK 64
+
+baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int numkeys,
+                                      int argc, const char **argv, const size_t *argvlen,
+                                      char *errstr, size_t errstr_size) {
+    int idx = script_index(name);
+    if (idx < 0)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOT_FOUND,
+                            "no embedded Redis script named %s", name);
+    baton_err_t err = baton_redis_ensure(r, errstr, errstr_size);
+    if (err)
+        return err;
+    const char *stack_argv[SCRIPT_ARGV_STACK];
+    size_t stack_len[SCRIPT_ARGV_STACK];
+    const char **full = stack_argv;
+    size_t *lens = stack_len;
+    size_t total = (size_t)argc + 3;
+    if (total > SCRIPT_ARGV_STACK) {
+        full = malloc(total * sizeof *full);
+        lens = malloc(total * sizeof *lens);
+        if (!full || !lens) {
+            free(full);
+            free(lens);
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        }
+    }
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", numkeys);
+    full[0] = "EVALSHA";
+    lens[0] = 7;
+    full[1] = r->shas[idx];
+    lens[1] = 40;
+    full[2] = nk;
+    lens[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        full[i + 3] = argv[i];
+        lens[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    int rc = redisAppendCommandArgv(r->ctx, (int)total, full, lens);
+    if (full != stack_argv) {
+        free(full);
+        free(lens);
+    }
+    if (rc != REDIS_OK)
+        return drop(r, "append", errstr, errstr_size);
+    return BATON_OK;
+}
+
+baton_err_t baton_redis_get_reply(baton_redis_t *r, redisReply **reply, char *errstr,
+                                  size_t errstr_size) {
+    *reply = NULL;
+    if (!r->ctx)
+        return drop(r, "read", errstr, errstr_size);
+    void *out = NULL;
+    if (redisGetReply(r->ctx, &out) != REDIS_OK || !out)
+        return drop(r, "read", errstr, errstr_size);
+    redisReply *rep = out;
+    if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
+        r->reload_scripts = 1;
+    *reply = rep;
+    return BATON_OK;
+}
+
+baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,
+                                const char **argv, const size_t *argvlen, char *errstr,
+                                size_t errstr_size) {
+    *reply = NULL;
+    baton_err_t err = baton_redis_append(r, argc, argv, argvlen, errstr, errstr_size);
+    if (!err)
+        err = baton_redis_get_reply(r, reply, errstr, errstr_size);
+    if (!err && (*reply)->type == REDIS_REPLY_ERROR) {
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", argv[0],
+                           (*reply)->str);
+        freeReplyObject(*reply);
+        *reply = NULL;
+    }
+    return err;
+}
+
+baton_err_t baton_redis_script(baton_redis_t *r, const char *name, int numkeys, int argc,
+                               const char **argv, const size_t *argvlen, redisReply **reply,
+                               char *errstr, size_t errstr_size) {
+    *reply = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        baton_err_t err = baton_redis_append_script(r, name, numkeys, argc, argv, argvlen,
+                                                    errstr, errstr_size);
+        if (!err)
+            err = baton_redis_get_reply(r, reply, errstr, errstr_size);
+        if (err)
+            return err;
+        if ((*reply)->type != REDIS_REPLY_ERROR)
+            return BATON_OK;
+        int noscript = r->reload_scripts;
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis script %s: %s", name,
+                           (*reply)->str);
+        freeReplyObject(*reply);
+        *reply = NULL;
+        if (!noscript)
+            return err;
+    }
+    return BATON_ERR_REDIS;
+}
+
+/* Finds "name:value" in an INFO text; copies value into buf. */
+static int info_field(const char *info, const char *name, char *buf, size_t size) {
+    size_t nlen = strlen(name);
+    for (const char *p = info; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            size_t vlen = strcspn(p + nlen + 1, "\r\n");
+            if (vlen >= size)
+                vlen = size - 1;
+            memcpy(buf, p + nlen + 1, vlen);
+            buf[vlen] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
+
+baton_err_t baton_redis_check_policy(baton_redis_t *r, char *errstr, size_t errstr_size) {
+    const char *argv[3] = {"CONFIG", "GET", "maxmemory-policy"};
+    redisReply *reply;
+    baton_err_t err = baton_redis_command(r, &reply, 3, argv, NULL, errstr, errstr_size);
+    if (err)
+        return err;
+    char policy[64] = "";
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING)
+        snprintf(policy, sizeof policy, "%s", reply->element[1]->str);
+    freeReplyObject(reply);
+    if (strcmp(policy, "noeviction") != 0)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "Redis maxmemory-policy is '%s': it may evict tasks; set "
+                            "maxmemory-policy noeviction", policy[0] ? policy : "unknown");
+    return BATON_OK;
+}
+
+baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max,
+                               char *errstr, size_t errstr_size) {
+    const char *argv[2] = {"INFO", "memory"};
+    redisReply *reply;
+    baton_err_t err = baton_redis_command(r, &reply, 2, argv, NULL, errstr, errstr_size);
+    if (err)
+        return err;
+    char buf[64];
+    *used = *max = 0;
+    if (reply->type == REDIS_REPLY_STRING) {
+        if (info_field(reply->str, "used_memory", buf, sizeof buf))
+            *used = strtoull(buf, NULL, 10);
+        if (info_field(reply->str, "maxmemory", buf, sizeof buf))
+            *max = strtoull(buf, NULL, 10);
+    }
+    freeReplyObject(reply);
+    return BATON_OK;
+}
+
+baton_err_t baton_redis_time_ms(baton_redis_t *r, int64_t *ms, char *errstr,
+                                size_t errstr_size) {
+    const char *argv[1] = {"TIME"};
+    redisReply *reply;
+    baton_err_t err = baton_redis_command(r, &reply, 1, argv, NULL, errstr, errstr_size);
+    if (err)
+        return err;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        freeReplyObject(reply);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis TIME: bad reply");
+    }
+    *ms = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+          strtoll(reply->element[1]->str, NULL, 10) / 1000;
+    freeReplyObject(reply);
+    return BATON_OK;
+}

@@ -1,0 +1,123 @@
+/*
+ * redis.h - Redis connection, URL parsing and baton's Lua scripts.
+ *
+ * A baton_redis_t is one synchronous hiredis connection that knows how to
+ * come back: it remembers its URL, reconnects on the next call after an I/O
+ * error, and reloads the Lua scripts (which a restarted Redis has lost) when
+ * Redis answers NOSCRIPT. Pipelining is explicit: append commands, then read
+ * their replies in order, so a batch costs one round trip.
+ *
+ * Scripts are the files of common/scripts/, embedded at build time, loaded
+ * once with SCRIPT LOAD and called by SHA1 (STYLE.md habit 9).
+ *
+ * Not thread-safe: one baton_redis_t per thread.
+ */
+#ifndef BATON_REDIS_H
+#define BATON_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "embedded.h"
+#include "error.h"
+
+/* The scripts compiled into this binary (common/scripts/), sorted by name. */
+extern const struct baton_embedded_file baton_scripts[];
+extern const size_t baton_scripts_count;
+
+struct baton_redis_url {
+    char host[256];    /* host name or address */
+    int port;          /* default 6379 */
+    int db;            /* database number, default 0 */
+    char username[128]; /* ACL user, "" for none */
+    char password[256]; /* "" for none */
+};
+
+typedef struct baton_redis baton_redis_t;
+
+/*
+ * Parses "redis://[[user]:password@]host[:port][/db]". Returns
+ * BATON_ERR_CONFIG with the reason in errstr for anything else.
+ */
+baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
+                                  char *errstr, size_t errstr_size);
+
+/*
+ * Connects to `url` with `timeout_ms` for connect and for each command,
+ * authenticates, selects the database and loads every embedded script.
+ * On success *out is a handle the caller frees with baton_redis_destroy().
+ * BATON_ERR_CONFIG for a bad URL, BATON_ERR_REDIS when unreachable.
+ */
+baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out,
+                                char *errstr, size_t errstr_size);
+
+/* Closes the connection and frees `r`. NULL is a no-op. */
+void baton_redis_destroy(baton_redis_t *r);
+
+/*
+ * Makes sure the connection is up, reconnecting (and reloading scripts) if a
+ * previous call broke it. BATON_ERR_REDIS when Redis is still unreachable.
+ */
+baton_err_t baton_redis_ensure(baton_redis_t *r, char *errstr, size_t errstr_size);
+
+/*
+ * Runs one command (argv form) and returns its reply in *reply, which the
+ * caller frees with freeReplyObject(). A Redis error reply is returned as
+ * BATON_ERR_REDIS with its text in errstr (and *reply NULL).
+ */
+baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,
+                                const char **argv, const size_t *argvlen,
+                                char *errstr, size_t errstr_size);
+
+/*
+ * Pipelining: appends a command to the output buffer without waiting.
+ * Read each appended command's reply, in order, with baton_redis_get_reply().
+ */
+baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv,
+                               const size_t *argvlen, char *errstr, size_t errstr_size);
+
+/*
+ * Appends EVALSHA of the embedded script `name` ("enqueue.lua") with `numkeys`
+ * keys first in argv. Returns BATON_ERR_NOT_FOUND for an unknown script.
+ */
+baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int numkeys,
+                                      int argc, const char **argv, const size_t *argvlen,
+                                      char *errstr, size_t errstr_size);
+
+/*
+ * Reads the next pipelined reply. The reply (which may be an error reply:
+ * check reply->type) goes to *reply; caller frees it with freeReplyObject().
+ * A reply "NOSCRIPT" marks the scripts for reloading, so that the caller's
+ * retry of the batch finds them. BATON_ERR_REDIS on I/O errors (the
+ * connection is then closed and reopened by the next call).
+ */
+baton_err_t baton_redis_get_reply(baton_redis_t *r, redisReply **reply, char *errstr,
+                                  size_t errstr_size);
+
+/*
+ * Runs script `name` once and returns its reply (not an error reply: those
+ * become BATON_ERR_REDIS with the text in errstr). Reloads and retries once on
+ * NOSCRIPT. Caller frees *reply with freeReplyObject().
+ */
+baton_err_t baton_redis_script(baton_redis_t *r, const char *name, int numkeys, int argc,
+                               const char **argv, const size_t *argvlen, redisReply **reply,
+                               char *errstr, size_t errstr_size);
+
+/*
+ * Refuses a Redis that may evict keys: BATON_ERR_CONFIG unless
+ * maxmemory-policy is "noeviction" (guarantee 9: no task may disappear).
+ */
+baton_err_t baton_redis_check_policy(baton_redis_t *r, char *errstr, size_t errstr_size);
+
+/*
+ * Reads INFO memory: *used and *max bytes (max 0 = no limit).
+ */
+baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max,
+                               char *errstr, size_t errstr_size);
+
+/* Redis TIME in Unix epoch milliseconds (guarantee 5: time from Redis). */
+baton_err_t baton_redis_time_ms(baton_redis_t *r, int64_t *ms, char *errstr,
+                                size_t errstr_size);
+
+#endif

@@ -1,0 +1,74 @@
+-- enqueue.lua: ingest a batch of validated tasks of one queue.
+--
+-- KEYS[1] ready      KEYS[2] scheduled   KEYS[3] deadline
+-- KEYS[4] seq        KEYS[5] events      KEYS[6] notify
+-- ARGV[1] task key prefix ("baton:{q}:t:")   ARGV[2] queue name
+-- ARGV[3] retention of terminal tasks, ms    ARGV[4] number of tasks N
+-- then N groups of 11 values:
+--   id, priority, max_attempts, timeout_ms, run_at_ms|'', delay_ms|'',
+--   deadline_ms|'', kafka topic, kafka partition, kafka offset, task JSON
+--
+-- Checks: a task hash with the same id exists (a replayed message) -> that
+-- task is left exactly as it is (idempotent enqueue, guarantee 2).
+-- Changes, per new task: creates its hash; deadline already passed -> state
+-- expired; earliest start in the future -> state scheduled, in the scheduled
+-- set at its due time; else state queued, in the ready queue by priority
+-- then FIFO. A deadline goes in the deadline set. Appends the "submitted"
+-- event (with the task JSON and Kafka coordinates) to the events stream.
+-- Returns {queued, scheduled, expired, duplicates}.
+
+local prefix, queue = ARGV[1], ARGV[2]
+local retention = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local now = now_ms()
+local queued, scheduled, expired, duplicates = 0, 0, 0, 0
+
+for i = 0, n - 1 do
+  local b = 4 + i * 11
+  local id = ARGV[b + 1]
+  local tkey = prefix .. id
+  if redis.call('EXISTS', tkey) == 1 then
+    duplicates = duplicates + 1
+  else
+    local priority = ARGV[b + 2]
+    local due = now
+    if ARGV[b + 5] ~= '' then
+      due = tonumber(ARGV[b + 5])
+    elseif ARGV[b + 6] ~= '' then
+      due = now + tonumber(ARGV[b + 6])
+    end
+    local deadline = ARGV[b + 7]
+    local state = 'queued'
+    if deadline ~= '' and tonumber(deadline) <= now then
+      state = 'expired'
+    elseif due > now then
+      state = 'scheduled'
+    end
+    redis.call('HSET', tkey, 'id', id, 'queue', queue, 'state', state,
+               'priority', priority, 'attempt', '0', 'max_attempts', ARGV[b + 3],
+               'timeout_ms', ARGV[b + 4], 'token', '0', 'task', ARGV[b + 11],
+               'submitted_ms', num(now), 'due_ms', num(due), 'deadline_ms', deadline,
+               'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9], 'koffset', ARGV[b + 10])
+    emit(KEYS[5], tkey, id, 'submitted', '', state, now,
+         {'task', ARGV[b + 11], 'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9],
+          'koffset', ARGV[b + 10], 'due', num(due)})
+    if state == 'queued' then
+      push_ready(KEYS[1], KEYS[4], id, priority)
+      redis.call('HSET', tkey, 'queued_ms', num(now))
+      queued = queued + 1
+    elseif state == 'scheduled' then
+      redis.call('ZADD', KEYS[2], num(due), id)
+      scheduled = scheduled + 1
+    else
+      redis.call('HSET', tkey, 'finished_ms', num(now), 'error', 'deadline passed before start')
+      redis.call('PEXPIRE', tkey, retention)
+      expired = expired + 1
+    end
+    if deadline ~= '' and state ~= 'expired' then
+      redis.call('ZADD', KEYS[3], deadline, id)
+    end
+  end
+end
+
+wake(KEYS[6], queued)
+return {queued, scheduled, expired, duplicates}

@@ -1,0 +1,43 @@
+/*
+ * timeutil.h - RFC 3339 timestamps and millisecond clocks.
+ *
+ * Task times (run_at, deadline) travel as RFC 3339 text and live inside baton
+ * as signed milliseconds since the Unix epoch (UTC). Guarantee 5 says task
+ * state decisions use Redis TIME, never the client clock: the clock here is
+ * only for logs, timeouts of our own waits and benchmarks.
+ */
+#ifndef BATON_TIMEUTIL_H
+#define BATON_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Room for "YYYY-MM-DDTHH:MM:SS.mmmZ" and its NUL, with margin. */
+#define BATON_RFC3339_BUFSZ 32
+
+/*
+ * Parses an RFC 3339 date-time ("2026-11-25T15:04:05Z",
+ * "2026-11-25t15:04:05.123456+02:00", a space instead of 'T' is accepted).
+ * Fractions beyond milliseconds are truncated. Validates every field's range
+ * (month, day of that month in that year, hour, minute, second 0-60, offset
+ * within +-23:59). Returns BATON_OK and sets *ms_out, or BATON_ERR_INVALID
+ * with a description in errstr.
+ */
+baton_err_t baton_time_parse_rfc3339(const char *text, int64_t *ms_out,
+                                     char *errstr, size_t errstr_size);
+
+/*
+ * Formats `ms` (Unix epoch milliseconds) as "YYYY-MM-DDTHH:MM:SS.mmmZ" into
+ * `buf` (at least BATON_RFC3339_BUFSZ bytes). Returns buf.
+ */
+char *baton_time_format_rfc3339(int64_t ms, char *buf);
+
+/* Wall clock, Unix epoch milliseconds (CLOCK_REALTIME). For logs only. */
+int64_t baton_time_wall_ms(void);
+
+/* Monotonic clock in milliseconds, for our own timeouts and intervals. */
+int64_t baton_time_mono_ms(void);
+
+#endif

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs, with apt on Debian 12, exactly what building, testing and running
+# the local stack need. The package list below is the single source of truth:
+# deploy/Dockerfile's build stage reads the same list from this file.
+#
+# Idempotent: when every package is already installed it only checks (dpkg)
+# and returns in well under a second. Run as root (or with sudo available).
+set -euo pipefail
+
+# BEGIN PACKAGES (one per line; read by other scripts, keep the format)
+PACKAGES=(
+  build-essential
+  cmake
+  pkg-config
+  librdkafka-dev
+  libhiredis-dev
+  libpq-dev
+  libjansson-dev
+  libmicrohttpd-dev
+  check
+  redis-server
+  postgresql
+  kcat
+  curl
+  python3
+  procps
+)
+# END PACKAGES
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's postgresql package creates and starts a default cluster on 5432;
+# baton never uses it (the local stack makes its own with initdb).

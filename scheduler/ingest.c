@@ -1,0 +1,651 @@
+/*
+ * ingest.c - Kafka -> Redis: the scheduler's intake (see scheduler.h).
+ *
+ * The loop, per batch:
+ *   1. take up to batch-size messages from the consumer queue;
+ *   2. parse and validate each with the common codec (once per batch);
+ *   3. dead-letter the rejects to the DLQ topic and wait for the broker's
+ *      acknowledgement (once per batch, even if Redis needs retries);
+ *   4. one Redis round trip: a pipeline of enqueue.lua calls, one per queue
+ *      (chunked), plus the rejection events and the queue registry;
+ *   5. only then store the batch's offsets, which auto-commit sends.
+ * If 3 or 4 fails, or Redis is above its memory threshold, the assigned
+ * partitions are paused and the same batch is retried with backoff, so no
+ * message is skipped and no offset moves past what Redis holds (guarantee
+ * 1). Replays are harmless: enqueue is idempotent on task id (guarantee 2).
+ */
+#include <librdkafka/rdkafka.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "queue.h"
+#include "redis.h"
+#include "scheduler.h"
+#include "task.h"
+#include "timeutil.h"
+
+#define COMPONENT "ingest"
+#define ENQUEUE_KEYS 6
+#define ENQUEUE_FIXED_ARGS 4
+#define ENQUEUE_ARGS_PER_TASK 11
+#define ENQUEUE_CHUNK 500          /* tasks per enqueue.lua call */
+#define REJECT_VALUE_MAX 65536     /* bytes of a rejected value kept in the event */
+#define MEMORY_CHECK_EVERY_MS 250  /* how often INFO memory is read */
+#define BACKOFF_START_MS 50
+#define BACKOFF_MAX_MS 2000
+#define DLQ_FLUSH_TIMEOUT_MS 10000
+
+/* The text form of one task's enqueue.lua arguments. */
+struct task_args {
+    char priority[4];
+    char max_attempts[24];
+    char timeout_ms[24];
+    char run_at_ms[24];
+    char delay_ms[24];
+    char deadline_ms[24];
+    char partition[16];
+    char offset[24];
+    char *json;      /* baton_task_encode() output, owned */
+    size_t json_len;
+};
+
+struct parsed {
+    struct baton_task *task;     /* NULL when rejected or a consumer error */
+    struct baton_task_error error;
+    int rejected;                /* 1: goes to the DLQ */
+};
+
+struct ingest {
+    const struct scheduler_config *config;
+    rd_kafka_t *consumer;
+    rd_kafka_queue_t *queue;     /* the consumer queue */
+    rd_kafka_t *dlq;             /* producer for rejected messages */
+    baton_redis_t *redis;
+    struct baton_task_parse_opts parse_opts;
+
+    rd_kafka_message_t **msgs;   /* the batch in hand, owned */
+    struct parsed *parsed;       /* parallel to msgs */
+    struct task_args *args;      /* parallel to msgs */
+    size_t count, parsed_count, cap;
+    int dlq_done;                /* rejects of this batch acknowledged */
+
+    int dlq_failures;            /* delivery reports with an error */
+    char dlq_error[256];
+    int paused;
+    int64_t memory_checked_ms;
+
+    /* Totals, for the periodic log line (metrics come with the ops issue). */
+    uint64_t total_queued, total_scheduled, total_expired, total_duplicates, total_rejected;
+};
+
+/* ---------------------------------------------------------------- Kafka */
+
+/* @locality librdkafka's poll, on the thread calling rd_kafka_flush(). */
+static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
+    (void)rk;
+    struct ingest *ing = opaque;
+    if (msg->err) {
+        ing->dlq_failures++;
+        snprintf(ing->dlq_error, sizeof ing->dlq_error, "%s", rd_kafka_err2str(msg->err));
+    }
+}
+
+/* Formats "topic[p,p,...]" lists for the log. */
+static void format_parts(const rd_kafka_topic_partition_list_t *parts, char *buf, size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && used + 16 < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s[%d]", i ? "," : "",
+                         parts->elems[i].topic, (int)parts->elems[i].partition);
+        if (n > 0)
+            used += (size_t)n;
+    }
+}
+
+/*
+ * Assignment changes, logged so operators (and tests) see how schedulers
+ * split the partitions. Newly assigned partitions stay paused while the
+ * batch in hand waits for Redis.
+ * @locality the ingest thread, from inside a consumer poll
+ */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    struct ingest *ing = opaque;
+    char list[2048];
+    format_parts(parts, list, sizeof list);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        BATON_INFO(COMPONENT, "assigned %d partitions: %s", parts->cnt, list);
+        rd_kafka_assign(rk, parts);
+        if (ing->paused)
+            rd_kafka_pause_partitions(rk, parts);
+    } else {
+        BATON_INFO(COMPONENT, "revoked %d partitions: %s", parts->cnt, list);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static baton_err_t kafka_open(struct ingest *ing, char *errstr, size_t errstr_size) {
+    const struct scheduler_config *c = ing->config;
+    char why[512];
+    const struct baton_kafka_prop consumer_defaults[] = {
+        {"group.id", c->group_id},
+        {"enable.auto.offset.store", "false"}, /* store only after Redis accepted */
+        {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "1000"},
+        {"auto.offset.reset", "earliest"},     /* a new group reads the backlog */
+        {"enable.partition.eof", "false"},
+        {"client.id", "baton-scheduler"},
+    };
+    rd_kafka_conf_t *conf = baton_kafka_conf_new(
+        c->kafka_brokers, consumer_defaults, sizeof consumer_defaults / sizeof consumer_defaults[0],
+        c->kafka_config, errstr, errstr_size);
+    if (!conf)
+        return BATON_ERR_CONFIG;
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, ing);
+    ing->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+    if (!ing->consumer) {
+        rd_kafka_conf_destroy(conf);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_KAFKA, "Kafka consumer: %s", why);
+    }
+    conf = NULL; /* owned by the consumer now */
+    rd_kafka_poll_set_consumer(ing->consumer);
+    ing->queue = rd_kafka_queue_get_consumer(ing->consumer);
+
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, c->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(ing->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (kerr)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_KAFKA, "subscribe to %s: %s", c->topic,
+                            rd_kafka_err2str(kerr));
+
+    const struct baton_kafka_prop producer_defaults[] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "5"},
+        {"client.id", "baton-scheduler-dlq"},
+    };
+    rd_kafka_conf_t *pconf = baton_kafka_conf_new(
+        c->kafka_brokers, producer_defaults, sizeof producer_defaults / sizeof producer_defaults[0],
+        c->kafka_config, errstr, errstr_size);
+    if (!pconf)
+        return BATON_ERR_CONFIG;
+    rd_kafka_conf_set_dr_msg_cb(pconf, dlq_delivered);
+    rd_kafka_conf_set_opaque(pconf, ing);
+    ing->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof why);
+    if (!ing->dlq) {
+        rd_kafka_conf_destroy(pconf);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_KAFKA, "Kafka DLQ producer: %s", why);
+    }
+    return BATON_OK;
+}
+
+/* Pauses or resumes every assigned partition. */
+static void set_paused(struct ingest *ing, int paused) {
+    if (ing->paused == paused)
+        return;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(ing->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+        if (paused)
+            rd_kafka_pause_partitions(ing->consumer, parts);
+        else
+            rd_kafka_resume_partitions(ing->consumer, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    ing->paused = paused;
+}
+
+/* Adds `msg` to the batch in hand (takes ownership); consumer errors are
+ * logged and dropped: they carry no message to lose. */
+static baton_err_t batch_add(struct ingest *ing, rd_kafka_message_t *msg) {
+    if (msg->err) {
+        BATON_WARN(COMPONENT, "consumer: %s", rd_kafka_message_errstr(msg));
+        rd_kafka_message_destroy(msg);
+        return BATON_OK;
+    }
+    if (ing->count == ing->cap) {
+        size_t cap = ing->cap ? ing->cap * 2 : 64;
+        rd_kafka_message_t **msgs = realloc(ing->msgs, cap * sizeof *msgs);
+        if (msgs)
+            ing->msgs = msgs;
+        struct parsed *parsed = realloc(ing->parsed, cap * sizeof *parsed);
+        if (parsed)
+            ing->parsed = parsed;
+        struct task_args *args = realloc(ing->args, cap * sizeof *args);
+        if (args)
+            ing->args = args;
+        if (!msgs || !parsed || !args) {
+            rd_kafka_message_destroy(msg);
+            return BATON_ERR_NOMEM;
+        }
+        ing->cap = cap;
+    }
+    ing->msgs[ing->count++] = msg;
+    return BATON_OK;
+}
+
+/* Frees the batch in hand (after its offsets were stored). */
+static void batch_clear(struct ingest *ing) {
+    for (size_t i = 0; i < ing->count; i++) {
+        rd_kafka_message_destroy(ing->msgs[i]);
+        if (i < ing->parsed_count) {
+            baton_task_destroy(ing->parsed[i].task);
+            free(ing->args[i].json);
+        }
+    }
+    ing->count = ing->parsed_count = 0;
+    ing->dlq_done = 0;
+}
+
+/* -------------------------------------------------------------- parsing */
+
+static void format_ms(char *buf, size_t size, int64_t ms) {
+    if (ms == BATON_TIME_UNSET)
+        buf[0] = '\0';
+    else
+        snprintf(buf, size, "%lld", (long long)ms);
+}
+
+/* Parses the messages not parsed yet; prepares each valid task's args. */
+static baton_err_t parse_new(struct ingest *ing) {
+    for (size_t i = ing->parsed_count; i < ing->count; i++) {
+        rd_kafka_message_t *m = ing->msgs[i];
+        struct parsed *p = &ing->parsed[i];
+        struct task_args *a = &ing->args[i];
+        memset(p, 0, sizeof *p);
+        memset(a, 0, sizeof *a);
+        struct baton_kafka_coord coord = {rd_kafka_topic_name(m->rkt), m->partition, m->offset};
+        baton_err_t err = baton_task_parse(m->payload, m->len, &ing->parse_opts, &coord, &p->task,
+                                           &p->error);
+        if (err == BATON_ERR_NOMEM)
+            return err;
+        if (err) {
+            p->rejected = 1;
+            p->task = NULL;
+        } else {
+            struct baton_task *t = p->task;
+            snprintf(a->priority, sizeof a->priority, "%d", t->priority);
+            snprintf(a->max_attempts, sizeof a->max_attempts, "%d", t->max_attempts);
+            snprintf(a->timeout_ms, sizeof a->timeout_ms, "%lld", (long long)t->timeout_ms);
+            format_ms(a->run_at_ms, sizeof a->run_at_ms, t->run_at_ms);
+            format_ms(a->delay_ms, sizeof a->delay_ms, t->delay_ms);
+            format_ms(a->deadline_ms, sizeof a->deadline_ms, t->deadline_ms);
+            a->json = baton_task_encode(t, &a->json_len);
+            if (!a->json)
+                return BATON_ERR_NOMEM;
+        }
+        snprintf(a->partition, sizeof a->partition, "%d", (int)m->partition);
+        snprintf(a->offset, sizeof a->offset, "%lld", (long long)m->offset);
+        ing->parsed_count = i + 1;
+    }
+    return BATON_OK;
+}
+
+/* ------------------------------------------------------------------ DLQ */
+
+/* Sends this batch's rejects to the DLQ and waits for the acknowledgement. */
+static baton_err_t dead_letter(struct ingest *ing, char *errstr, size_t errstr_size) {
+    if (ing->dlq_done)
+        return BATON_OK;
+    ing->dlq_failures = 0;
+    size_t sent = 0;
+    for (size_t i = 0; i < ing->count; i++) {
+        if (!ing->parsed[i].rejected)
+            continue;
+        rd_kafka_message_t *m = ing->msgs[i];
+        const struct baton_task_error *e = &ing->parsed[i].error;
+        rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+        const char *reason = baton_task_reason_str(e->reason);
+        rd_kafka_header_add(h, "baton-reason", -1, reason, -1);
+        rd_kafka_header_add(h, "baton-field", -1, e->field, -1);
+        rd_kafka_header_add(h, "baton-detail", -1, e->detail, -1);
+        rd_kafka_header_add(h, "baton-source-topic", -1, rd_kafka_topic_name(m->rkt), -1);
+        rd_kafka_header_add(h, "baton-source-partition", -1, ing->args[i].partition, -1);
+        rd_kafka_header_add(h, "baton-source-offset", -1, ing->args[i].offset, -1);
+        rd_kafka_resp_err_t kerr = rd_kafka_producev(
+            ing->dlq, RD_KAFKA_V_TOPIC(ing->config->dlq_topic),
+            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (kerr) {
+            rd_kafka_headers_destroy(h); /* not taken over on failure */
+            return baton_seterr(errstr, errstr_size, BATON_ERR_KAFKA, "DLQ produce: %s",
+                                rd_kafka_err2str(kerr));
+        }
+        BATON_WARN(COMPONENT, "rejected %s[%s]@%s (%s): %s", rd_kafka_topic_name(m->rkt),
+                   ing->args[i].partition, ing->args[i].offset, reason, e->detail);
+        sent++;
+    }
+    if (sent) {
+        rd_kafka_flush(ing->dlq, DLQ_FLUSH_TIMEOUT_MS);
+        if (rd_kafka_outq_len(ing->dlq) > 0)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_TIMEOUT,
+                                "DLQ: %d messages not acknowledged in %d ms",
+                                rd_kafka_outq_len(ing->dlq), DLQ_FLUSH_TIMEOUT_MS);
+        if (ing->dlq_failures)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_KAFKA, "DLQ delivery failed: %s",
+                                ing->dlq_error);
+    }
+    ing->dlq_done = 1;
+    return BATON_OK;
+}
+
+/* ---------------------------------------------------------------- Redis */
+
+/* Order of valid tasks for the pipeline: by queue, then arrival. */
+static const struct ingest *sort_ing;
+static int by_queue(const void *a, const void *b) {
+    size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+    int c = strcmp(sort_ing->parsed[ia].task->queue, sort_ing->parsed[ib].task->queue);
+    return c ? c : (ia < ib ? -1 : ia > ib);
+}
+
+/* Appends one enqueue.lua call for tasks order[from..to) (all one queue). */
+static baton_err_t append_enqueue(struct ingest *ing, const size_t *order, size_t from,
+                                  size_t to, const char **argv, size_t *lens, char keys[][BATON_KEY_MAX],
+                                  char *errstr, size_t errstr_size) {
+    const char *queue = ing->parsed[order[from]].task->queue;
+    static const char *const suffixes[ENQUEUE_KEYS] = {"ready", "scheduled", "deadline",
+                                                       "seq", "events", "notify"};
+    size_t n = 0;
+    for (int k = 0; k < ENQUEUE_KEYS; k++) {
+        lens[n] = baton_queue_key(keys[k], queue, suffixes[k]);
+        argv[n++] = keys[k];
+    }
+    lens[n] = baton_queue_key(keys[ENQUEUE_KEYS], queue, "t:");
+    argv[n++] = keys[ENQUEUE_KEYS];
+    argv[n] = queue;
+    lens[n++] = strlen(queue);
+    char *retention = keys[ENQUEUE_KEYS + 1];
+    lens[n] = (size_t)snprintf(retention, BATON_KEY_MAX, "%lld",
+                               (long long)ing->config->retention_ms);
+    argv[n++] = retention;
+    char *count = keys[ENQUEUE_KEYS + 2];
+    lens[n] = (size_t)snprintf(count, BATON_KEY_MAX, "%zu", to - from);
+    argv[n++] = count;
+    for (size_t j = from; j < to; j++) {
+        size_t i = order[j];
+        const struct baton_task *t = ing->parsed[i].task;
+        struct task_args *a = &ing->args[i];
+        rd_kafka_message_t *m = ing->msgs[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        const char *vals[ENQUEUE_ARGS_PER_TASK] = {
+            t->id, a->priority, a->max_attempts, a->timeout_ms, a->run_at_ms, a->delay_ms,
+            a->deadline_ms, topic, a->partition, a->offset, a->json};
+        for (int v = 0; v < ENQUEUE_ARGS_PER_TASK; v++) {
+            argv[n] = vals[v];
+            lens[n++] = v == ENQUEUE_ARGS_PER_TASK - 1 ? a->json_len : strlen(vals[v]);
+        }
+    }
+    return baton_redis_append_script(ing->redis, "enqueue.lua", ENQUEUE_KEYS, (int)n, argv, lens,
+                                     errstr, errstr_size);
+}
+
+/* Appends the "rejected" event of message i to baton:rejections. */
+static baton_err_t append_rejection(struct ingest *ing, size_t i, char *errstr,
+                                    size_t errstr_size) {
+    rd_kafka_message_t *m = ing->msgs[i];
+    const struct baton_task_error *e = &ing->parsed[i].error;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    const char *reason = baton_task_reason_str(e->reason);
+    size_t value_len = m->len > REJECT_VALUE_MAX ? REJECT_VALUE_MAX : m->len;
+    const char *argv[] = {"XADD", BATON_KEY_REJECTIONS, "*", "topic", topic, "partition",
+                          ing->args[i].partition, "offset", ing->args[i].offset, "reason",
+                          reason, "field", e->field, "detail", e->detail, "value",
+                          m->payload ? (const char *)m->payload : "", "value_len", NULL};
+    char full_len[24];
+    snprintf(full_len, sizeof full_len, "%zu", m->len);
+    size_t argc = sizeof argv / sizeof argv[0];
+    argv[argc - 1] = full_len;
+    enum { VALUE_ARG = 16 }; /* raw bytes, not NUL-terminated: never strlen */
+    size_t lens[sizeof argv / sizeof argv[0]];
+    for (size_t k = 0; k < argc; k++)
+        lens[k] = k == VALUE_ARG ? value_len : strlen(argv[k]);
+    return baton_redis_append(ing->redis, (int)argc, argv, lens, errstr, errstr_size);
+}
+
+/* Checks one reply of the pipeline; adds enqueue counts to the totals. */
+static baton_err_t check_reply(struct ingest *ing, redisReply *reply, int is_enqueue,
+                               char *errstr, size_t errstr_size) {
+    if (reply->type == REDIS_REPLY_ERROR)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis: %s", reply->str);
+    if (is_enqueue) {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
+                                "enqueue.lua: unexpected reply");
+        ing->total_queued += (uint64_t)reply->element[0]->integer;
+        ing->total_scheduled += (uint64_t)reply->element[1]->integer;
+        ing->total_expired += (uint64_t)reply->element[2]->integer;
+        ing->total_duplicates += (uint64_t)reply->element[3]->integer;
+    }
+    return BATON_OK;
+}
+
+/* One round trip: enqueue every valid task, record every reject. */
+static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_size) {
+    size_t valid = 0, rejected = 0;
+    size_t *order = malloc((ing->count ? ing->count : 1) * sizeof *order);
+    size_t max_args = ENQUEUE_KEYS + ENQUEUE_FIXED_ARGS + ENQUEUE_ARGS_PER_TASK * ENQUEUE_CHUNK;
+    const char **argv = malloc(max_args * sizeof *argv);
+    size_t *lens = malloc(max_args * sizeof *lens);
+    char (*keys)[BATON_KEY_MAX] = malloc((ENQUEUE_KEYS + 3) * sizeof *keys);
+    const char **sadd = malloc((ing->count + 2) * sizeof *sadd);
+    baton_err_t err = BATON_OK;
+    if (!order || !argv || !lens || !keys || !sadd) {
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < ing->count; i++) {
+        if (ing->parsed[i].task)
+            order[valid++] = i;
+        else if (ing->parsed[i].rejected)
+            rejected++;
+    }
+    sort_ing = ing;
+    qsort(order, valid, sizeof *order, by_queue);
+
+    size_t expect_enqueue = 0, expect_other = 0;
+    size_t nqueues = 0;
+    sadd[0] = "SADD";
+    sadd[1] = BATON_KEY_QUEUES;
+    for (size_t from = 0; !err && from < valid;) {
+        const char *queue = ing->parsed[order[from]].task->queue;
+        size_t to = from;
+        while (to < valid && to - from < ENQUEUE_CHUNK &&
+               strcmp(ing->parsed[order[to]].task->queue, queue) == 0)
+            to++;
+        if (nqueues == 0 || strcmp(sadd[nqueues + 1], queue) != 0)
+            sadd[2 + nqueues++] = queue;
+        err = append_enqueue(ing, order, from, to, argv, lens, keys, errstr, errstr_size);
+        expect_enqueue++;
+        from = to;
+    }
+    if (!err && nqueues) {
+        err = baton_redis_append(ing->redis, (int)(nqueues + 2), sadd, NULL, errstr,
+                                 errstr_size);
+        expect_other++;
+    }
+    for (size_t i = 0; !err && i < ing->count; i++) {
+        if (ing->parsed[i].rejected) {
+            err = append_rejection(ing, i, errstr, errstr_size);
+            expect_other++;
+        }
+    }
+    /* Read every reply even after an error reply, to keep the connection
+     * in step; the first error decides. */
+    baton_err_t first = err;
+    for (size_t r = 0; !err && r < expect_enqueue + expect_other; r++) {
+        redisReply *reply;
+        err = baton_redis_get_reply(ing->redis, &reply, errstr, errstr_size);
+        if (err)
+            break;
+        char why[512];
+        baton_err_t e = check_reply(ing, reply, r < expect_enqueue, why, sizeof why);
+        if (e && !first) {
+            first = e;
+            snprintf(errstr, errstr_size, "%s", why);
+        }
+        freeReplyObject(reply);
+    }
+    if (!err)
+        err = first;
+    if (!err)
+        ing->total_rejected += rejected;
+done:
+    free(order);
+    free(argv);
+    free(lens);
+    free(keys);
+    free(sadd);
+    return err;
+}
+
+/* Backpressure (guarantee 9): refuses while Redis memory is above the mark. */
+static baton_err_t check_memory(struct ingest *ing, char *errstr, size_t errstr_size) {
+    int64_t now = baton_time_mono_ms();
+    if (!ing->paused && now - ing->memory_checked_ms < MEMORY_CHECK_EVERY_MS)
+        return BATON_OK;
+    uint64_t used, max;
+    baton_err_t err = baton_redis_memory(ing->redis, &used, &max, errstr, errstr_size);
+    if (err)
+        return err;
+    ing->memory_checked_ms = now;
+    if (max > 0 && (double)used > ing->config->memory_pause_fraction * (double)max)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_STATE,
+                            "Redis memory %llu of %llu bytes is above %.0f%%: ingest paused",
+                            (unsigned long long)used, (unsigned long long)max,
+                            ing->config->memory_pause_fraction * 100);
+    return BATON_OK;
+}
+
+/* Stores offset+1 of the last message of each partition in the batch. */
+static void store_offsets(struct ingest *ing) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)ing->count);
+    for (size_t i = 0; i < ing->count; i++) {
+        rd_kafka_message_t *m = ing->msgs[i];
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
+        if (m->offset + 1 > tp->offset)
+            tp->offset = m->offset + 1;
+    }
+    rd_kafka_resp_err_t kerr = rd_kafka_offsets_store(ing->consumer, list);
+    if (kerr)
+        /* A partition revoked meanwhile: its new owner re-reads these
+         * messages and enqueue dedupes them. Nothing is lost. */
+        BATON_INFO(COMPONENT, "offsets not stored for some partitions: %s",
+                   rd_kafka_err2str(kerr));
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Processes the batch in hand until it is safely in Redis (or stop). */
+static baton_err_t process_batch(struct ingest *ing) {
+    char errstr[1024];
+    int backoff = BACKOFF_START_MS;
+    unsigned failures = 0;
+    for (;;) {
+        baton_err_t err = parse_new(ing);
+        if (err == BATON_ERR_NOMEM)
+            snprintf(errstr, sizeof errstr, "out of memory parsing a batch");
+        if (!err)
+            err = check_memory(ing, errstr, sizeof errstr);
+        if (!err)
+            err = dead_letter(ing, errstr, sizeof errstr);
+        if (!err)
+            err = write_redis(ing, errstr, sizeof errstr);
+        if (!err)
+            break;
+        if (failures++ == 0 || failures % 20 == 0)
+            BATON_WARN(COMPONENT, "batch of %zu held, retrying in %d ms: %s", ing->count, backoff,
+                       errstr);
+        if (scheduler_stop)
+            return BATON_ERR_STATE; /* nothing stored: another scheduler re-reads it */
+        set_paused(ing, 1);
+        /* The wait serves rebalances and keeps group membership; a message
+         * that still arrives joins the batch in hand. */
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(ing->consumer, backoff);
+        if (msg && batch_add(ing, msg) == BATON_ERR_NOMEM)
+            return BATON_ERR_NOMEM;
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    if (failures)
+        BATON_INFO(COMPONENT, "batch of %zu accepted after %u retries", ing->count, failures);
+    store_offsets(ing);
+    set_paused(ing, 0);
+    batch_clear(ing);
+    return BATON_OK;
+}
+
+baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size_t errstr_size) {
+    struct ingest ing;
+    memset(&ing, 0, sizeof ing);
+    ing.config = config;
+    ing.parse_opts.max_payload_bytes = (size_t)config->max_payload_bytes;
+    baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
+                                          &ing.redis, errstr, errstr_size);
+    if (!err)
+        err = kafka_open(&ing, errstr, errstr_size);
+    size_t batch_size = (size_t)config->batch_size;
+    rd_kafka_message_t **buf = err ? NULL : malloc(batch_size * sizeof *buf);
+    if (!err && !buf)
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    if (!err)
+        BATON_INFO(COMPONENT, "consuming %s as group %s", config->topic, config->group_id);
+
+    int64_t last_report = baton_time_mono_ms();
+    uint64_t reported = 0;
+    while (!err && !scheduler_stop) {
+        ssize_t n = rd_kafka_consume_batch_queue(ing.queue, (int)config->batch_wait_ms, buf,
+                                                 batch_size);
+        if (n < 0) {
+            BATON_WARN(COMPONENT, "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
+            continue;
+        }
+        for (ssize_t i = 0; i < n; i++)
+            if (batch_add(&ing, buf[i]) == BATON_ERR_NOMEM)
+                err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        if (!err && ing.count > 0) {
+            baton_err_t perr = process_batch(&ing);
+            if (perr == BATON_ERR_NOMEM)
+                err = baton_seterr(errstr, errstr_size, perr, "out of memory");
+        }
+        int64_t now = baton_time_mono_ms();
+        uint64_t total = ing.total_queued + ing.total_scheduled + ing.total_expired +
+                         ing.total_duplicates + ing.total_rejected;
+        if (now - last_report >= 10000 && total != reported) {
+            BATON_INFO(COMPONENT,
+                       "totals: queued %llu, scheduled %llu, expired %llu, duplicates %llu, "
+                       "rejected %llu",
+                       (unsigned long long)ing.total_queued, (unsigned long long)ing.total_scheduled,
+                       (unsigned long long)ing.total_expired,
+                       (unsigned long long)ing.total_duplicates,
+                       (unsigned long long)ing.total_rejected);
+            last_report = now;
+            reported = total;
+        }
+    }
+
+    /* Stop in order: the batch in hand was finished or abandoned (not
+     * stored); close commits the stored offsets and leaves the group. */
+    batch_clear(&ing);
+    free(ing.msgs);
+    free(ing.parsed);
+    free(ing.args);
+    free(buf);
+    if (ing.queue)
+        rd_kafka_queue_destroy(ing.queue);
+    if (ing.consumer) {
+        rd_kafka_consumer_close(ing.consumer);
+        rd_kafka_destroy(ing.consumer);
+    }
+    if (ing.dlq) {
+        rd_kafka_flush(ing.dlq, DLQ_FLUSH_TIMEOUT_MS);
+        rd_kafka_destroy(ing.dlq);
+    }
+    baton_redis_destroy(ing.redis);
+    return err;
+}

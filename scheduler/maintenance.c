@@ -1,0 +1,198 @@
+/*
+ * maintenance.c - the scheduler's maintenance thread (see scheduler.h).
+ *
+ * Every tick it reads the queue registry (baton:queues) and, per queue,
+ * pipelines promote.lua (due scheduled -> ready), expire.lua (deadline
+ * passed before start) and reclaim.lua (expired leases): one round trip per
+ * queue per tick. Each script decides by Redis TIME and moves a task
+ * atomically, so any number of schedulers can run this loop at once. A
+ * script that moved a full batch makes the next tick start at once, so a
+ * large backlog of due tasks drains at script speed, not tick speed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "queue.h"
+#include "redis.h"
+#include "scheduler.h"
+#include "timeutil.h"
+
+#define COMPONENT "maintenance"
+
+struct maintenance {
+    const struct scheduler_config *config;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stopping;            /* guarded by lock */
+    baton_redis_t *redis;    /* owned by the thread */
+};
+
+/* The three scripts of one queue, with their KEYS. */
+static baton_err_t append_queue(struct maintenance *m, const char *queue, char *errstr,
+                                size_t errstr_size) {
+    char k[6][BATON_KEY_MAX], prefix[BATON_KEY_MAX], limit[24], retention[24];
+    baton_queue_key(prefix, queue, "t:");
+    snprintf(limit, sizeof limit, "%lld", (long long)m->config->maintenance_batch);
+    snprintf(retention, sizeof retention, "%lld", (long long)m->config->retention_ms);
+
+    baton_queue_key(k[0], queue, "scheduled");
+    baton_queue_key(k[1], queue, "ready");
+    baton_queue_key(k[2], queue, "seq");
+    baton_queue_key(k[3], queue, "events");
+    baton_queue_key(k[4], queue, "notify");
+    const char *promote[] = {k[0], k[1], k[2], k[3], k[4], prefix, limit};
+    baton_err_t err = baton_redis_append_script(m->redis, "promote.lua", 5, 7, promote, NULL,
+                                                errstr, errstr_size);
+    if (err)
+        return err;
+
+    char deadline[BATON_KEY_MAX];
+    baton_queue_key(deadline, queue, "deadline");
+    const char *expire[] = {deadline, k[1], k[0], k[3], prefix, limit, retention};
+    err = baton_redis_append_script(m->redis, "expire.lua", 4, 7, expire, NULL, errstr,
+                                    errstr_size);
+    if (err)
+        return err;
+
+    char running[BATON_KEY_MAX], dead[BATON_KEY_MAX];
+    baton_queue_key(running, queue, "running");
+    baton_queue_key(dead, queue, "dead");
+    const char *reclaim[] = {running, k[1], dead, k[2], k[3], k[4], prefix, limit};
+    return baton_redis_append_script(m->redis, "reclaim.lua", 6, 8, reclaim, NULL, errstr,
+                                     errstr_size);
+}
+
+/*
+ * One pass over every queue. Returns BATON_OK and sets *busy when some
+ * script moved a full batch (more may be waiting right now).
+ */
+static baton_err_t tick(struct maintenance *m, int *busy, char *errstr, size_t errstr_size) {
+    *busy = 0;
+    const char *argv[] = {"SMEMBERS", BATON_KEY_QUEUES};
+    redisReply *queues;
+    baton_err_t err = baton_redis_command(m->redis, &queues, 2, argv, NULL, errstr, errstr_size);
+    if (err)
+        return err;
+    for (size_t q = 0; !err && q < queues->elements; q++) {
+        const char *queue = queues->element[q]->str;
+        err = append_queue(m, queue, errstr, errstr_size);
+        long long moved[3] = {0, 0, 0};
+        for (int r = 0; !err && r < 3; r++) {
+            redisReply *reply;
+            err = baton_redis_get_reply(m->redis, &reply, errstr, errstr_size);
+            if (err)
+                break;
+            if (reply->type == REDIS_REPLY_ERROR)
+                err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
+                                   "maintenance of queue %s: %s", queue, reply->str);
+            else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+                moved[r] = reply->element[0]->integer +
+                           (r == 2 ? reply->element[1]->integer : 0);
+            freeReplyObject(reply);
+        }
+        if (moved[0] + moved[1] + moved[2] > 0)
+            BATON_DEBUG(COMPONENT, "queue %s: %lld due, %lld expired, %lld reclaimed", queue,
+                        moved[0], moved[1], moved[2]);
+        for (int r = 0; r < 3; r++)
+            if (moved[r] >= m->config->maintenance_batch)
+                *busy = 1;
+    }
+    freeReplyObject(queues);
+    return err;
+}
+
+/* Waits up to `ms` or until maintenance_stop(); returns 1 when stopping. */
+static int wait_or_stop(struct maintenance *m, int64_t ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&m->lock);
+    while (!m->stopping) {
+        if (pthread_cond_timedwait(&m->wake, &m->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    int stopping = m->stopping;
+    pthread_mutex_unlock(&m->lock);
+    return stopping;
+}
+
+/* @locality the maintenance thread */
+static void *run(void *arg) {
+    struct maintenance *m = arg;
+    char errstr[1024];
+    unsigned failures = 0;
+    int64_t interval = m->config->maintenance_interval_ms;
+    for (;;) {
+        int busy = 0;
+        baton_err_t err = tick(m, &busy, errstr, sizeof errstr);
+        int64_t wait = interval;
+        if (err) {
+            if (failures++ == 0 || failures % 50 == 0)
+                BATON_WARN(COMPONENT, "%s (will retry)", errstr);
+            wait = 1000; /* Redis is away: retry about once a second */
+        } else {
+            if (failures)
+                BATON_INFO(COMPONENT, "Redis is back after %u failed ticks", failures);
+            failures = 0;
+            if (busy)
+                wait = 0;
+        }
+        if (wait_or_stop(m, wait))
+            break;
+    }
+    return NULL;
+}
+
+baton_err_t maintenance_start(const struct scheduler_config *config, maintenance_t **out,
+                              char *errstr, size_t errstr_size) {
+    *out = NULL;
+    struct maintenance *m = calloc(1, sizeof *m);
+    if (!m)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    m->config = config;
+    baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
+                                          &m->redis, errstr, errstr_size);
+    if (err) {
+        free(m);
+        return err;
+    }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&m->lock, NULL);
+    if (pthread_create(&m->thread, NULL, run, m) != 0) {
+        baton_redis_destroy(m->redis);
+        pthread_cond_destroy(&m->wake);
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "cannot start thread");
+    }
+    *out = m;
+    return BATON_OK;
+}
+
+void maintenance_stop(maintenance_t *m) {
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->stopping = 1;
+    pthread_cond_signal(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(m->thread, NULL);
+    baton_redis_destroy(m->redis);
+    pthread_cond_destroy(&m->wake);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

@@ -1,0 +1,65 @@
+/*
+ * scheduler.h - baton-scheduler's configuration and its two parts.
+ *
+ * ingest.c       consumes baton.tasks in a consumer group, validates, enqueues
+ *                into Redis one pipeline per batch, dead-letters bad input,
+ *                and stores offsets only after Redis accepted the batch.
+ * maintenance.c  a thread that, per queue, moves due scheduled tasks to
+ *                ready, expires tasks past their deadline and reclaims
+ *                expired leases (scripts promote.lua, expire.lua, reclaim.lua).
+ *
+ * Several schedulers may run at once: ingest splits partitions through the
+ * consumer group; maintenance scripts are atomic, so each task moves once.
+ */
+#ifndef BATON_SCHEDULER_H
+#define BATON_SCHEDULER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct scheduler_config {
+    char *kafka_brokers;         /* bootstrap servers */
+    char *kafka_config;          /* extra librdkafka properties, "k=v,k=v" */
+    char *topic;                 /* tasks topic */
+    char *dlq_topic;             /* dead-letter topic for rejected messages */
+    char *group_id;              /* consumer group */
+    char *redis_url;             /* redis://host:port/db */
+    int64_t redis_timeout_ms;    /* connect and per-command timeout */
+    int64_t batch_size;          /* most messages per ingest batch */
+    int64_t batch_wait_ms;       /* longest wait to fill a batch */
+    int64_t max_payload_bytes;   /* payload size limit of the contract */
+    double memory_pause_fraction; /* pause ingest above used/maxmemory */
+    int64_t retention_ms;        /* how long terminal tasks stay in Redis */
+    int64_t maintenance_interval_ms; /* maintenance tick */
+    int64_t maintenance_batch;   /* most tasks moved per script call */
+    int ingest;                  /* run ingest */
+    int maintenance;             /* run the maintenance loop */
+    char *log_level;             /* debug|info|warn|error */
+};
+
+/* Set by the signal handler; every loop checks it. */
+extern volatile sig_atomic_t scheduler_stop;
+
+/*
+ * Runs ingest until scheduler_stop is set. Returns BATON_OK on a clean stop,
+ * or the error that made start-up impossible (bad config, Redis evicting).
+ * @locality main thread
+ */
+baton_err_t ingest_run(const struct scheduler_config *config, char *errstr,
+                       size_t errstr_size);
+
+typedef struct maintenance maintenance_t;
+
+/*
+ * Starts the maintenance thread. On success *out is a handle the caller stops
+ * and frees with maintenance_stop().
+ */
+baton_err_t maintenance_start(const struct scheduler_config *config, maintenance_t **out,
+                              char *errstr, size_t errstr_size);
+
+/* Asks the thread to stop, joins it and frees `m`. NULL is a no-op. */
+void maintenance_stop(maintenance_t *m);
+
+#endif

@@ -1,0 +1,5 @@
+# Ingest (issue 3): the scheduler's Kafka -> Redis path, against the stack.
+foreach(t test_ingest_order test_ingest_idempotent test_ingest_delayed
+          test_ingest_bad_input test_ingest_group_split)
+  baton_integration_test(${t} ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
+endforeach()

@@ -1,0 +1,92 @@
+# lib.sh - helpers for the integration test scripts (sourced, not run).
+#
+# Gives each test a private work directory, names no other test uses (topic,
+# consumer group, queue), the stack's environment, and processes that are
+# stopped by pid when the test exits, whatever way it exits. Waiting is
+# always on a condition with a bound (wait_until), never a fixed sleep.
+set -euo pipefail
+
+if [ -n "${BATON_STACK_ENV_FILE:-}" ] && [ -r "$BATON_STACK_ENV_FILE" ]; then
+  # shellcheck disable=SC1090
+  . "$BATON_STACK_ENV_FILE"
+fi
+: "${BATON_BIN_DIR:?BATON_BIN_DIR must point at the build directory}"
+
+TEST_NAME=$(basename "$0" .sh)
+UNIQ="${TEST_NAME//_/-}-$$-$RANDOM"
+WORK=$(mktemp -d "/tmp/baton-test.XXXXXX")
+TEST_PIDS=()
+# Kafka settings for tests on the embedded Kafka: fetches return at once
+# when idle, and a member joining a live group waits for the session timeout
+# of the old members, so it is short here.
+TEST_KAFKA_CONFIG="fetch.wait.max.ms=5,session.timeout.ms=6000,heartbeat.interval.ms=500,topic.metadata.refresh.interval.ms=1000"
+
+fail() {
+  echo "FAIL: $*" >&2
+  for log in "$WORK"/*.log; do
+    [ -f "$log" ] && { echo "--- $log (last 30 lines)" >&2; tail -n 30 "$log" >&2; }
+  done
+  exit 1
+}
+
+cleanup_test() {
+  local pid
+  for pid in "${TEST_PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup_test EXIT
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND every 20 ms until
+# it succeeds; fails the test after SECONDS.
+wait_until() {
+  local limit=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${limit}s waiting for: $what"
+    sleep 0.02
+  done
+}
+
+rcli() { redis-cli -u "$BATON_REDIS_URL" "$@"; }
+
+# create_topic NAME: the embedded Kafka creates a topic (4 partitions) on a
+# producer's metadata request.
+create_topic() {
+  kcat -L -b "$BATON_KAFKA_BROKERS" -t "$1" >/dev/null 2>&1 || true
+  wait_until 20 "topic $1 to exist" sh -c "kcat -L -b '$BATON_KAFKA_BROKERS' -t '$1' 2>/dev/null | grep -q 'partition 0,'"
+}
+
+# produce TOPIC [KCAT ARGS...]: one message per stdin line.
+produce() {
+  local topic=$1
+  shift
+  kcat -P -b "$BATON_KAFKA_BROKERS" -t "$topic" "$@"
+}
+
+# start_scheduler NAME [ARGS...]: a baton-scheduler on the stack, logging to
+# $WORK/NAME.log; its pid goes to TEST_PIDS and to the variable NAME_pid.
+start_scheduler() {
+  local name=$1
+  shift
+  "$BATON_BIN_DIR/scheduler/baton-scheduler" --kafka-brokers "$BATON_KAFKA_BROKERS" \
+    --redis-url "$BATON_REDIS_URL" --kafka-config "$TEST_KAFKA_CONFIG" \
+    --maintenance-interval-ms 20 --log-level debug "$@" >"$WORK/$name.log" 2>&1 &
+  local pid=$!
+  TEST_PIDS+=("$pid")
+  printf -v "${name}_pid" '%s' "$pid"
+}
+
+# stop_pid PID [SIGNAL]: signals PID and waits for it to exit.
+stop_pid() {
+  kill "-${2:-TERM}" "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# task_count QUEUE: number of task hashes of QUEUE in Redis.
+task_count() {
+  rcli --scan --pattern "baton:{$1}:t:*" | wc -l
+}
