@@ -37,12 +37,27 @@ static int parse_bool(const char *text, int *out) {
     return 0;
 }
 
-/* Parses `text` for `opt` and stores it; `source` names where it came from. */
+/* Parses `text` for `opt` and stores it; `source` names where it came from.
+ * `append`: a repeated LIST flag adds an entry instead of replacing. */
 static baton_err_t store(const struct baton_opt *opt, void *config, const char *text,
-                         const char *source, char *errstr, size_t errstr_size) {
+                         const char *source, int append, char *errstr, size_t errstr_size) {
     char *field = (char *)config + opt->offset;
     int ranged = opt->min != 0 || opt->max != 0;
     switch (opt->type) {
+    case BATON_OPT_LIST: {
+        char **slot = (char **)(void *)field;
+        if (!append || !*slot || !**slot)
+            return store(&(struct baton_opt){.type = BATON_OPT_STRING, .offset = opt->offset},
+                         config, text, source, 0, errstr, errstr_size);
+        size_t old = strlen(*slot), add = strlen(text);
+        char *joined = realloc(*slot, old + 1 + add + 1);
+        if (!joined)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        joined[old] = '\n';
+        memcpy(joined + old + 1, text, add + 1);
+        *slot = joined;
+        return BATON_OK;
+    }
     case BATON_OPT_STRING: {
         char *copy = text ? strdup(text) : NULL;
         if (text && !copy)
@@ -109,14 +124,14 @@ baton_err_t baton_config_parse(const struct baton_opt *table, size_t count,
     char source[160];
 
     for (size_t i = 0; i < count; i++) {
-        if (table[i].type == BATON_OPT_STRING) {
+        if (table[i].type == BATON_OPT_STRING || table[i].type == BATON_OPT_LIST) {
             char **slot = (char **)(void *)((char *)config + table[i].offset);
             *slot = NULL;
         }
         if (!table[i].default_value)
             continue;
         snprintf(source, sizeof source, "default of --%s", table[i].name);
-        err = store(&table[i], config, table[i].default_value, source, errstr, errstr_size);
+        err = store(&table[i], config, table[i].default_value, source, 0, errstr, errstr_size);
         if (err)
             return err;
     }
@@ -127,11 +142,15 @@ baton_err_t baton_config_parse(const struct baton_opt *table, size_t count,
         const char *value = getenv(env);
         if (!value)
             continue;
-        err = store(&table[i], config, value, env, errstr, errstr_size);
+        err = store(&table[i], config, value, env, 0, errstr, errstr_size);
         if (err)
             return err;
     }
 
+    /* Flags replace what the environment gave; repeated LIST flags add up. */
+    unsigned char *seen = calloc(count ? count : 1, 1);
+    if (!seen)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     int i = 1;
     for (; i < argc; i++) {
         const char *arg = argv[i];
@@ -139,21 +158,27 @@ baton_err_t baton_config_parse(const struct baton_opt *table, size_t count,
             i++;
             break;
         }
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            free(seen);
             return BATON_ERR_HELP;
+        }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            if (arg[0] == '-' && arg[1] != '\0')
+            if (arg[0] == '-' && arg[1] != '\0') {
+                free(seen);
                 return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                                     "unknown flag '%s' (see --help)", arg);
+            }
             break; /* first positional argument */
         }
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const struct baton_opt *opt = find_flag(table, count, name, len);
-        if (!opt)
+        if (!opt) {
+            free(seen);
             return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                                 "unknown flag '--%.*s' (see --help)", (int)len, name);
+        }
         const char *value;
         if (eq) {
             value = eq + 1;
@@ -162,14 +187,20 @@ baton_err_t baton_config_parse(const struct baton_opt *table, size_t count,
         } else if (i + 1 < argc) {
             value = argv[++i];
         } else {
+            free(seen);
             return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                                 "flag '--%s' needs a value", opt->name);
         }
         snprintf(source, sizeof source, "--%s", opt->name);
-        err = store(opt, config, value, source, errstr, errstr_size);
-        if (err)
+        size_t index = (size_t)(opt - table);
+        err = store(opt, config, value, source, seen[index], errstr, errstr_size);
+        seen[index] = 1;
+        if (err) {
+            free(seen);
             return err;
+        }
     }
+    free(seen);
     if (first_arg)
         *first_arg = i;
     return BATON_OK;
@@ -177,7 +208,7 @@ baton_err_t baton_config_parse(const struct baton_opt *table, size_t count,
 
 void baton_config_free(const struct baton_opt *table, size_t count, void *config) {
     for (size_t i = 0; i < count; i++) {
-        if (table[i].type != BATON_OPT_STRING)
+        if (table[i].type != BATON_OPT_STRING && table[i].type != BATON_OPT_LIST)
             continue;
         char **slot = (char **)(void *)((char *)config + table[i].offset);
         free(*slot);
@@ -191,6 +222,7 @@ static const char *type_hint(enum baton_opt_type type) {
     case BATON_OPT_INT: return "N";
     case BATON_OPT_BOOL: return "BOOL";
     case BATON_OPT_DOUBLE: return "X";
+    case BATON_OPT_LIST: return "TEXT (repeatable)";
     }
     return "";
 }

@@ -8,7 +8,7 @@
  * flag; the flag wins.
  *
  * Values are stored into a caller's config struct at `offset`: a char * for
- * STRING (owned by the struct, freed with baton_config_free()), an int64_t
+ * STRING and LIST (owned by the struct, freed with baton_config_free()), an int64_t
  * for INT and DURATION_MS, an int for BOOL, a double for DOUBLE.
  */
 #ifndef BATON_CONFIG_H
@@ -25,6 +25,9 @@ enum baton_opt_type {
     BATON_OPT_INT,     /* int64_t within [min, max] */
     BATON_OPT_BOOL,    /* int: 1/0; "true|false|1|0|yes|no|on|off" */
     BATON_OPT_DOUBLE,  /* double within [min, max] */
+    BATON_OPT_LIST,    /* char *, entries joined by '\n': a flag may repeat
+                          (each adds one entry); the environment variable
+                          holds entries on separate lines */
 };
 
 struct baton_opt {

@@ -16,6 +16,7 @@ struct test_config {
     int verbose;
     double memory_fraction;
     char *unset;
+    char *commands;
 };
 
 static const struct baton_opt table[] = {
@@ -28,6 +29,8 @@ static const struct baton_opt table[] = {
     {"memory-fraction", BATON_OPT_DOUBLE, "0.9", "pause above this fraction",
      offsetof(struct test_config, memory_fraction), 0.0, 1.0},
     {"unset", BATON_OPT_STRING, NULL, "no default", offsetof(struct test_config, unset), 0, 0},
+    {"command", BATON_OPT_LIST, NULL, "TYPE=PROGRAM", offsetof(struct test_config, commands), 0,
+     0},
 };
 #define N (sizeof table / sizeof table[0])
 
@@ -37,6 +40,7 @@ static void clear_env(void) {
     unsetenv("BATON_VERBOSE");
     unsetenv("BATON_MEMORY_FRACTION");
     unsetenv("BATON_UNSET");
+    unsetenv("BATON_COMMAND");
 }
 
 /* Parses argv (NULL-terminated list) into *c; returns the error code. */
@@ -204,6 +208,24 @@ START_TEST(test_help) {
 }
 END_TEST
 
+START_TEST(test_list_repeats) {
+    clear_env();
+    setenv("BATON_COMMAND", "a=/bin/a\nb=/bin/b", 1);
+    struct test_config c;
+    char err[256];
+    char *argv[] = {"prog", NULL};
+    ck_assert_int_eq(parse(&c, err, NULL, argv), BATON_OK);
+    ck_assert_str_eq(c.commands, "a=/bin/a\nb=/bin/b");
+    baton_config_free(table, N, &c);
+    /* Flags replace the environment's entries, and repeat. */
+    char *argv2[] = {"prog", "--command", "x=echo 1", "--command=y=echo 2", NULL};
+    ck_assert_int_eq(parse(&c, err, NULL, argv2), BATON_OK);
+    ck_assert_str_eq(c.commands, "x=echo 1\ny=echo 2");
+    baton_config_free(table, N, &c);
+    clear_env();
+}
+END_TEST
+
 START_TEST(test_env_name) {
     char buf[64];
     baton_config_env_name("kafka-brokers", buf, sizeof buf);
@@ -220,6 +242,7 @@ static Suite *config_suite(void) {
     tcase_add_test(core, test_double_dash_ends_flags);
     tcase_add_test(core, test_help);
     tcase_add_test(core, test_env_name);
+    tcase_add_test(core, test_list_repeats);
     suite_add_tcase(s, core);
     TCase *limits = tcase_create("limits");
     tcase_add_test(limits, test_int_range);

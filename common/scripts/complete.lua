@@ -1,0 +1,29 @@
+-- complete.lua: a worker reports success.
+--
+-- KEYS[1] running  KEYS[2] events
+-- ARGV[1] task key prefix  ARGV[2] id  ARGV[3] fencing token
+-- ARGV[4] result (JSON text)  ARGV[5] retention of terminal tasks, ms
+--
+-- Checks: the task is running and ARGV[3] is its current token. Anything
+-- else (lease reclaimed, task re-claimed by another worker) is refused
+-- with "stale" and changes nothing: a late worker never overwrites the
+-- new owner (guarantee 3).
+-- Changes: state succeeded, result and finished time kept, out of the
+-- running set, hash kept for the retention period; "succeeded" event.
+-- Returns 1, or the error reply "STALE ...".
+
+local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
+local tkey = prefix .. id
+local h = redis.call('HMGET', tkey, 'state', 'token', 'worker')
+if h[1] ~= 'running' or h[2] ~= token then
+  return redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
+                           ' with token ' .. tostring(h[2]) .. ', not ' .. token)
+end
+local now = now_ms()
+redis.call('ZREM', KEYS[1], id)
+redis.call('HSET', tkey, 'state', 'succeeded', 'result', ARGV[4], 'finished_ms', num(now))
+redis.call('HDEL', tkey, 'lease_ms')
+emit(KEYS[2], tkey, id, 'succeeded', 'running', 'succeeded', now,
+     {'worker', h[3] or '', 'token', token, 'result', ARGV[4]})
+redis.call('PEXPIRE', tkey, tonumber(ARGV[5]))
+return 1

@@ -1,0 +1,31 @@
+-- requeue.lua: a stopping worker hands back a task it could not finish
+-- within its grace period (graceful stop, guarantee 8).
+--
+-- KEYS[1] running  KEYS[2] ready  KEYS[3] seq  KEYS[4] events  KEYS[5] notify
+-- ARGV[1] task key prefix  ARGV[2] id  ARGV[3] fencing token
+--
+-- Checks: running with the current token, else "STALE" (changes nothing).
+-- Changes: back to the HEAD of its priority in the ready queue (score with
+-- a negative sequence number), and the attempt is given back (attempt - 1):
+-- being stopped by a deploy is not a failure of the task. State queued,
+-- event "returned".
+-- Returns 1.
+
+local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
+local tkey = prefix .. id
+local h = redis.call('HMGET', tkey, 'state', 'token', 'worker', 'priority')
+if h[1] ~= 'running' or h[2] ~= token then
+  return redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
+                           ' with token ' .. tostring(h[2]) .. ', not ' .. token)
+end
+local now = now_ms()
+redis.call('ZREM', KEYS[1], id)
+local seq = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[2], ready_score(h[4], -seq), id)
+redis.call('HINCRBY', tkey, 'attempt', -1)
+redis.call('HSET', tkey, 'state', 'queued', 'queued_ms', num(now))
+redis.call('HDEL', tkey, 'worker', 'lease_ms')
+emit(KEYS[4], tkey, id, 'returned', 'running', 'queued', now,
+     {'worker', h[3] or '', 'token', token})
+wake(KEYS[5], 1)
+return 1

@@ -1,0 +1,210 @@
+/*
+ * command.c - command handlers: run an external program per task.
+ *
+ * The program runs under /bin/sh -c in a process group of its own, so a
+ * timeout or a stop can signal everything it started (SIGTERM, then
+ * SIGKILL after kill_grace_ms). One poll loop feeds the payload to its
+ * stdin and drains stdout (the result, size-limited) and stderr (its tail
+ * becomes the error), so a chatty program never blocks on a full pipe.
+ * Any language works: the contract is stdin, stdout, stderr, exit code and
+ * four environment variables.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "timeutil.h"
+#include "worker_internal.h"
+
+#define STDERR_TAIL 2048      /* bytes of stderr kept for the error text */
+#define POLL_SLICE_MS 50      /* how often stop requests are noticed */
+
+struct capture {
+    char *data;
+    size_t len, cap, limit; /* keeps the first `limit` bytes (stdout) */
+    size_t total;           /* bytes seen */
+    int tail;               /* 1: keep the last `limit` bytes (stderr) */
+};
+
+static void capture_add(struct capture *c, const char *buf, size_t n) {
+    c->total += n;
+    if (c->tail) {
+        if (n >= c->limit) {
+            memcpy(c->data, buf + n - c->limit, c->limit);
+            c->len = c->limit;
+        } else {
+            size_t keep = c->len + n > c->limit ? c->limit - n : c->len;
+            memmove(c->data, c->data + c->len - keep, keep);
+            memcpy(c->data + keep, buf, n);
+            c->len = keep + n;
+        }
+        return;
+    }
+    size_t room = c->limit > c->len ? c->limit - c->len : 0;
+    if (n > room)
+        n = room;
+    if (c->len + n > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + n)
+            cap *= 2;
+        char *grown = realloc(c->data, cap);
+        if (!grown)
+            return;
+        c->data = grown;
+        c->cap = cap;
+    }
+    memcpy(c->data + c->len, buf, n);
+    c->len += n;
+}
+
+/* Child side: never returns. */
+static void exec_child(const char *command, const baton_job_t *job, int in, int out, int err) {
+    setpgid(0, 0);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%d", baton_job_attempt(job));
+    setenv("BATON_TASK_ID", baton_job_id(job), 1);
+    setenv("BATON_TASK_TYPE", baton_job_type(job), 1);
+    setenv("BATON_TASK_QUEUE", baton_job_queue(job), 1);
+    setenv("BATON_TASK_ATTEMPT", attempt, 1);
+    signal(SIGPIPE, SIG_DFL);
+    execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+    _exit(127);
+}
+
+baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
+    const struct command_handler *handler = ctx;
+    size_t max_result = worker_max_result_bytes(handler->worker);
+    int64_t kill_grace = worker_kill_grace_ms(handler->worker);
+    char *input = json_dumps(baton_job_payload(job), JSON_COMPACT | JSON_ENCODE_ANY);
+    int pin[2], pout[2], perr[2];
+    if (!input || pipe(pin) || pipe(pout) || pipe(perr)) {
+        free(input);
+        baton_job_set_error(job, "command: cannot create pipes: %s", strerror(errno));
+        return BATON_HANDLER_FAILED;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        free(input);
+        baton_job_set_error(job, "command: fork: %s", strerror(errno));
+        close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]), close(perr[0]),
+            close(perr[1]);
+        return BATON_HANDLER_FAILED;
+    }
+    if (pid == 0)
+        exec_child(handler->command, job, pin[0], pout[1], perr[1]);
+    setpgid(pid, pid); /* also in the parent: no window where kill(-pid) misses */
+    atomic_store(&job->pgid, (int)pid);
+    if (baton_job_should_stop(job)) /* a stop that came before the pgid was known */
+        kill(-pid, SIGTERM);
+    close(pin[0]);
+    close(pout[1]);
+    close(perr[1]);
+    fcntl(pin[1], F_SETFL, O_NONBLOCK);
+    fcntl(pout[0], F_SETFL, O_NONBLOCK);
+    fcntl(perr[0], F_SETFL, O_NONBLOCK);
+
+    struct capture out = {.limit = max_result + 1};
+    struct capture err = {.limit = STDERR_TAIL, .tail = 1, .data = malloc(STDERR_TAIL)};
+    size_t input_len = strlen(input), written = 0;
+    int in_fd = pin[1], out_fd = pout[0], err_fd = perr[0];
+    int status = 0, exited = 0;
+    int64_t term_at = 0, killed = 0;
+    char buf[65536];
+
+    while (!exited || out_fd >= 0 || err_fd >= 0) {
+        if (baton_job_should_stop(job) && !term_at) {
+            kill(-pid, SIGTERM);
+            term_at = baton_time_mono_ms();
+        }
+        if (term_at && !killed && baton_time_mono_ms() - term_at >= kill_grace) {
+            kill(-pid, SIGKILL);
+            killed = 1;
+        }
+        struct pollfd fds[3];
+        int nfds = 0;
+        if (in_fd >= 0)
+            fds[nfds++] = (struct pollfd){.fd = in_fd, .events = POLLOUT};
+        if (out_fd >= 0)
+            fds[nfds++] = (struct pollfd){.fd = out_fd, .events = POLLIN};
+        if (err_fd >= 0)
+            fds[nfds++] = (struct pollfd){.fd = err_fd, .events = POLLIN};
+        if (nfds)
+            poll(fds, (nfds_t)nfds, POLL_SLICE_MS);
+        if (in_fd >= 0) {
+            ssize_t n = write(in_fd, input + written, input_len - written);
+            if (n > 0)
+                written += (size_t)n;
+            if (written == input_len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                close(in_fd); /* EOF for the program, or it closed stdin */
+                in_fd = -1;
+            }
+        }
+        int *fdp[2] = {&out_fd, &err_fd};
+        struct capture *caps[2] = {&out, &err};
+        for (int k = 0; k < 2; k++) {
+            if (*fdp[k] < 0)
+                continue;
+            ssize_t n = read(*fdp[k], buf, sizeof buf);
+            if (n > 0) {
+                capture_add(caps[k], buf, (size_t)n);
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(*fdp[k]);
+                *fdp[k] = -1;
+            }
+        }
+        if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+            exited = 1;
+            /* Leftover children of the program must not keep us reading. */
+            kill(-pid, SIGKILL);
+        }
+        if (!nfds && !exited) {
+            /* Every pipe closed but the program lives on: wait in slices. */
+            struct timespec slice = {0, POLL_SLICE_MS * 1000000L};
+            nanosleep(&slice, NULL);
+        }
+    }
+    if (in_fd >= 0)
+        close(in_fd);
+    atomic_store(&job->pgid, 0);
+    free(input);
+
+    baton_handler_status_t result = BATON_HANDLER_FAILED;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !baton_job_should_stop(job)) {
+        if (out.total > max_result) {
+            char marker[96];
+            snprintf(marker, sizeof marker, "{\"truncated\":true,\"bytes\":%zu}", out.total);
+            baton_job_set_result(job, marker, strlen(marker));
+        } else {
+            size_t len = out.len;
+            while (len > 0 && (out.data[len - 1] == '\n' || out.data[len - 1] == '\r'))
+                len--;
+            if (len)
+                baton_job_set_result(job, out.data, len);
+        }
+        result = BATON_HANDLER_OK;
+    } else {
+        int len = (int)err.len;
+        while (len > 0 && (err.data[len - 1] == '\n' || err.data[len - 1] == '\r'))
+            len--;
+        if (WIFEXITED(status))
+            baton_job_set_error(job, "exit status %d%s%.*s", WEXITSTATUS(status),
+                                len ? ": " : "", len, err.data ? err.data : "");
+        else
+            baton_job_set_error(job, "killed by signal %d%s%.*s", WTERMSIG(status),
+                                len ? ": " : "", len, err.data ? err.data : "");
+    }
+    free(out.data);
+    free(err.data);
+    return result;
+}

@@ -1,0 +1,167 @@
+/*
+ * main.c - baton-worker: the worker library with the built-in handlers and
+ * command handlers from configuration. SIGTERM/SIGINT: graceful stop (no
+ * more claims, running tasks get --grace-ms, the rest return to the head
+ * of their queues, exit 0); a second signal exits at once (leases expire
+ * and maintenance reclaims the tasks).
+ */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "worker.h"
+
+struct worker_flags {
+    char *redis_url;
+    char *queues;
+    int64_t concurrency;
+    int64_t lease_ms;
+    int64_t grace_ms;
+    int64_t backoff_base_ms;
+    int64_t backoff_cap_ms;
+    int64_t retention_ms;
+    int64_t kill_grace_ms;
+    int64_t max_result_bytes;
+    int64_t redis_timeout_ms;
+    char *worker_id;
+    char *commands;
+    int builtins;
+    char *log_level;
+};
+
+#define CFG(field) offsetof(struct worker_flags, field)
+static const struct baton_opt options[] = {
+    {"redis-url", BATON_OPT_STRING, "redis://127.0.0.1:6379/0", "Redis URL", CFG(redis_url), 0, 0},
+    {"queues", BATON_OPT_STRING, "default",
+     "queues to serve with weights, e.g. critical=6,default=3,low=1 (weight 1 if omitted)",
+     CFG(queues), 0, 0},
+    {"concurrency", BATON_OPT_INT, "4", "tasks run at once (executor threads)", CFG(concurrency),
+     1, 1024},
+    {"lease-ms", BATON_OPT_INT, "30000", "lease length; renewed every lease/3", CFG(lease_ms), 300,
+     86400000},
+    {"grace-ms", BATON_OPT_INT, "30000",
+     "on SIGTERM, how long running tasks may finish before they are returned", CFG(grace_ms), 0,
+     86400000},
+    {"backoff-base-ms", BATON_OPT_INT, "1000", "retry backoff base (full jitter)",
+     CFG(backoff_base_ms), 0, 86400000},
+    {"backoff-cap-ms", BATON_OPT_INT, "600000", "retry backoff cap", CFG(backoff_cap_ms), 0,
+     604800000},
+    {"retention-ms", BATON_OPT_INT, "604800000", "how long finished tasks stay in Redis",
+     CFG(retention_ms), 1000, 31536000000.0},
+    {"kill-grace-ms", BATON_OPT_INT, "5000",
+     "command handlers: SIGKILL this long after SIGTERM", CFG(kill_grace_ms), 0, 600000},
+    {"max-result-bytes", BATON_OPT_INT, "65536",
+     "largest result kept; larger ones are replaced by {\"truncated\":true,\"bytes\":N}",
+     CFG(max_result_bytes), 0, 67108864},
+    {"redis-timeout-ms", BATON_OPT_INT, "5000", "Redis connect and command timeout",
+     CFG(redis_timeout_ms), 1, 600000},
+    {"worker-id", BATON_OPT_STRING, NULL, "worker id (default <host>-<pid>-<random>)",
+     CFG(worker_id), 0, 0},
+    {"command", BATON_OPT_LIST, NULL,
+     "TYPE=PROGRAM: run PROGRAM (sh -c) for tasks of TYPE; repeat the flag, or one per line in "
+     "the environment variable",
+     CFG(commands), 0, 0},
+    {"builtins", BATON_OPT_BOOL, "true", "register noop, sleep, echo, fail, crash",
+     CFG(builtins), 0, 0},
+    {"log-level", BATON_OPT_STRING, "info", "debug, info, warn, error or off", CFG(log_level), 0,
+     0},
+};
+#define OPTION_COUNT (sizeof options / sizeof options[0])
+
+static baton_worker_t *the_worker;
+static volatile sig_atomic_t signals_seen;
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (signals_seen++)
+        _exit(130); /* second signal: leave now; leases expire, tasks are reclaimed */
+    baton_worker_stop(the_worker);
+}
+
+/* Registers each "TYPE=PROGRAM" line of `commands`. */
+static baton_err_t register_commands(baton_worker_t *w, char *commands, char *errstr,
+                                     size_t errstr_size) {
+    char *save = NULL;
+    for (char *line = strtok_r(commands, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        if (!eq || eq == line || !eq[1])
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "--command '%s': expected TYPE=PROGRAM", line);
+        *eq = '\0';
+        baton_err_t err = baton_worker_register_command(w, line, eq + 1);
+        if (err)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "--command: '%s' is not a valid task type", line);
+    }
+    return BATON_OK;
+}
+
+int main(int argc, char **argv) {
+    struct worker_flags flags;
+    char errstr[1024];
+    int first_arg = argc;
+    baton_err_t err = baton_config_parse(options, OPTION_COUNT, &flags, argc, argv, &first_arg,
+                                         errstr, sizeof errstr);
+    if (err == BATON_ERR_HELP) {
+        baton_config_help(stdout, "baton-worker [options]",
+                          "Claims tasks from Redis queues and runs them: built-in handlers and "
+                          "command handlers (--command TYPE=PROGRAM).",
+                          options, OPTION_COUNT);
+        baton_config_free(options, OPTION_COUNT, &flags);
+        return 0;
+    }
+    if (!err && first_arg < argc)
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
+                           argv[first_arg]);
+    if (!err && baton_log_level_parse(flags.log_level, &baton_log_threshold))
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
+                           "--log-level: unknown level '%s'", flags.log_level);
+    if (err) {
+        fprintf(stderr, "baton-worker: %s\n", errstr);
+        baton_config_free(options, OPTION_COUNT, &flags);
+        return 2;
+    }
+
+    struct baton_worker_config config;
+    baton_worker_config_defaults(&config);
+    config.redis_url = flags.redis_url;
+    config.queues = flags.queues;
+    config.concurrency = (int)flags.concurrency;
+    config.lease_ms = flags.lease_ms;
+    config.grace_ms = flags.grace_ms;
+    config.backoff_base_ms = flags.backoff_base_ms;
+    config.backoff_cap_ms = flags.backoff_cap_ms;
+    config.retention_ms = flags.retention_ms;
+    config.kill_grace_ms = flags.kill_grace_ms;
+    config.max_result_bytes = (size_t)flags.max_result_bytes;
+    config.redis_timeout_ms = flags.redis_timeout_ms;
+    config.worker_id = flags.worker_id;
+
+    int rc = 1;
+    err = baton_worker_new(&config, &the_worker, errstr, sizeof errstr);
+    if (!err && flags.builtins)
+        err = baton_worker_register_builtins(the_worker);
+    if (!err && flags.commands)
+        err = register_commands(the_worker, flags.commands, errstr, sizeof errstr);
+    if (!err) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        err = baton_worker_run(the_worker, errstr, sizeof errstr);
+        rc = err ? 1 : 0;
+    }
+    if (err)
+        fprintf(stderr, "baton-worker: %s\n", errstr);
+    baton_worker_destroy(the_worker);
+    baton_config_free(options, OPTION_COUNT, &flags);
+    return rc;
+}

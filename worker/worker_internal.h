@@ -1,0 +1,70 @@
+/*
+ * worker_internal.h - what worker.c, handlers.c and command.c share; not
+ * part of the public API (worker.h).
+ */
+#ifndef BATON_WORKER_INTERNAL_H
+#define BATON_WORKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "worker.h"
+
+/* Why a job should stop (baton_job_should_stop() is stop_reason != NONE). */
+enum job_stop {
+    JOB_STOP_NONE = 0,
+    JOB_STOP_TIMEOUT = 1,  /* its timeout_ms passed */
+    JOB_STOP_LOST = 2,     /* lease renewal refused: another owner now */
+    JOB_STOP_SHUTDOWN = 3, /* the worker is stopping and returned it */
+};
+
+struct baton_job {
+    char *id;                  /* owned */
+    char *queue;               /* owned */
+    char *type;                /* owned */
+    char token[24];            /* fencing token, as Redis returned it */
+    int attempt;
+    int max_attempts;
+    int64_t timeout_ms;
+    json_t *task;              /* parsed task JSON, owned */
+    const json_t *payload;     /* borrowed from task */
+    int64_t started_mono_ms;   /* when this worker started it */
+    int64_t deadline_mono_ms;  /* started + timeout_ms */
+    const struct worker_queue *wq; /* borrowed from the worker */
+
+    char *result;              /* JSON text, owned; NULL = null */
+    size_t result_len;
+    char *error;               /* owned; NULL = none */
+
+    atomic_int stop_reason;    /* enum job_stop */
+    atomic_int pgid;           /* command handler's process group, 0 = none */
+    pthread_mutex_t lock;      /* guards finished and the condvar */
+    pthread_cond_t wake;       /* baton_job_sleep() waits here */
+    int finished;              /* outcome written (or given up): once only */
+    struct baton_job *next;    /* worker's running list / ready list */
+};
+
+/* Marks `job` to stop for `reason` (first reason wins) and wakes it; kills a
+ * command handler's process group with SIGTERM. Any thread. */
+void job_request_stop(baton_job_t *job, enum job_stop reason);
+
+/* Registry-facing limits shared by the handlers. */
+size_t worker_max_result_bytes(const baton_worker_t *worker);
+int64_t worker_kill_grace_ms(const baton_worker_t *worker);
+
+/* The built-in handlers (handlers.c). */
+baton_handler_status_t builtin_noop(baton_job_t *job, void *ctx);
+baton_handler_status_t builtin_sleep(baton_job_t *job, void *ctx);
+baton_handler_status_t builtin_echo(baton_job_t *job, void *ctx);
+baton_handler_status_t builtin_fail(baton_job_t *job, void *ctx);
+baton_handler_status_t builtin_crash(baton_job_t *job, void *ctx);
+
+/* The command handler (command.c); ctx is a struct command_handler. */
+struct command_handler {
+    char *command;             /* /bin/sh -c text, owned */
+    const baton_worker_t *worker;
+};
+baton_handler_status_t command_run(baton_job_t *job, void *ctx);
+
+#endif
