@@ -90,3 +90,38 @@ stop_pid() {
 task_count() {
   rcli --scan --pattern "baton:{$1}:t:*" | wc -l
 }
+
+# start_worker NAME [ARGS...]: a baton-worker on the stack, logging to
+# $WORK/NAME.log; its pid goes to TEST_PIDS and to the variable NAME_pid.
+start_worker() {
+  local name=$1
+  shift
+  "$BATON_BIN_DIR/worker/baton-worker" --redis-url "$BATON_REDIS_URL" --log-level debug \
+    --worker-id "$name.$UNIQ" "$@" >"$WORK/$name.log" 2>&1 &
+  local pid=$!
+  TEST_PIDS+=("$pid")
+  printf -v "${name}_pid" '%s' "$pid"
+}
+
+# task_field QUEUE ID FIELD: one field of a task hash.
+task_field() { rcli hget "baton:{$1}:t:$2" "$3"; }
+
+# count_state QUEUE STATE: tasks of QUEUE in STATE.
+count_state() {
+  local q=$1 want=$2 n=0 key
+  for key in $(rcli --scan --pattern "baton:{$q}:t:*"); do
+    [ "$(rcli hget "$key" state)" = "$want" ] && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# events QUEUE: the queue's events stream as JSON lines, oldest first:
+# {"stream_id": ..., "id": task id, "seq": ..., "event": ..., "to": ...}.
+events() {
+  rcli --json xrange "baton:{$1}:events" - + | python3 -c '
+import json, sys
+for stream_id, fields in json.load(sys.stdin):
+    entry = dict(zip(fields[0::2], fields[1::2]))
+    entry["stream_id"] = stream_id
+    print(json.dumps(entry))'
+}
