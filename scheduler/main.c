@@ -51,6 +51,17 @@ static const struct baton_opt options[] = {
      1, 60000},
     {"maintenance-batch", BATON_OPT_INT, "1000", "most tasks moved per maintenance script call",
      CFG(maintenance_batch), 1, 100000},
+    {"pg-dsn", BATON_OPT_STRING, NULL, "PostgreSQL connection string, for the history writer",
+     CFG(pg_dsn), 0, 0},
+    {"history", BATON_OPT_BOOL, "true", "run the history writer (needs --pg-dsn)", CFG(history),
+     0, 0},
+    {"history-batch", BATON_OPT_INT, "2000", "most events per PostgreSQL transaction",
+     CFG(history_batch), 1, 100000},
+    {"history-claim-idle-ms", BATON_OPT_INT, "30000",
+     "take over events another writer left unacknowledged this long", CFG(history_claim_idle_ms),
+     100, 86400000},
+    {"history-payload", BATON_OPT_BOOL, "true", "keep task payloads in history",
+     CFG(history_payload), 0, 0},
     {"ingest", BATON_OPT_BOOL, "true", "run Kafka ingest", CFG(ingest), 0, 0},
     {"maintenance", BATON_OPT_BOOL, "true", "run the maintenance loop", CFG(maintenance), 0, 0},
     {"log-level", BATON_OPT_STRING, "info", "debug, info, warn, error or off", CFG(log_level), 0,
@@ -114,12 +125,20 @@ int main(int argc, char **argv) {
 
     int rc = 0;
     maintenance_t *maintenance = NULL;
+    history_t *history = NULL;
     err = check_redis(&config, errstr, sizeof errstr);
+    if (!err && config.history && (!config.pg_dsn || !*config.pg_dsn))
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
+                           "the history writer needs --pg-dsn (or BATON_PG_DSN); "
+                           "--history=false runs without it");
+    if (!err && config.history)
+        err = history_start(&config, &history, errstr, sizeof errstr);
     if (!err && config.maintenance)
         err = maintenance_start(&config, &maintenance, errstr, sizeof errstr);
     if (!err) {
-        BATON_INFO("scheduler", "started (ingest %s, maintenance %s)", config.ingest ? "on" : "off",
-                   config.maintenance ? "on" : "off");
+        BATON_INFO("scheduler", "started (ingest %s, maintenance %s, history %s)",
+                   config.ingest ? "on" : "off", config.maintenance ? "on" : "off",
+                   config.history ? "on" : "off");
         if (config.ingest) {
             pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
             err = ingest_run(&config, errstr, sizeof errstr);
@@ -134,6 +153,7 @@ int main(int argc, char **argv) {
         rc = 1;
     }
     maintenance_stop(maintenance);
+    history_stop(history);
     BATON_INFO("scheduler", "stopped");
     baton_config_free(options, OPTION_COUNT, &config);
     return rc;

@@ -7,6 +7,7 @@
  * maintenance.c  a thread that, per queue, moves due scheduled tasks to
  *                ready, expires tasks past their deadline and reclaims
  *                expired leases (scripts promote.lua, expire.lua, reclaim.lua).
+ * history.c      a thread that writes the events streams to PostgreSQL.
  *
  * Several schedulers may run at once: ingest splits partitions through the
  * consumer group; maintenance scripts are atomic, so each task moves once.
@@ -34,6 +35,11 @@ struct scheduler_config {
     int64_t retention_ms;        /* how long terminal tasks stay in Redis */
     int64_t maintenance_interval_ms; /* maintenance tick */
     int64_t maintenance_batch;   /* most tasks moved per script call */
+    char *pg_dsn;                /* PostgreSQL, for the history writer */
+    int history;                 /* run the history writer */
+    int64_t history_batch;       /* most events per PostgreSQL transaction */
+    int64_t history_claim_idle_ms; /* take over events pending this long */
+    int history_payload;         /* keep task payloads in history */
     int ingest;                  /* run ingest */
     int maintenance;             /* run the maintenance loop */
     char *log_level;             /* debug|info|warn|error */
@@ -61,5 +67,20 @@ baton_err_t maintenance_start(const struct scheduler_config *config, maintenance
 
 /* Asks the thread to stop, joins it and frees `m`. NULL is a no-op. */
 void maintenance_stop(maintenance_t *m);
+
+typedef struct history history_t;
+
+/*
+ * Starts the history writer thread; refuses (BATON_ERR_PG) when PostgreSQL
+ * is unreachable at start. Caller stops and frees it with history_stop().
+ */
+baton_err_t history_start(const struct scheduler_config *config, history_t **out,
+                          char *errstr, size_t errstr_size);
+
+/* Events waiting in Redis for PostgreSQL, as last measured (about 1/s). */
+uint64_t history_backlog(history_t *h);
+
+/* Stops the writer (the batch in hand stays pending for the next one). */
+void history_stop(history_t *h);
 
 #endif

@@ -1,0 +1,768 @@
+/*
+ * history.c - the history writer: Redis event streams -> PostgreSQL.
+ *
+ * A thread of baton-scheduler (--history). Several schedulers share the
+ * work through one Redis consumer group ("baton-history") per stream: each
+ * queue's baton:{Q}:events and the global baton:rejections. Per batch:
+ *   1. XREADGROUP up to --history-batch entries over all streams;
+ *   2. one PostgreSQL transaction: COPY the events into a session-private
+ *      staging table, INSERT them into baton.task_events ON CONFLICT DO
+ *      NOTHING (the key (queue, task_id, seq) makes a replay a no-op),
+ *      insert new task rows from "submitted" events, recompute every
+ *      touched task row from all of its events, insert rejections;
+ *   3. after COMMIT: XACK and XDEL the entries (Redis keeps only what
+ *      PostgreSQL does not have yet: the backlog).
+ * A crash between 2 and 3 re-delivers the batch, which changes nothing.
+ * Entries a dead writer left pending are taken over with XAUTOCLAIM after
+ * --history-claim-idle-ms. While PostgreSQL is down the batch in hand is
+ * retried with backoff and events wait in Redis; execution is unaffected.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pg.h"
+#include "queue.h"
+#include "redis.h"
+#include "scheduler.h"
+#include "timeutil.h"
+
+#define COMPONENT "history"
+#define GROUP "baton-history"
+#define QUEUE_REFRESH_MS 1000
+#define BACKOFF_START_MS 100
+#define BACKOFF_MAX_MS 5000
+
+/* A growing text buffer for COPY data. */
+struct text {
+    char *data;
+    size_t len, cap;
+    int failed;
+};
+
+static void text_put(struct text *t, const char *s, size_t n) {
+    if (t->failed)
+        return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 65536;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(t->data, cap);
+        if (!grown) {
+            t->failed = 1;
+            return;
+        }
+        t->data = grown;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    t->data[t->len] = '\0';
+}
+
+/* One COPY text-format field: NULL as \N, specials escaped; a JSON
+ * "\u0000" (which jsonb refuses) becomes U+FFFD so one bad value cannot
+ * block the writer. `tab` ends the field with a tab, else a newline. */
+static void copy_field(struct text *t, const char *s, size_t n, int json, int tab) {
+    if (!s) {
+        text_put(t, "\\N", 2);
+    } else {
+        size_t start = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *rep = NULL;
+            size_t skip = 1;
+            switch (s[i]) {
+            case '\\':
+                if (json && i + 5 < n && memcmp(s + i, "\\u0000", 6) == 0) {
+                    rep = "\\\\ufffd";
+                    skip = 6;
+                } else {
+                    rep = "\\\\";
+                }
+                break;
+            case '\n': rep = "\\n"; break;
+            case '\r': rep = "\\r"; break;
+            case '\t': rep = "\\t"; break;
+            default: break;
+            }
+            if (rep) {
+                text_put(t, s + start, i - start);
+                text_put(t, rep, strlen(rep));
+                i += skip - 1;
+                start = i + 1;
+            }
+        }
+        text_put(t, s + start, n - start);
+    }
+    text_put(t, tab ? "\t" : "\n", 1);
+}
+
+/* bytea in COPY text: "\\x" then hex. */
+static void copy_bytea(struct text *t, const char *s, size_t n, int tab) {
+    static const char hex[] = "0123456789abcdef";
+    text_put(t, "\\\\x", 3);
+    for (size_t i = 0; i < n; i++) {
+        char pair[2] = {hex[(unsigned char)s[i] >> 4], hex[(unsigned char)s[i] & 15]};
+        text_put(t, pair, 2);
+    }
+    text_put(t, tab ? "\t" : "\n", 1);
+}
+
+/* ------------------------------------------------------------- the batch */
+
+struct entry {
+    const char *stream; /* borrowed from a reply */
+    const char *id;     /* stream entry id, borrowed */
+    redisReply *fields; /* array of field, value, ... ; borrowed */
+};
+
+struct batch {
+    redisReply **replies; /* owned */
+    size_t nreplies, rcap;
+    struct entry *entries;
+    size_t count, cap;
+};
+
+static void batch_clear(struct batch *b) {
+    for (size_t i = 0; i < b->nreplies; i++)
+        freeReplyObject(b->replies[i]);
+    b->nreplies = b->count = 0;
+}
+
+static int batch_keep(struct batch *b, redisReply *reply) {
+    if (b->nreplies == b->rcap) {
+        size_t cap = b->rcap ? b->rcap * 2 : 16;
+        redisReply **grown = realloc(b->replies, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        b->replies = grown;
+        b->rcap = cap;
+    }
+    b->replies[b->nreplies++] = reply;
+    return 0;
+}
+
+/* Adds the entries of one stream ([id, [f, v, ...]] items). */
+static int batch_add_entries(struct batch *b, const char *stream, redisReply *items) {
+    for (size_t i = 0; i < items->elements; i++) {
+        redisReply *e = items->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue; /* an entry deleted meanwhile comes back as nil */
+        if (b->count == b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 256;
+            struct entry *grown = realloc(b->entries, cap * sizeof *grown);
+            if (!grown)
+                return -1;
+            b->entries = grown;
+            b->cap = cap;
+        }
+        b->entries[b->count++] = (struct entry){stream, e->element[0]->str, e->element[1]};
+    }
+    return 0;
+}
+
+/* Value of `name` in an entry, or NULL; *len set. */
+static const char *field(const struct entry *e, const char *name, size_t *len) {
+    for (size_t i = 0; i + 1 < e->fields->elements; i += 2) {
+        if (strcmp(e->fields->element[i]->str, name) == 0) {
+            *len = (size_t)e->fields->element[i + 1]->len;
+            return e->fields->element[i + 1]->str;
+        }
+    }
+    *len = 0;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+struct history {
+    const struct scheduler_config *config;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stopping;
+    baton_redis_t *redis;
+    PGconn *pg;
+    char consumer[128];
+    char **streams;      /* event streams in the group, owned */
+    size_t nstreams;
+    int64_t queues_refreshed_ms, claimed_ms;
+    struct batch batch;
+    struct text events, rejections;
+    uint64_t written, backlog;
+};
+
+static int stop_requested(struct history *h) {
+    pthread_mutex_lock(&h->lock);
+    int s = h->stopping;
+    pthread_mutex_unlock(&h->lock);
+    return s;
+}
+
+static void wait_ms(struct history *h, int64_t ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&h->lock);
+    if (!h->stopping)
+        pthread_cond_timedwait(&h->wake, &h->lock, &until);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static int has_stream(struct history *h, const char *key) {
+    for (size_t i = 0; i < h->nstreams; i++)
+        if (strcmp(h->streams[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* Creates the consumer group on a stream (BUSYGROUP: it exists) and adds
+ * the stream to the list read. */
+static baton_err_t adopt_stream(struct history *h, const char *key, char *errstr,
+                                size_t errstr_size) {
+    const char *argv[] = {"XGROUP", "CREATE", key, GROUP, "0", "MKSTREAM"};
+    redisReply *reply;
+    baton_err_t err = baton_redis_command(h->redis, &reply, 6, argv, NULL, errstr, errstr_size);
+    if (err && !strstr(errstr, "BUSYGROUP"))
+        return err;
+    if (!err)
+        freeReplyObject(reply);
+    char **grown = realloc(h->streams, (h->nstreams + 1) * sizeof *grown);
+    if (!grown || !(grown[h->nstreams] = strdup(key))) {
+        if (grown)
+            h->streams = grown;
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    }
+    h->streams = grown;
+    h->nstreams++;
+    return BATON_OK;
+}
+
+/* Picks up queues ingest has seen since the last look. */
+static baton_err_t refresh_streams(struct history *h, char *errstr, size_t errstr_size) {
+    int64_t now = baton_time_mono_ms();
+    if (h->nstreams && now - h->queues_refreshed_ms < QUEUE_REFRESH_MS)
+        return BATON_OK;
+    baton_err_t err = BATON_OK;
+    if (!has_stream(h, BATON_KEY_REJECTIONS))
+        err = adopt_stream(h, BATON_KEY_REJECTIONS, errstr, errstr_size);
+    const char *argv[] = {"SMEMBERS", BATON_KEY_QUEUES};
+    redisReply *queues = NULL;
+    if (!err)
+        err = baton_redis_command(h->redis, &queues, 2, argv, NULL, errstr, errstr_size);
+    for (size_t i = 0; !err && i < queues->elements; i++) {
+        char key[BATON_KEY_MAX];
+        baton_queue_key(key, queues->element[i]->str, "events");
+        if (!has_stream(h, key))
+            err = adopt_stream(h, key, errstr, errstr_size);
+    }
+    if (queues)
+        freeReplyObject(queues);
+    if (!err)
+        h->queues_refreshed_ms = now;
+    return err;
+}
+
+/* Reads the next batch: first entries idle too long in others' pending
+ * lists (XAUTOCLAIM), else new ones (XREADGROUP, blocking briefly). */
+static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_size) {
+    char count[24], block[24], idle[24];
+    snprintf(count, sizeof count, "%" PRId64, h->config->history_batch);
+    snprintf(block, sizeof block, "%d", 100);
+    snprintf(idle, sizeof idle, "%" PRId64, h->config->history_claim_idle_ms);
+    int64_t now = baton_time_mono_ms();
+    if (now - h->claimed_ms >= h->config->history_claim_idle_ms / 2) {
+        h->claimed_ms = now;
+        for (size_t i = 0; i < h->nstreams && h->batch.count == 0; i++) {
+            const char *argv[] = {"XAUTOCLAIM", h->streams[i], GROUP, h->consumer, idle,
+                                  "0-0", "COUNT", count};
+            redisReply *reply;
+            baton_err_t err = baton_redis_command(h->redis, &reply, 8, argv, NULL, errstr,
+                                                  errstr_size);
+            if (err)
+                return err;
+            if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+                reply->element[1]->elements > 0) {
+                BATON_INFO(COMPONENT, "took over %zu events left pending on %s",
+                           reply->element[1]->elements, h->streams[i]);
+                if (batch_keep(&h->batch, reply) ||
+                    batch_add_entries(&h->batch, h->streams[i], reply->element[1]))
+                    return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+            } else {
+                freeReplyObject(reply);
+            }
+        }
+        if (h->batch.count)
+            return BATON_OK;
+    }
+    size_t argc = 9 + 2 * h->nstreams;
+    const char **argv = malloc(argc * sizeof *argv);
+    if (!argv)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    argv[n++] = "XREADGROUP";
+    argv[n++] = "GROUP";
+    argv[n++] = GROUP;
+    argv[n++] = h->consumer;
+    argv[n++] = "COUNT";
+    argv[n++] = count;
+    argv[n++] = "BLOCK";
+    argv[n++] = block;
+    argv[n++] = "STREAMS";
+    for (size_t i = 0; i < h->nstreams; i++)
+        argv[n++] = h->streams[i];
+    for (size_t i = 0; i < h->nstreams; i++)
+        argv[n++] = ">";
+    redisReply *reply;
+    baton_err_t err = baton_redis_command(h->redis, &reply, (int)n, argv, NULL, errstr,
+                                          errstr_size);
+    free(argv);
+    if (err)
+        return err;
+    if (reply->type != REDIS_REPLY_ARRAY) { /* nil: nothing new */
+        freeReplyObject(reply);
+        return BATON_OK;
+    }
+    if (batch_keep(&h->batch, reply))
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < reply->elements; i++) {
+        redisReply *s = reply->element[i];
+        if (batch_add_entries(&h->batch, s->element[0]->str, s->element[1]))
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    }
+    return BATON_OK;
+}
+
+/* ------------------------------------------------------------ PostgreSQL */
+
+static const char STAGING_SQL[] =
+    "CREATE TEMP TABLE IF NOT EXISTS batch (LIKE baton.event_staging) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS rejbatch (kafka_topic text, kafka_partition integer,"
+    " kafka_offset bigint, at_ms bigint, reason text, field text, detail text,"
+    " message_value bytea) ON COMMIT DELETE ROWS";
+
+static const char INSERT_EVENTS_SQL[] =
+    "INSERT INTO baton.task_events (queue, task_id, seq, at, event, from_state, to_state,"
+    " attempt, fencing_token, worker_id, error, detail)"
+    " SELECT queue, task_id, seq, to_timestamp(at_ms / 1000.0), event, from_state, to_state,"
+    " attempt, fencing_token, worker_id, error, detail FROM batch"
+    " ON CONFLICT DO NOTHING";
+
+/* Static columns from the "submitted" event; $1: keep payloads. */
+static const char INSERT_TASKS_SQL[] =
+    "INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_attempts,"
+    " timeout_ms, run_at, deadline, submitted_at, payload, meta, extra, kafka_topic,"
+    " kafka_partition, kafka_offset, updated_at)"
+    " SELECT b.queue, b.task_id, b.task->>'type', (b.task->>'priority')::smallint, b.to_state,"
+    " 0, (b.task->>'max_attempts')::integer, (b.task->>'timeout_ms')::bigint,"
+    " (b.task->>'run_at')::timestamptz, (b.task->>'deadline')::timestamptz,"
+    " to_timestamp(b.at_ms / 1000.0), CASE WHEN $1::boolean THEN b.task->'payload' END,"
+    " coalesce(b.task->'meta', '{}'::jsonb),"
+    " nullif(b.task - ARRAY['id', 'type', 'queue', 'priority', 'payload', 'max_attempts',"
+    " 'timeout_ms', 'run_at', 'delay_ms', 'deadline', 'meta'], '{}'::jsonb),"
+    " b.kafka_topic, b.kafka_partition, b.kafka_offset, to_timestamp(b.at_ms / 1000.0)"
+    " FROM batch b WHERE b.event = 'submitted'"
+    " ON CONFLICT (queue, id) DO NOTHING";
+
+/* Dynamic columns: recomputed from every event of each touched task. */
+static const char UPDATE_TASKS_SQL[] =
+    "WITH touched AS (SELECT DISTINCT queue, task_id FROM batch),"
+    " agg AS (SELECT e.queue, e.task_id, max(e.seq) AS last_seq,"
+    "  (array_agg(e.to_state ORDER BY e.seq DESC))[1] AS state,"
+    "  (array_agg(e.attempt ORDER BY e.seq DESC))[1] AS attempts,"
+    "  max(e.at) FILTER (WHERE e.to_state = 'queued') AS queued_at,"
+    "  min(e.at) FILTER (WHERE e.event = 'claimed') AS first_started_at,"
+    "  (array_agg(e.worker_id ORDER BY e.seq DESC) FILTER (WHERE e.worker_id IS NOT NULL))[1]"
+    "   AS last_worker,"
+    "  (array_agg(e.error ORDER BY e.seq DESC) FILTER (WHERE e.error IS NOT NULL))[1]"
+    "   AS last_error,"
+    "  (array_agg(e.detail->'result' ORDER BY e.seq DESC) FILTER (WHERE e.event = 'succeeded'))[1]"
+    "   AS result,"
+    "  max(e.at) AS updated_at"
+    "  FROM baton.task_events e JOIN touched t ON t.queue = e.queue AND t.task_id = e.task_id"
+    "  GROUP BY e.queue, e.task_id)"
+    " UPDATE baton.tasks t SET state = agg.state, attempts = agg.attempts,"
+    " queued_at = agg.queued_at, first_started_at = agg.first_started_at,"
+    " finished_at = CASE WHEN agg.state IN ('succeeded', 'dead', 'expired', 'canceled')"
+    "  THEN agg.updated_at END,"
+    " last_worker = agg.last_worker, last_error = agg.last_error, result = agg.result,"
+    " updated_at = agg.updated_at, last_seq = agg.last_seq"
+    " FROM agg WHERE t.queue = agg.queue AND t.id = agg.task_id";
+
+static const char INSERT_REJECTIONS_SQL[] =
+    "INSERT INTO baton.rejections (kafka_topic, kafka_partition, kafka_offset, at, reason,"
+    " field, detail, message_value)"
+    " SELECT kafka_topic, kafka_partition, kafka_offset, to_timestamp(at_ms / 1000.0), reason,"
+    " nullif(field, ''), detail, message_value FROM rejbatch ON CONFLICT DO NOTHING";
+
+static void pg_close(struct history *h) {
+    if (h->pg)
+        PQfinish(h->pg);
+    h->pg = NULL;
+}
+
+static baton_err_t pg_open(struct history *h, char *errstr, size_t errstr_size) {
+    if (h->pg && PQstatus(h->pg) == CONNECTION_OK)
+        return BATON_OK;
+    pg_close(h);
+    baton_err_t err = baton_pg_connect(h->config->pg_dsn, "baton history writer", &h->pg,
+                                       errstr, errstr_size);
+    if (!err)
+        err = baton_pg_exec(h->pg, STAGING_SQL, errstr, errstr_size);
+    const char *names[] = {"insert_events", "insert_tasks", "update_tasks", "insert_rejections"};
+    const char *sqls[] = {INSERT_EVENTS_SQL, INSERT_TASKS_SQL, UPDATE_TASKS_SQL,
+                          INSERT_REJECTIONS_SQL};
+    for (int i = 0; !err && i < 4; i++) {
+        PGresult *res = PQprepare(h->pg, names[i], sqls[i], 0, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            err = baton_pg_error(h->pg, res, "prepare", errstr, errstr_size);
+        PQclear(res);
+    }
+    if (err)
+        pg_close(h);
+    return err;
+}
+
+/* Streams `data` into the table `table` with COPY FROM STDIN. */
+static baton_err_t pg_copy(struct history *h, const char *table, const struct text *data,
+                           char *errstr, size_t errstr_size) {
+    char sql[96];
+    snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
+    PGresult *res = PQexec(h->pg, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        baton_err_t err = baton_pg_error(h->pg, res, "COPY", errstr, errstr_size);
+        PQclear(res);
+        return err;
+    }
+    PQclear(res);
+    if (PQputCopyData(h->pg, data->data, (int)data->len) != 1 || PQputCopyEnd(h->pg, NULL) != 1)
+        return baton_pg_error(h->pg, NULL, "COPY", errstr, errstr_size);
+    res = PQgetResult(h->pg);
+    baton_err_t err = BATON_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        err = baton_pg_error(h->pg, res, "COPY", errstr, errstr_size);
+    PQclear(res);
+    while ((res = PQgetResult(h->pg)))
+        PQclear(res);
+    return err;
+}
+
+static baton_err_t pg_run(struct history *h, const char *name, int nparams,
+                          const char *const *params, char *errstr, size_t errstr_size) {
+    PGresult *res = PQexecPrepared(h->pg, name, nparams, params, NULL, NULL, 0);
+    baton_err_t err = BATON_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        err = baton_pg_error(h->pg, res, name, errstr, errstr_size);
+    PQclear(res);
+    return err;
+}
+
+/* Turns the batch into COPY text for batch / rejbatch. */
+static baton_err_t build_copy(struct history *h) {
+    h->events.len = h->rejections.len = 0;
+    h->events.failed = h->rejections.failed = 0;
+    text_put(&h->events, "", 0);
+    text_put(&h->rejections, "", 0);
+    for (size_t i = 0; i < h->batch.count; i++) {
+        const struct entry *e = &h->batch.entries[i];
+        size_t n;
+        const char *v;
+        if (strcmp(e->stream, BATON_KEY_REJECTIONS) == 0) {
+            struct text *t = &h->rejections;
+            static const char *const cols[] = {"topic", "partition", "offset"};
+            for (int c = 0; c < 3; c++) {
+                v = field(e, cols[c], &n);
+                copy_field(t, v, n, 0, 1);
+            }
+            char at[24];
+            snprintf(at, sizeof at, "%lld", strtoll(e->id, NULL, 10)); /* stream id ms */
+            copy_field(t, at, strlen(at), 0, 1);
+            v = field(e, "reason", &n);
+            copy_field(t, v, n, 0, 1);
+            v = field(e, "field", &n);
+            copy_field(t, v, n, 0, 1);
+            v = field(e, "detail", &n);
+            copy_field(t, v, n, 0, 1);
+            v = field(e, "value", &n);
+            copy_bytea(t, v ? v : "", n, 0);
+            continue;
+        }
+        /* baton:{<queue>}:events -> queue */
+        const char *open = strchr(e->stream, '{'), *close = strrchr(e->stream, '}');
+        if (!open || !close || close < open)
+            continue;
+        struct text *t = &h->events;
+        copy_field(t, open + 1, (size_t)(close - open - 1), 0, 1);
+        static const char *const cols[] = {"id", "seq", "at", "event", "from", "to", "attempt",
+                                           "token", "worker", "error"};
+        for (int c = 0; c < 10; c++) {
+            v = field(e, cols[c], &n);
+            if (v && n == 0 && c >= 4) /* "" means none for from/worker/error */
+                v = NULL;
+            copy_field(t, v, n, 0, 1);
+        }
+        /* detail: the event-specific fields, as a JSON object. */
+        json_t *detail = json_object();
+        static const char *const extras[] = {"reason", "due", "result", "ktopic", "kpartition",
+                                             "koffset"};
+        for (int c = 0; c < 6; c++) {
+            v = field(e, extras[c], &n);
+            if (!v)
+                continue;
+            json_t *value = NULL;
+            if (strcmp(extras[c], "result") == 0) {
+                json_error_t jerr;
+                value = json_loadb(v, n, JSON_DECODE_ANY, &jerr);
+            }
+            else if (strcmp(extras[c], "reason") != 0 && strcmp(extras[c], "ktopic") != 0)
+                value = json_integer(strtoll(v, NULL, 10)); /* times, coordinates */
+            if (!value)
+                value = json_stringn_nocheck(v, n);
+            json_object_set_new(detail, extras[c], value);
+        }
+        char *dj = json_dumps(detail, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(detail);
+        copy_field(t, dj, dj ? strlen(dj) : 0, 1, 1);
+        free(dj);
+        v = field(e, "task", &n);
+        copy_field(t, v, n, 1, 1);
+        v = field(e, "ktopic", &n);
+        copy_field(t, v, n, 0, 1);
+        v = field(e, "kpartition", &n);
+        copy_field(t, v && n ? v : NULL, n, 0, 1);
+        v = field(e, "koffset", &n);
+        copy_field(t, v && n ? v : NULL, n, 0, 0);
+    }
+    return h->events.failed || h->rejections.failed ? BATON_ERR_NOMEM : BATON_OK;
+}
+
+/* One transaction for the whole batch. */
+static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_size) {
+    baton_err_t err = pg_open(h, errstr, errstr_size);
+    if (err)
+        return err;
+    if (build_copy(h))
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    const char *keep_payload[] = {h->config->history_payload ? "true" : "false"};
+    err = baton_pg_exec(h->pg, "BEGIN", errstr, errstr_size);
+    if (!err && h->events.len)
+        err = pg_copy(h, "batch", &h->events, errstr, errstr_size);
+    if (!err && h->events.len)
+        err = pg_run(h, "insert_events", 0, NULL, errstr, errstr_size);
+    if (!err && h->events.len)
+        err = pg_run(h, "insert_tasks", 1, keep_payload, errstr, errstr_size);
+    if (!err && h->events.len)
+        err = pg_run(h, "update_tasks", 0, NULL, errstr, errstr_size);
+    if (!err && h->rejections.len)
+        err = pg_copy(h, "rejbatch", &h->rejections, errstr, errstr_size);
+    if (!err && h->rejections.len)
+        err = pg_run(h, "insert_rejections", 0, NULL, errstr, errstr_size);
+    if (!err)
+        err = baton_pg_exec(h->pg, "COMMIT", errstr, errstr_size);
+    if (err) {
+        char ignored[256];
+        if (h->pg && PQstatus(h->pg) == CONNECTION_OK)
+            baton_pg_exec(h->pg, "ROLLBACK", ignored, sizeof ignored);
+        else
+            pg_close(h);
+    }
+    return err;
+}
+
+/* After COMMIT: acknowledge and delete the entries, one pipeline. */
+static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size) {
+    baton_err_t err = BATON_OK;
+    size_t expected = 0;
+    for (size_t s = 0; !err && s < h->nstreams; s++) {
+        size_t n = 0;
+        for (size_t i = 0; i < h->batch.count; i++)
+            n += strcmp(h->batch.entries[i].stream, h->streams[s]) == 0;
+        if (!n)
+            continue;
+        const char **ack = malloc((3 + n) * sizeof *ack);
+        const char **del = malloc((2 + n) * sizeof *del);
+        if (!ack || !del) {
+            free(ack);
+            free(del);
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        }
+        ack[0] = "XACK", ack[1] = h->streams[s], ack[2] = GROUP;
+        del[0] = "XDEL", del[1] = h->streams[s];
+        size_t k = 0;
+        for (size_t i = 0; i < h->batch.count; i++) {
+            if (strcmp(h->batch.entries[i].stream, h->streams[s]) == 0) {
+                ack[3 + k] = h->batch.entries[i].id;
+                del[2 + k] = h->batch.entries[i].id;
+                k++;
+            }
+        }
+        err = baton_redis_append(h->redis, (int)(3 + n), ack, NULL, errstr, errstr_size);
+        if (!err)
+            err = baton_redis_append(h->redis, (int)(2 + n), del, NULL, errstr, errstr_size);
+        expected += 2;
+        free(ack);
+        free(del);
+    }
+    for (size_t r = 0; !err && r < expected; r++) {
+        redisReply *reply;
+        err = baton_redis_get_reply(h->redis, &reply, errstr, errstr_size);
+        if (!err)
+            freeReplyObject(reply);
+    }
+    return err;
+}
+
+/* Events still waiting for PostgreSQL, over every stream (after XDEL of
+ * written entries, a stream holds exactly its backlog). */
+static void measure_backlog(struct history *h) {
+    uint64_t total = 0;
+    char errstr[256];
+    for (size_t s = 0; s < h->nstreams; s++) {
+        const char *argv[] = {"XLEN", h->streams[s]};
+        redisReply *reply;
+        if (baton_redis_command(h->redis, &reply, 2, argv, NULL, errstr, sizeof errstr))
+            return;
+        total += (uint64_t)reply->integer;
+        freeReplyObject(reply);
+    }
+    pthread_mutex_lock(&h->lock);
+    h->backlog = total;
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* @locality the history thread */
+static void *history_main(void *arg) {
+    struct history *h = arg;
+    char errstr[1024];
+    int backoff = BACKOFF_START_MS;
+    unsigned failures = 0;
+    int64_t last_report = baton_time_mono_ms();
+    const char *crash_hook = getenv("BATON_TEST_HISTORY_CRASH_AFTER_COMMIT");
+    while (!stop_requested(h)) {
+        baton_err_t err = BATON_OK;
+        if (h->batch.count == 0) {
+            batch_clear(&h->batch);
+            err = refresh_streams(h, errstr, sizeof errstr);
+            if (!err)
+                err = read_batch(h, errstr, sizeof errstr);
+        }
+        if (!err && h->batch.count) {
+            err = write_batch(h, errstr, sizeof errstr);
+            if (!err && crash_hook && *crash_hook) {
+                /* Failure point for tests: die between COMMIT and XACK. */
+                BATON_WARN(COMPONENT, "test hook: crashing after commit of %zu events",
+                           h->batch.count);
+                kill(getpid(), SIGKILL);
+            }
+            if (!err)
+                err = ack_batch(h, errstr, sizeof errstr);
+            if (!err) {
+                h->written += h->batch.count;
+                batch_clear(&h->batch);
+            }
+        }
+        int64_t now = baton_time_mono_ms();
+        if (now - last_report >= 1000) {
+            measure_backlog(h);
+            last_report = now;
+        }
+        if (err) {
+            if (failures++ == 0 || failures % 20 == 0)
+                BATON_WARN(COMPONENT, "%zu events held, retrying in %d ms: %s", h->batch.count,
+                           backoff, errstr);
+            wait_ms(h, backoff);
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            continue;
+        }
+        if (failures)
+            BATON_INFO(COMPONENT, "writing again after %u failed attempts", failures);
+        failures = 0;
+        backoff = BACKOFF_START_MS;
+    }
+    return NULL;
+}
+
+baton_err_t history_start(const struct scheduler_config *config, history_t **out,
+                          char *errstr, size_t errstr_size) {
+    *out = NULL;
+    struct history *h = calloc(1, sizeof *h);
+    if (!h)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    h->config = config;
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(h->consumer, sizeof h->consumer, "%s-%ld", host, (long)getpid());
+    baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
+                                          &h->redis, errstr, errstr_size);
+    if (err) {
+        free(h);
+        return err;
+    }
+    /* A bad DSN or an unreachable server at start is an error; later
+     * outages are waited out. */
+    err = pg_open(h, errstr, errstr_size);
+    if (err) {
+        baton_redis_destroy(h->redis);
+        free(h);
+        return err;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&h->thread, NULL, history_main, h) != 0) {
+        pg_close(h);
+        baton_redis_destroy(h->redis);
+        free(h);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "cannot start thread");
+    }
+    *out = h;
+    return BATON_OK;
+}
+
+uint64_t history_backlog(history_t *h) {
+    pthread_mutex_lock(&h->lock);
+    uint64_t b = h->backlog;
+    pthread_mutex_unlock(&h->lock);
+    return b;
+}
+
+void history_stop(history_t *h) {
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->stopping = 1;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    batch_clear(&h->batch);
+    free(h->batch.replies);
+    free(h->batch.entries);
+    free(h->events.data);
+    free(h->rejections.data);
+    for (size_t i = 0; i < h->nstreams; i++)
+        free(h->streams[i]);
+    free(h->streams);
+    pg_close(h);
+    baton_redis_destroy(h->redis);
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
+    BATON_INFO(COMPONENT, "stopped after writing %" PRIu64 " events", h->written);
+    free(h);
+}
