@@ -62,8 +62,8 @@ static baton_err_t append_queue(struct maintenance *m, const char *queue, char *
     char running[BATON_KEY_MAX], dead[BATON_KEY_MAX];
     baton_queue_key(running, queue, "running");
     baton_queue_key(dead, queue, "dead");
-    const char *reclaim[] = {running, k[1], dead, k[2], k[3], k[4], prefix, limit};
-    return baton_redis_append_script(m->redis, "reclaim.lua", 6, 8, reclaim, NULL, errstr,
+    const char *reclaim[] = {running, k[1], dead, k[2], k[3], k[4], prefix, limit, retention};
+    return baton_redis_append_script(m->redis, "reclaim.lua", 6, 9, reclaim, NULL, errstr,
                                      errstr_size);
 }
 

@@ -779,6 +779,13 @@ static void finish_job(baton_worker_t *w, baton_redis_t *r, baton_job_t *job,
         return;
     } else if (reason == JOB_STOP_SHUTDOWN) {
         return; /* returned to its queue by the stopping worker */
+    } else if (reason == JOB_STOP_CANCELED) {
+        const struct worker_queue *q = job->wq;
+        const char *argv[] = {q->running, q->events, q->prefix, job->id, job->token,
+                              w->retention_text};
+        if (run_finish(w, r, job, "finish_canceled.lua", 2, 6, argv, NULL) == BATON_OK)
+            BATON_LOG_TASK(BATON_LOG_INFO, COMPONENT, job->id, "canceled");
+        return;
     } else if (reason == JOB_STOP_TIMEOUT) {
         char error[128];
         snprintf(error, sizeof error, "timed out after %" PRId64 " ms", job->timeout_ms);
@@ -901,11 +908,16 @@ static void renew_leases(baton_worker_t *w, baton_redis_t *r) {
             BATON_WARN(COMPONENT, "lease renewal on %s failed (will retry): %s", q->name, errstr);
         } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == count) {
             for (size_t i = 0; i < count; i++) {
-                if (reply->element[i]->integer == 0 && !baton_job_should_stop(mine[i])) {
+                long long answer = reply->element[i]->integer;
+                if (answer == 0 && !baton_job_should_stop(mine[i])) {
                     BATON_LOG_TASK(BATON_LOG_WARN, COMPONENT, mine[i]->id,
                                    "lease renewal refused (token %s): stopping the attempt",
                                    mine[i]->token);
                     job_request_stop(mine[i], JOB_STOP_LOST);
+                } else if (answer == 2 && !baton_job_should_stop(mine[i])) {
+                    BATON_LOG_TASK(BATON_LOG_INFO, COMPONENT, mine[i]->id,
+                                   "cancellation requested: stopping the handler");
+                    job_request_stop(mine[i], JOB_STOP_CANCELED);
                 }
             }
         }

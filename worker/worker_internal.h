@@ -17,6 +17,7 @@ enum job_stop {
     JOB_STOP_TIMEOUT = 1,  /* its timeout_ms passed */
     JOB_STOP_LOST = 2,     /* lease renewal refused: another owner now */
     JOB_STOP_SHUTDOWN = 3, /* the worker is stopping and returned it */
+    JOB_STOP_CANCELED = 4, /* batonctl cancel: report "canceled" */
 };
 
 struct baton_job {

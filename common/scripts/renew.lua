@@ -6,8 +6,10 @@
 --
 -- Checks, per task: still running and the token is the current one.
 -- Changes: lease deadline = Redis TIME + lease (hash and running set).
--- Returns one integer per pair: 1 renewed, 0 refused (stale token or no
--- longer running: the worker must abandon the task without writing).
+-- Returns one integer per pair: 1 renewed, 2 renewed but cancellation was
+-- requested (the worker stops the handler and reports "canceled"), 0
+-- refused (stale token or no longer running: the worker must abandon the
+-- task without writing).
 
 local prefix = ARGV[1]
 local lease = tonumber(ARGV[2])
@@ -16,12 +18,12 @@ local out = {}
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local tkey = prefix .. id
-  local h = redis.call('HMGET', tkey, 'state', 'token')
+  local h = redis.call('HMGET', tkey, 'state', 'token', 'cancel_requested')
   if h[1] == 'running' and h[2] == token then
     local deadline = num(now + lease)
     redis.call('HSET', tkey, 'lease_ms', deadline)
     redis.call('ZADD', KEYS[1], deadline, id)
-    out[#out + 1] = 1
+    if h[3] == '1' then out[#out + 1] = 2 else out[#out + 1] = 1 end
   else
     out[#out + 1] = 0
   end

@@ -67,14 +67,27 @@ produce() {
   kcat -P -b "$BATON_KAFKA_BROKERS" -t "$topic" "$@"
 }
 
+# use_redis_db N: this test uses Redis database N (1-15) instead of 0.
+# Tests that run the history writer need it: the writer consumes (and
+# deletes) the events streams of every queue in its database, which other
+# tests running at the same time read.
+use_redis_db() {
+  BATON_REDIS_URL="${BATON_REDIS_URL%/*}/$1"
+  export BATON_REDIS_URL
+  rcli flushdb >/dev/null
+}
+
 # start_scheduler NAME [ARGS...]: a baton-scheduler on the stack, logging to
 # $WORK/NAME.log; its pid goes to TEST_PIDS and to the variable NAME_pid.
+# The history writer is off unless SCHEDULER_HISTORY=true (see use_redis_db).
 start_scheduler() {
   local name=$1
   shift
+  local history=(--history=false)
+  [ "${SCHEDULER_HISTORY:-false}" = true ] && history=(--pg-dsn "$BATON_PG_DSN" --history-claim-idle-ms 2000)
   "$BATON_BIN_DIR/scheduler/baton-scheduler" --kafka-brokers "$BATON_KAFKA_BROKERS" \
     --redis-url "$BATON_REDIS_URL" --kafka-config "$TEST_KAFKA_CONFIG" \
-    --maintenance-interval-ms 20 --log-level debug "$@" >"$WORK/$name.log" 2>&1 &
+    --maintenance-interval-ms 20 --log-level debug "${history[@]}" "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   TEST_PIDS+=("$pid")
   printf -v "${name}_pid" '%s' "$pid"
