@@ -1,0 +1,4 @@
+# History (issue 5): the writer from Redis events to PostgreSQL.
+foreach(t test_history_complete test_history_crash)
+  baton_integration_test(${t} ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
+endforeach()
