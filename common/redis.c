@@ -19,6 +19,7 @@ struct baton_redis {
     int timeout_ms;
     redisContext *ctx;            /* NULL while disconnected */
     int reload_scripts;           /* NOSCRIPT seen: load before next use */
+    size_t pending;               /* replies appended and not yet read */
     char (*shas)[41];             /* one SHA1 per baton_scripts entry */
 };
 
@@ -87,6 +88,7 @@ static baton_err_t drop(baton_redis_t *r, const char *what, char *errstr, size_t
     if (r->ctx)
         redisFree(r->ctx);
     r->ctx = NULL;
+    r->pending = 0;
     return BATON_ERR_REDIS;
 }
 
@@ -185,10 +187,25 @@ baton_err_t baton_redis_ensure(baton_redis_t *r, char *errstr, size_t errstr_siz
             r->ctx = NULL;
             return err;
         }
-    } else if (r->reload_scripts) {
-        return load_scripts(r, errstr, errstr_size);
+    } else if (r->reload_scripts && r->pending == 0) {
+        /* Only between pipelines: SCRIPT LOAD replies must not mix with
+         * replies still owed to a caller. A failed load drops the
+         * connection, so no half-loaded state survives. */
+        baton_err_t err = load_scripts(r, errstr, errstr_size);
+        if (err && r->ctx)
+            drop(r, "SCRIPT LOAD", errstr, errstr_size);
+        return err;
     }
     return BATON_OK;
+}
+
+void baton_redis_pipeline_begin(baton_redis_t *r) {
+    if (r->ctx && r->pending > 0) {
+        /* A previous pipeline stopped reading early: its replies would be
+         * taken for ours. Start over on a fresh connection. */
+        char ignored[256];
+        drop(r, "unread replies of an earlier pipeline", ignored, sizeof ignored);
+    }
 }
 
 baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out,
@@ -235,6 +252,7 @@ baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv,
         return err;
     if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK)
         return drop(r, "append", errstr, errstr_size);
+    r->pending++;
     return BATON_OK;
 }
 
@@ -291,6 +309,7 @@ baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int nu
     }
     if (rc != REDIS_OK)
         return drop(r, "append", errstr, errstr_size);
+    r->pending++;
     return BATON_OK;
 }
 
@@ -303,6 +322,8 @@ baton_err_t baton_redis_get_reply(baton_redis_t *r, redisReply **reply, char *er
     if (redisGetReply(r->ctx, &out) != REDIS_OK || !out)
         return drop(r, "read", errstr, errstr_size);
     redisReply *rep = out;
+    if (r->pending > 0)
+        r->pending--;
     if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
         r->reload_scripts = 1;
     *reply = rep;
@@ -313,6 +334,7 @@ baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,
                                 const char **argv, const size_t *argvlen, char *errstr,
                                 size_t errstr_size) {
     *reply = NULL;
+    baton_redis_pipeline_begin(r);
     baton_err_t err = baton_redis_append(r, argc, argv, argvlen, errstr, errstr_size);
     if (!err)
         err = baton_redis_get_reply(r, reply, errstr, errstr_size);
@@ -330,6 +352,7 @@ baton_err_t baton_redis_script(baton_redis_t *r, const char *name, int numkeys, 
                                char *errstr, size_t errstr_size) {
     *reply = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
+        baton_redis_pipeline_begin(r);
         baton_err_t err = baton_redis_append_script(r, name, numkeys, argc, argv, argvlen,
                                                     errstr, errstr_size);
         if (!err)

@@ -71,6 +71,14 @@ baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,
                                 char *errstr, size_t errstr_size);
 
 /*
+ * Starts a pipeline: if an earlier one left replies unread (it stopped at
+ * an error), the connection is dropped and reopened by the next call, so
+ * no reply is ever taken for another command's. Call before the first
+ * append of each pipeline; the single-call functions do it themselves.
+ */
+void baton_redis_pipeline_begin(baton_redis_t *r);
+
+/*
  * Pipelining: appends a command to the output buffer without waiting.
  * Read each appended command's reply, in order, with baton_redis_get_reply().
  */

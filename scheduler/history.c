@@ -587,6 +587,7 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
 static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size) {
     baton_err_t err = BATON_OK;
     size_t expected = 0;
+    baton_redis_pipeline_begin(h->redis);
     for (size_t s = 0; !err && s < h->nstreams; s++) {
         size_t n = 0;
         for (size_t i = 0; i < h->batch.count; i++)

@@ -70,7 +70,7 @@ struct ingest {
     struct parsed *parsed;       /* parallel to msgs */
     struct task_args *args;      /* parallel to msgs */
     size_t count, parsed_count, cap;
-    int dlq_done;                /* rejects of this batch acknowledged */
+    size_t dlq_done;             /* msgs[0..dlq_done) went through the DLQ step */
 
     int dlq_failures;            /* delivery reports with an error */
     char dlq_error[256];
@@ -289,11 +289,14 @@ static baton_err_t parse_new(struct ingest *ing) {
 
 /* Sends this batch's rejects to the DLQ and waits for the acknowledgement. */
 static baton_err_t dead_letter(struct ingest *ing, char *errstr, size_t errstr_size) {
-    if (ing->dlq_done)
+    if (ing->dlq_done == ing->count)
         return BATON_OK;
     ing->dlq_failures = 0;
     size_t sent = 0;
-    for (size_t i = 0; i < ing->count; i++) {
+    /* Only messages not dead-lettered yet: a retry after a Redis error must
+     * not send the same rejects twice, and messages that joined the batch
+     * during the retries still get theirs. */
+    for (size_t i = ing->dlq_done; i < ing->count; i++) {
         if (!ing->parsed[i].rejected)
             continue;
         rd_kafka_message_t *m = ing->msgs[i];
@@ -329,7 +332,7 @@ static baton_err_t dead_letter(struct ingest *ing, char *errstr, size_t errstr_s
             return baton_seterr(errstr, errstr_size, BATON_ERR_KAFKA, "DLQ delivery failed: %s",
                                 ing->dlq_error);
     }
-    ing->dlq_done = 1;
+    ing->dlq_done = ing->count;
     return BATON_OK;
 }
 
@@ -446,6 +449,7 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
     }
     sort_ing = ing;
     qsort(order, valid, sizeof *order, by_queue);
+    baton_redis_pipeline_begin(ing->redis);
 
     size_t expect_enqueue = 0, expect_other = 0;
     size_t nqueues = 0;

@@ -80,21 +80,28 @@ static baton_err_t tick(struct maintenance *m, int *busy, char *errstr, size_t e
         return err;
     for (size_t q = 0; !err && q < queues->elements; q++) {
         const char *queue = queues->element[q]->str;
+        baton_redis_pipeline_begin(m->redis);
         err = append_queue(m, queue, errstr, errstr_size);
         long long moved[3] = {0, 0, 0};
+        baton_err_t script_err = BATON_OK;
+        /* Read all three replies even after an error reply, so the
+         * connection stays in step. */
         for (int r = 0; !err && r < 3; r++) {
             redisReply *reply;
             err = baton_redis_get_reply(m->redis, &reply, errstr, errstr_size);
             if (err)
                 break;
-            if (reply->type == REDIS_REPLY_ERROR)
-                err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
-                                   "maintenance of queue %s: %s", queue, reply->str);
-            else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+            if (reply->type == REDIS_REPLY_ERROR) {
+                if (!script_err)
+                    script_err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
+                                              "maintenance of queue %s: %s", queue, reply->str);
+            } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
                 moved[r] = reply->element[0]->integer +
                            (r == 2 ? reply->element[1]->integer : 0);
             freeReplyObject(reply);
         }
+        if (!err)
+            err = script_err;
         if (moved[0] + moved[1] + moved[2] > 0)
             BATON_DEBUG(COMPONENT, "queue %s: %lld due, %lld expired, %lld reclaimed", queue,
                         moved[0], moved[1], moved[2]);

@@ -562,6 +562,7 @@ static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errs
                        size_t errstr_size) {
     int counts[w->nqueues];
     allocate_slots(w, idle, counts);
+    baton_redis_pipeline_begin(r);
     size_t appended = 0;
     for (size_t i = 0; i < w->nqueues; i++) {
         if (!counts[i])

@@ -138,3 +138,31 @@ for stream_id, fields in json.load(sys.stdin):
     entry["stream_id"] = stream_id
     print(json.dumps(entry))'
 }
+
+# use_own_stack: for tests that stop or break a server on purpose, which
+# would break every other test on the shared fixture stack. Brings up a
+# stack of the test's own (deploy/stack.sh) and takes it down at exit, after
+# the test's processes are stopped.
+use_own_stack() {
+  STACK_SH=${BATON_STACK_SH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/deploy/stack.sh}
+  OWN_STACK_ENV=$WORK/stack.env
+  trap cleanup_own_stack EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  "$STACK_SH" up --env-file "$OWN_STACK_ENV" >/dev/null || fail "could not bring up the test's own stack"
+  # shellcheck disable=SC1090
+  . "$OWN_STACK_ENV"
+}
+
+cleanup_own_stack() {
+  local pid
+  for pid in "${TEST_PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -f "$OWN_STACK_ENV" ]; then
+    "$STACK_SH" down --env-file "$OWN_STACK_ENV" >/dev/null ||
+      echo "WARNING: could not take down the test's stack ($OWN_STACK_ENV)" >&2
+  fi
+  cleanup_test
+}
