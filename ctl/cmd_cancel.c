@@ -1,0 +1,105 @@
+/*
+ * cmd_cancel.c - `batonctl cancel ID [--queue Q]`.
+ *
+ * cancel.lua does the work atomically: a queued or scheduled task is
+ * canceled at once (out of its sets, event "canceled", kept for the
+ * retention period); a running one is only marked: its worker learns it at
+ * the next lease renewal (every lease/3), stops the handler and writes
+ * "canceled" itself with its fencing token (finish_canceled.lua). So a
+ * cancel never races a worker's own outcome: whichever script runs first
+ * wins, and the other sees a state it does not expect.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "queue.h"
+
+#define COMMAND "cancel"
+
+struct cancel_opts {
+    const char *queue;
+};
+
+static const struct ctl_flag cancel_flags[] = {
+    {"queue", CTL_FLAG_STRING, "Q", "the task's queue (needed when the id exists in several)",
+     offsetof(struct cancel_opts, queue), 0, 0},
+};
+
+static const struct ctl_usage cancel_usage = {
+    COMMAND,
+    "cancel ID [--queue Q]",
+    "Cancels a task. Queued or scheduled: canceled at once, it never runs.\n"
+    "Running: cancellation is requested and the worker stops the handler at its\n"
+    "next lease renewal (every lease/3), then records \"canceled\". A finished\n"
+    "task cannot be canceled (exit 1); an unknown id exits 3. Canceled tasks\n"
+    "stay in Redis for --retention-ms (a global option).",
+    cancel_flags,
+    sizeof cancel_flags / sizeof cancel_flags[0],
+    1,
+    1};
+
+int ctl_cmd_cancel(const struct ctl_config *config, int argc, char **argv) {
+    struct cancel_opts opts = {NULL};
+    const char *args[1];
+    int nargs = 0;
+    int rc = ctl_parse_args(&cancel_usage, &opts, argc, argv, args, &nargs);
+    if (rc)
+        return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
+    const char *id = args[0];
+    if ((rc = ctl_check_task_id(COMMAND, id)) || (rc = ctl_check_queue_name(COMMAND, opts.queue)))
+        return rc;
+    baton_redis_t *r = NULL;
+    if ((rc = ctl_redis_open(config, COMMAND, &r)))
+        return rc;
+    char *queue = NULL;
+    if ((rc = ctl_resolve_task(r, COMMAND, id, opts.queue, &queue))) {
+        baton_redis_destroy(r);
+        return rc;
+    }
+    char ready[BATON_KEY_MAX], scheduled[BATON_KEY_MAX], deadline[BATON_KEY_MAX],
+        events[BATON_KEY_MAX], prefix[BATON_KEY_MAX], retention[24], errstr[512];
+    baton_queue_key(ready, queue, "ready");
+    baton_queue_key(scheduled, queue, "scheduled");
+    baton_queue_key(deadline, queue, "deadline");
+    baton_queue_key(events, queue, "events");
+    baton_queue_key(prefix, queue, "t:");
+    snprintf(retention, sizeof retention, "%" PRId64, config->retention_ms);
+    const char *script_argv[] = {ready, scheduled, deadline, events, prefix, id, retention};
+    redisReply *reply;
+    baton_err_t err =
+        ctl_redis_script(r, "cancel.lua", 4, 7, script_argv, &reply, errstr, sizeof errstr);
+    baton_redis_destroy(r);
+    if (err) {
+        ctl_error(COMMAND, "%s", errstr);
+        free(queue);
+        return CTL_EXIT_FAIL;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* "NOTFOUND task x ..." (gone since the lookup) or "STATE task x is
+         * succeeded and cannot be canceled". */
+        const char *space = strchr(reply->str, ' ');
+        rc = strncmp(reply->str, "NOTFOUND", 8) == 0 ? CTL_EXIT_NOT_FOUND : CTL_EXIT_FAIL;
+        ctl_error(COMMAND, "queue %s: %s", queue, space ? space + 1 : reply->str);
+    } else {
+        int requested = reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING
+                            ? strcmp(reply->str, "cancel_requested") == 0
+                            : 0;
+        if (config->json) {
+            json_t *doc = json_object();
+            json_object_set_new(doc, "queue", ctl_json_str(queue));
+            json_object_set_new(doc, "id", ctl_json_str(id));
+            json_object_set_new(doc, "result",
+                                json_string(requested ? "cancel_requested" : "canceled"));
+            ctl_json_print(doc);
+        } else if (requested) {
+            printf("cancel requested (running: the worker stops it)\n");
+        } else {
+            printf("canceled\n");
+        }
+    }
+    freeReplyObject(reply);
+    free(queue);
+    return rc;
+}
