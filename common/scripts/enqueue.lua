@@ -49,9 +49,13 @@ for i = 0, n - 1 do
                'timeout_ms', ARGV[b + 4], 'token', '0', 'task', ARGV[b + 11],
                'submitted_ms', num(now), 'due_ms', num(due), 'deadline_ms', deadline,
                'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9], 'koffset', ARGV[b + 10])
-    emit(KEYS[5], tkey, id, 'submitted', '', state, now,
-         {'task', ARGV[b + 11], 'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9],
-          'koffset', ARGV[b + 10], 'due', num(due)})
+    local extra = {'task', ARGV[b + 11], 'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9],
+                   'koffset', ARGV[b + 10], 'due', num(due)}
+    if state == 'expired' then
+      extra[#extra + 1] = 'error'
+      extra[#extra + 1] = 'deadline passed before start'
+    end
+    emit(KEYS[5], tkey, id, 'submitted', '', state, now, extra)
     if state == 'queued' then
       push_ready(KEYS[1], KEYS[4], id, priority)
       redis.call('HSET', tkey, 'queued_ms', num(now))

@@ -6,7 +6,8 @@
 --
 -- Changes: the hash gets the fields plus heartbeat_ms = Redis TIME and
 -- expires after the TTL unless renewed (a dead worker disappears by
--- itself); baton:workers (sorted by last heartbeat) lists it.
+-- itself); baton:workers (sorted by last heartbeat) lists it, and loses
+-- entries older than the TTL (workers killed without a goodbye).
 -- Returns the heartbeat time, ms.
 
 local now = now_ms()
@@ -15,4 +16,5 @@ for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
 redis.call('HSET', unpack(args))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 redis.call('ZADD', KEYS[2], num(now), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. num(now - tonumber(ARGV[2])))
 return num(now)
