@@ -252,6 +252,16 @@ static baton_err_t adopt_stream(struct history *h, const char *key, char *errstr
     return BATON_OK;
 }
 
+/* Drops the list of streams read, so the next refresh_streams() rebuilds it
+ * (and recreates the group on streams deleted under us, e.g. by an operator
+ * removing a queue's keys): one vanished stream must not stop the writer. */
+static void forget_streams(struct history *h) {
+    for (size_t i = 0; i < h->nstreams; i++)
+        free(h->streams[i]);
+    h->nstreams = 0;
+    h->queues_refreshed_ms = 0;
+}
+
 /* Picks up queues ingest has seen since the last look. */
 static baton_err_t refresh_streams(struct history *h, char *errstr, size_t errstr_size) {
     int64_t now = baton_time_mono_ms();
@@ -587,6 +597,7 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
 static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size) {
     baton_err_t err = BATON_OK;
     size_t expected = 0;
+    int64_t started_ns = baton_metrics_now_ns();
     baton_redis_pipeline_begin(h->redis);
     for (size_t s = 0; !err && s < h->nstreams; s++) {
         size_t n = 0;
@@ -624,6 +635,9 @@ static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size
         if (!err)
             freeReplyObject(reply);
     }
+    if (!err)
+        baton_metric_observe(h->config->metrics->redis_roundtrip, BATON_LABELS(COMPONENT),
+                             baton_metrics_since(started_ns));
     return err;
 }
 
@@ -643,6 +657,7 @@ static void measure_backlog(struct history *h) {
     pthread_mutex_lock(&h->lock);
     h->backlog = total;
     pthread_mutex_unlock(&h->lock);
+    baton_metric_set(h->config->metrics->history_backlog, NULL, (double)total);
 }
 
 /* @locality the history thread */
@@ -660,8 +675,11 @@ static void *history_main(void *arg) {
             err = refresh_streams(h, errstr, sizeof errstr);
             if (!err)
                 err = read_batch(h, errstr, sizeof errstr);
+            if (err && (strstr(errstr, "NOGROUP") || strstr(errstr, "UNBLOCKED")))
+                forget_streams(h); /* a stream was deleted: adopt the list afresh */
         }
         if (!err && h->batch.count) {
+            int64_t started_ns = baton_metrics_now_ns();
             err = write_batch(h, errstr, sizeof errstr);
             if (!err && crash_hook && *crash_hook) {
                 /* Failure point for tests: die between COMMIT and XACK. */
@@ -673,6 +691,10 @@ static void *history_main(void *arg) {
                 err = ack_batch(h, errstr, sizeof errstr);
             if (!err) {
                 h->written += h->batch.count;
+                baton_metric_add(h->config->metrics->history_written, NULL,
+                                 (double)h->batch.count);
+                baton_metric_observe(h->config->metrics->history_batch, NULL,
+                                     baton_metrics_since(started_ns));
                 batch_clear(&h->batch);
             }
         }
@@ -716,6 +738,11 @@ baton_err_t history_start(const struct scheduler_config *config, history_t **out
     /* A bad DSN or an unreachable server at start is an error; later
      * outages are waited out. */
     err = pg_open(h, errstr, errstr_size);
+    if (err && strstr(errstr, "does not exist")) {
+        size_t len = strlen(errstr);
+        snprintf(errstr + len, errstr_size > len ? errstr_size - len : 0,
+                 " (is the history schema migrated? run: batonctl migrate)");
+    }
     if (err) {
         baton_redis_destroy(h->redis);
         free(h);

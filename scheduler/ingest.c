@@ -15,6 +15,7 @@
  * 1). Replays are harmless: enqueue is idempotent on task id (guarantee 2).
  */
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <string.h>
@@ -37,6 +38,7 @@
 #define BACKOFF_START_MS 50
 #define BACKOFF_MAX_MS 2000
 #define DLQ_FLUSH_TIMEOUT_MS 10000
+#define DLQ_VALUE_MAX (900 * 1024) /* under Kafka's default 1 MB message limit */
 
 /* The text form of one task's enqueue.lua arguments. */
 struct task_args {
@@ -77,7 +79,9 @@ struct ingest {
     int paused;
     int64_t memory_checked_ms;
 
-    /* Totals, for the periodic log line (metrics come with the ops issue). */
+    const struct scheduler_metrics *metrics; /* borrowed from the config */
+
+    /* Totals, for the periodic log line. */
     uint64_t total_queued, total_scheduled, total_expired, total_duplicates, total_rejected;
 };
 
@@ -184,6 +188,89 @@ static baton_err_t kafka_open(struct ingest *ing, char *errstr, size_t errstr_si
     return BATON_OK;
 }
 
+/* ------------------------------------------------- metrics and readiness */
+
+/*
+ * The consumer, as the HTTP thread's readiness probe sees it: published
+ * after kafka_open(), withdrawn before the consumer is destroyed. One ingest
+ * runs per process, so this is file state.
+ */
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static rd_kafka_t *probe_consumer; /* guarded by probe_lock */
+
+int ingest_kafka_ready(int timeout_ms, char *why, size_t why_size) {
+    pthread_mutex_lock(&probe_lock);
+    int ready = 0;
+    if (!probe_consumer) {
+        snprintf(why, why_size, "kafka: consumer not running");
+    } else {
+        /* A metadata request needs a broker that answers: it is the
+         * cheapest proof that the brokers are reachable. */
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t kerr = rd_kafka_metadata(probe_consumer, 0, NULL, &md, timeout_ms);
+        if (kerr)
+            snprintf(why, why_size, "kafka: %s", rd_kafka_err2str(kerr));
+        else if (md->broker_cnt == 0)
+            snprintf(why, why_size, "kafka: no brokers");
+        else
+            ready = 1;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+    }
+    pthread_mutex_unlock(&probe_lock);
+    return ready;
+}
+
+/*
+ * baton_kafka_consumer_lag at scrape time: high watermark - position for
+ * every assigned partition. Both come from librdkafka's cache (the high
+ * watermark is updated by each fetch response), so a scrape costs no
+ * broker round trip; a partition with no position or high watermark yet
+ * (nothing consumed since it was assigned) is left out unless it is empty.
+ * @locality an HTTP server thread; librdkafka's calls here are thread-safe
+ */
+static void collect_lag(baton_metric_t *family, void *ctx) {
+    struct ingest *ing = ctx;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(ing->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return;
+    rd_kafka_position(ing->consumer, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t low = -1, high = -1;
+        if (rd_kafka_get_watermark_offsets(ing->consumer, tp->topic, tp->partition, &low,
+                                           &high) != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+            continue;
+        int64_t lag;
+        if (tp->offset >= 0)
+            lag = high - tp->offset;
+        else if (low >= 0 && low == high)
+            lag = 0; /* an empty partition */
+        else
+            continue;
+        char partition[16];
+        snprintf(partition, sizeof partition, "%d", (int)tp->partition);
+        baton_metric_set(family, BATON_LABELS(tp->topic, partition),
+                         (double)(lag > 0 ? lag : 0));
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void metrics_attach(struct ingest *ing) {
+    baton_metric_set_collector(ing->metrics->consumer_lag, collect_lag, ing);
+    pthread_mutex_lock(&probe_lock);
+    probe_consumer = ing->consumer;
+    pthread_mutex_unlock(&probe_lock);
+}
+
+/* Before the consumer goes: waits for a scrape or probe using it. */
+static void metrics_detach(struct ingest *ing) {
+    baton_metric_set_collector(ing->metrics->consumer_lag, NULL, NULL);
+    pthread_mutex_lock(&probe_lock);
+    probe_consumer = NULL;
+    pthread_mutex_unlock(&probe_lock);
+}
+
 /* Pauses or resumes every assigned partition. */
 static void set_paused(struct ingest *ing, int paused) {
     if (ing->paused == paused)
@@ -197,6 +284,7 @@ static void set_paused(struct ingest *ing, int paused) {
         rd_kafka_topic_partition_list_destroy(parts);
     }
     ing->paused = paused;
+    baton_metric_set(ing->metrics->ingest_paused, NULL, paused);
 }
 
 /* Adds `msg` to the batch in hand (takes ownership); consumer errors are
@@ -309,9 +397,20 @@ static baton_err_t dead_letter(struct ingest *ing, char *errstr, size_t errstr_s
         rd_kafka_header_add(h, "baton-source-topic", -1, rd_kafka_topic_name(m->rkt), -1);
         rd_kafka_header_add(h, "baton-source-partition", -1, ing->args[i].partition, -1);
         rd_kafka_header_add(h, "baton-source-offset", -1, ing->args[i].offset, -1);
+        /* A value too large for the DLQ (a too_large reject can exceed the
+         * producer's and brokers' 1 MB message limit) must not block
+         * ingest: send its head, say so, and point at the original, which
+         * stays in the source topic at the coordinates above. */
+        size_t value_len = m->len;
+        if (value_len > DLQ_VALUE_MAX) {
+            char full[24];
+            snprintf(full, sizeof full, "%zu", m->len);
+            rd_kafka_header_add(h, "baton-truncated-from", -1, full, -1);
+            value_len = DLQ_VALUE_MAX;
+        }
         rd_kafka_resp_err_t kerr = rd_kafka_producev(
             ing->dlq, RD_KAFKA_V_TOPIC(ing->config->dlq_topic),
-            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, value_len), RD_KAFKA_V_KEY(m->key, m->key_len),
             RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (kerr) {
             rd_kafka_headers_destroy(h); /* not taken over on failure */
@@ -410,15 +509,23 @@ static baton_err_t append_rejection(struct ingest *ing, size_t i, char *errstr,
     return baton_redis_append(ing->redis, (int)argc, argv, lens, errstr, errstr_size);
 }
 
-/* Checks one reply of the pipeline; adds enqueue counts to the totals. */
-static baton_err_t check_reply(struct ingest *ing, redisReply *reply, int is_enqueue,
+/* Checks one reply of the pipeline; adds enqueue counts to the totals.
+ * `queue`: the queue of an enqueue.lua reply, NULL for other replies. */
+static baton_err_t check_reply(struct ingest *ing, redisReply *reply, const char *queue,
                                char *errstr, size_t errstr_size) {
     if (reply->type == REDIS_REPLY_ERROR)
         return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis: %s", reply->str);
-    if (is_enqueue) {
+    if (queue) {
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4)
             return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
                                 "enqueue.lua: unexpected reply");
+        /* What enqueue.lua did, counted as it happened: a batch retried
+         * after a later error finds its tasks again as duplicates. */
+        static const char *const results[4] = {"queued", "scheduled", "expired", "duplicate"};
+        for (int k = 0; k < 4; k++)
+            if (reply->element[k]->integer > 0)
+                baton_metric_add(ing->metrics->ingest_enqueued, BATON_LABELS(queue, results[k]),
+                                 (double)reply->element[k]->integer);
         ing->total_queued += (uint64_t)reply->element[0]->integer;
         ing->total_scheduled += (uint64_t)reply->element[1]->integer;
         ing->total_expired += (uint64_t)reply->element[2]->integer;
@@ -436,8 +543,10 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
     size_t *lens = malloc(max_args * sizeof *lens);
     char (*keys)[BATON_KEY_MAX] = malloc((ENQUEUE_KEYS + 3) * sizeof *keys);
     const char **sadd = malloc((ing->count + 2) * sizeof *sadd);
+    const char **call_queue = malloc((ing->count + 1) * sizeof *call_queue); /* per enqueue call */
+    int64_t started_ns = baton_metrics_now_ns();
     baton_err_t err = BATON_OK;
-    if (!order || !argv || !lens || !keys || !sadd) {
+    if (!order || !argv || !lens || !keys || !sadd || !call_queue) {
         err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -464,7 +573,7 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
         if (nqueues == 0 || strcmp(sadd[nqueues + 1], queue) != 0)
             sadd[2 + nqueues++] = queue;
         err = append_enqueue(ing, order, from, to, argv, lens, keys, errstr, errstr_size);
-        expect_enqueue++;
+        call_queue[expect_enqueue++] = queue;
         from = to;
     }
     if (!err && nqueues) {
@@ -487,7 +596,8 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
         if (err)
             break;
         char why[512];
-        baton_err_t e = check_reply(ing, reply, r < expect_enqueue, why, sizeof why);
+        baton_err_t e = check_reply(ing, reply, r < expect_enqueue ? call_queue[r] : NULL, why,
+                                    sizeof why);
         if (e && !first) {
             first = e;
             snprintf(errstr, errstr_size, "%s", why);
@@ -496,14 +606,18 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
     }
     if (!err)
         err = first;
-    if (!err)
+    if (!err) {
         ing->total_rejected += rejected;
+        baton_metric_observe(ing->metrics->redis_roundtrip, BATON_LABELS("ingest"),
+                             baton_metrics_since(started_ns));
+    }
 done:
     free(order);
     free(argv);
     free(lens);
     free(keys);
     free(sadd);
+    free(call_queue);
     return err;
 }
 
@@ -546,9 +660,21 @@ static void store_offsets(struct ingest *ing) {
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* Counts an accepted batch's messages by topic and its rejects by reason. */
+static void count_batch(struct ingest *ing) {
+    for (size_t i = 0; i < ing->count; i++) {
+        rd_kafka_message_t *m = ing->msgs[i];
+        baton_metric_inc(ing->metrics->ingest_messages, BATON_LABELS(rd_kafka_topic_name(m->rkt)));
+        if (ing->parsed[i].rejected)
+            baton_metric_inc(ing->metrics->ingest_rejected,
+                             BATON_LABELS(baton_task_reason_str(ing->parsed[i].error.reason)));
+    }
+}
+
 /* Processes the batch in hand until it is safely in Redis (or stop). */
 static baton_err_t process_batch(struct ingest *ing) {
     char errstr[1024];
+    int64_t started_ns = baton_metrics_now_ns();
     int backoff = BACKOFF_START_MS;
     unsigned failures = 0;
     for (;;) {
@@ -580,6 +706,8 @@ static baton_err_t process_batch(struct ingest *ing) {
         BATON_INFO(COMPONENT, "batch of %zu accepted after %u retries", ing->count, failures);
     store_offsets(ing);
     set_paused(ing, 0);
+    count_batch(ing);
+    baton_metric_observe(ing->metrics->ingest_batch, NULL, baton_metrics_since(started_ns));
     batch_clear(ing);
     return BATON_OK;
 }
@@ -588,11 +716,14 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
     struct ingest ing;
     memset(&ing, 0, sizeof ing);
     ing.config = config;
+    ing.metrics = config->metrics;
     ing.parse_opts.max_payload_bytes = (size_t)config->max_payload_bytes;
     baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
                                           &ing.redis, errstr, errstr_size);
     if (!err)
         err = kafka_open(&ing, errstr, errstr_size);
+    if (ing.consumer)
+        metrics_attach(&ing);
     size_t batch_size = (size_t)config->batch_size;
     rd_kafka_message_t **buf = err ? NULL : malloc(batch_size * sizeof *buf);
     if (!err && !buf)
@@ -640,6 +771,7 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
     free(ing.parsed);
     free(ing.args);
     free(buf);
+    metrics_detach(&ing);
     if (ing.queue)
         rd_kafka_queue_destroy(ing.queue);
     if (ing.consumer) {

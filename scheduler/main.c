@@ -1,8 +1,10 @@
 /*
  * main.c - baton-scheduler: parse config, check Redis, run ingest and the
  * maintenance thread, stop in order on SIGTERM/SIGINT (stop intake, finish
- * the batch in hand, commit, stop maintenance, close).
+ * the batch in hand, commit, stop maintenance, close). With --metrics-port,
+ * serves /metrics, /healthz and /readyz from the start to the end.
  */
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "redis.h"
 #include "scheduler.h"
@@ -66,6 +69,11 @@ static const struct baton_opt options[] = {
     {"maintenance", BATON_OPT_BOOL, "true", "run the maintenance loop", CFG(maintenance), 0, 0},
     {"log-level", BATON_OPT_STRING, "info", "debug, info, warn, error or off", CFG(log_level), 0,
      0},
+    {"metrics-port", BATON_OPT_INT, "0",
+     "port of /metrics, /healthz and /readyz (0 = off; 9464 by convention)", CFG(metrics_port),
+     0, 65535},
+    {"metrics-bind", BATON_OPT_STRING, "0.0.0.0", "address the metrics endpoint listens on",
+     CFG(metrics_bind), 0, 0},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -79,6 +87,132 @@ static baton_err_t check_redis(const struct scheduler_config *config, char *errs
         err = baton_redis_check_policy(redis, errstr, errstr_size);
     baton_redis_destroy(redis);
     return err;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+#define PROBE_TIMEOUT_MS 1000 /* each readiness check: an unready answer, not a hang */
+
+static const double fast_buckets[] = {BATON_BUCKETS_FAST_SECONDS};
+#define FAST_BUCKETS fast_buckets, sizeof fast_buckets / sizeof fast_buckets[0]
+
+/* Registers the families of the parts that run (docs/metrics.md). */
+static void register_metrics(baton_metrics_t *r, const struct scheduler_config *c,
+                             struct scheduler_metrics *mx) {
+    memset(mx, 0, sizeof *mx);
+    mx->redis_roundtrip = baton_metrics_histogram(
+        r, "baton_redis_roundtrip_seconds",
+        "Time of one Redis round trip (a pipeline or a single command), by component.",
+        "component", FAST_BUCKETS);
+    if (c->ingest) {
+        mx->ingest_messages = baton_metrics_counter(
+            r, "baton_ingest_messages_total",
+            "Kafka messages ingested (valid and rejected), counted once their batch is in Redis.",
+            "topic");
+        mx->ingest_rejected = baton_metrics_counter(
+            r, "baton_ingest_rejected_total",
+            "Messages rejected by validation and sent to the dead-letter topic, by reason.",
+            "reason");
+        mx->ingest_enqueued = baton_metrics_counter(
+            r, "baton_ingest_enqueued_total",
+            "Tasks handled by enqueue.lua, by queue and result "
+            "(queued, scheduled, expired, duplicate).",
+            "queue,result");
+        mx->ingest_batch = baton_metrics_histogram(
+            r, "baton_ingest_batch_seconds",
+            "Time to get one ingest batch into Redis, from parsing to offsets stored "
+            "(retries included).",
+            NULL, FAST_BUCKETS);
+        mx->ingest_paused = baton_metrics_gauge(
+            r, "baton_ingest_paused",
+            "1 while ingest holds its partitions paused (Redis error or memory pressure).", NULL);
+        mx->consumer_lag = baton_metrics_gauge(
+            r, "baton_kafka_consumer_lag",
+            "Messages behind the high watermark, per assigned partition (high watermark - "
+            "position).",
+            "topic,partition");
+    }
+    if (c->maintenance) {
+        mx->maintenance_tasks = baton_metrics_counter(
+            r, "baton_maintenance_tasks_total",
+            "Tasks moved by maintenance, by queue and action (due, expired, reclaimed, dead).",
+            "queue,action");
+        mx->queue_ready = baton_metrics_gauge(r, "baton_queue_ready",
+                                              "Tasks ready to run, by queue and priority "
+                                              "(sampled every 2 s).",
+                                              "queue,priority");
+        mx->queue_scheduled = baton_metrics_gauge(
+            r, "baton_queue_scheduled",
+            "Tasks waiting for their start time or a retry backoff (sampled).", "queue");
+        mx->queue_running = baton_metrics_gauge(r, "baton_queue_running",
+                                                "Tasks claimed by workers (sampled).", "queue");
+        mx->queue_dead = baton_metrics_gauge(r, "baton_queue_dead",
+                                             "Tasks out of attempts, in the dead set (sampled).",
+                                             "queue");
+    }
+    if (c->history) {
+        mx->history_backlog = baton_metrics_gauge(
+            r, "baton_history_backlog_events",
+            "Events waiting in Redis for the history writer (measured every second).", NULL);
+        mx->history_batch = baton_metrics_histogram(
+            r, "baton_history_batch_seconds",
+            "Time to write one batch of events to PostgreSQL and acknowledge it in Redis.", NULL,
+            FAST_BUCKETS);
+        mx->history_written = baton_metrics_counter(
+            r, "baton_history_events_written_total",
+            "Events written to PostgreSQL by this scheduler's history writer.", NULL);
+    }
+}
+
+/* What /readyz checks, with connections of its own. */
+struct readiness {
+    const struct scheduler_config *config;
+    pthread_mutex_t lock;   /* guards redis: probes may run at once */
+    baton_redis_t *redis;   /* the probe's connection, owned; NULL until needed */
+};
+
+/*
+ * Ready when Redis answers PING, Kafka answers a metadata request (ingest
+ * on) and PostgreSQL accepts connections (history writer on); each check
+ * is bounded by PROBE_TIMEOUT_MS.
+ * @locality an HTTP server thread
+ */
+static int scheduler_ready(void *ctx, char *why, size_t why_size) {
+    struct readiness *rd = ctx;
+    const struct scheduler_config *c = rd->config;
+    char errstr[512];
+    pthread_mutex_lock(&rd->lock);
+    baton_err_t err = BATON_OK;
+    if (!rd->redis)
+        err = baton_redis_connect(c->redis_url, PROBE_TIMEOUT_MS, &rd->redis, errstr,
+                                  sizeof errstr);
+    if (!err) {
+        const char *ping[] = {"PING"};
+        redisReply *reply;
+        err = baton_redis_command(rd->redis, &reply, 1, ping, NULL, errstr, sizeof errstr);
+        if (!err)
+            freeReplyObject(reply);
+    }
+    if (err) {
+        baton_redis_destroy(rd->redis); /* the next probe connects afresh */
+        rd->redis = NULL;
+    }
+    pthread_mutex_unlock(&rd->lock);
+    if (err) {
+        snprintf(why, why_size, "redis: %s", errstr);
+        return 0;
+    }
+    if (c->ingest && !ingest_kafka_ready(PROBE_TIMEOUT_MS, why, why_size))
+        return 0;
+    if (c->history) {
+        const char *keys[] = {"dbname", "connect_timeout", NULL};
+        const char *values[] = {c->pg_dsn, "1", NULL};
+        if (PQpingParams(keys, values, 1) != PQPING_OK) {
+            snprintf(why, why_size, "postgresql: not accepting connections");
+            return 0;
+        }
+    }
+    return 1;
 }
 
 int main(int argc, char **argv) {
@@ -126,7 +260,26 @@ int main(int argc, char **argv) {
     int rc = 0;
     maintenance_t *maintenance = NULL;
     history_t *history = NULL;
-    err = check_redis(&config, errstr, sizeof errstr);
+    baton_http_t *http = NULL;
+    struct scheduler_metrics metrics;
+    baton_metrics_t *registry = baton_metrics_new();
+    struct readiness readiness = {&config, PTHREAD_MUTEX_INITIALIZER, NULL};
+    config.metrics = &metrics;
+    if (!registry)
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_NOMEM, "out of memory");
+    else
+        register_metrics(registry, &config, &metrics);
+    /* Up before anything else, so /healthz answers during start-up; its
+     * threads inherit the blocked stop signals. */
+    if (!err && config.metrics_port > 0) {
+        struct baton_http_config http_config = {config.metrics_bind, (int)config.metrics_port,
+                                                registry, scheduler_ready, &readiness};
+        err = baton_http_start(&http_config, &http, errstr, sizeof errstr);
+        if (err == BATON_ERR_CONFIG)
+            rc = 2;
+    }
+    if (!err)
+        err = check_redis(&config, errstr, sizeof errstr);
     if (!err && config.history && (!config.pg_dsn || !*config.pg_dsn))
         err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
                            "the history writer needs --pg-dsn (or BATON_PG_DSN); "
@@ -150,10 +303,13 @@ int main(int argc, char **argv) {
     if (err) {
         fprintf(stderr, "baton-scheduler: %s\n", errstr);
         BATON_ERROR("scheduler", "%s", errstr);
-        rc = 1;
+        rc = rc ? rc : 1;
     }
     maintenance_stop(maintenance);
     history_stop(history);
+    baton_http_stop(http);
+    baton_redis_destroy(readiness.redis);
+    baton_metrics_destroy(registry);
     BATON_INFO("scheduler", "stopped");
     baton_config_free(options, OPTION_COUNT, &config);
     return rc;

@@ -8,6 +8,10 @@
  * atomically, so any number of schedulers can run this loop at once. A
  * script that moved a full batch makes the next tick start at once, so a
  * large backlog of due tasks drains at script speed, not tick speed.
+ *
+ * Every few seconds the thread also samples the size of each queue's sets
+ * for the queue gauges of /metrics (one pipeline per queue: ZCOUNT per
+ * priority band of the ready set, ZCARD of the others).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +26,7 @@
 #include "timeutil.h"
 
 #define COMPONENT "maintenance"
+#define SAMPLE_EVERY_MS 2000 /* queue gauges: often enough for a dashboard */
 
 struct maintenance {
     const struct scheduler_config *config;
@@ -30,6 +35,8 @@ struct maintenance {
     pthread_cond_t wake;
     int stopping;            /* guarded by lock */
     baton_redis_t *redis;    /* owned by the thread */
+    const struct scheduler_metrics *metrics; /* borrowed from the config */
+    int64_t sampled_ms;      /* last queue gauge sample (monotonic) */
 };
 
 /* The three scripts of one queue, with their KEYS. */
@@ -75,14 +82,18 @@ static baton_err_t tick(struct maintenance *m, int *busy, char *errstr, size_t e
     *busy = 0;
     const char *argv[] = {"SMEMBERS", BATON_KEY_QUEUES};
     redisReply *queues;
+    int64_t started_ns = baton_metrics_now_ns();
     baton_err_t err = baton_redis_command(m->redis, &queues, 2, argv, NULL, errstr, errstr_size);
     if (err)
         return err;
+    baton_metric_observe(m->metrics->redis_roundtrip, BATON_LABELS(COMPONENT),
+                         baton_metrics_since(started_ns));
     for (size_t q = 0; !err && q < queues->elements; q++) {
         const char *queue = queues->element[q]->str;
+        started_ns = baton_metrics_now_ns();
         baton_redis_pipeline_begin(m->redis);
         err = append_queue(m, queue, errstr, errstr_size);
-        long long moved[3] = {0, 0, 0};
+        long long moved[3] = {0, 0, 0}, dead = 0;
         baton_err_t script_err = BATON_OK;
         /* Read all three replies even after an error reply, so the
          * connection stays in step. */
@@ -95,19 +106,92 @@ static baton_err_t tick(struct maintenance *m, int *busy, char *errstr, size_t e
                 if (!script_err)
                     script_err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
                                               "maintenance of queue %s: %s", queue, reply->str);
-            } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2)
+            } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
                 moved[r] = reply->element[0]->integer +
                            (r == 2 ? reply->element[1]->integer : 0);
+                if (r == 2)
+                    dead = reply->element[1]->integer;
+            }
             freeReplyObject(reply);
         }
         if (!err)
+            baton_metric_observe(m->metrics->redis_roundtrip, BATON_LABELS(COMPONENT),
+                                 baton_metrics_since(started_ns));
+        if (!err)
             err = script_err;
+        /* promote {moved}, expire {expired}, reclaim {requeued, dead} */
+        const long long counts[4] = {moved[0], moved[1], moved[2] - dead, dead};
+        static const char *const actions[4] = {"due", "expired", "reclaimed", "dead"};
+        for (int a = 0; a < 4; a++)
+            if (counts[a] > 0)
+                baton_metric_add(m->metrics->maintenance_tasks, BATON_LABELS(queue, actions[a]),
+                                 (double)counts[a]);
         if (moved[0] + moved[1] + moved[2] > 0)
             BATON_DEBUG(COMPONENT, "queue %s: %lld due, %lld expired, %lld reclaimed", queue,
                         moved[0], moved[1], moved[2]);
         for (int r = 0; r < 3; r++)
             if (moved[r] >= m->config->maintenance_batch)
                 *busy = 1;
+    }
+    freeReplyObject(queues);
+    return err;
+}
+
+/*
+ * Samples the queue gauges: per queue one pipeline of a ZCOUNT per
+ * priority band of the ready set and a ZCARD of the scheduled, running and
+ * dead sets. Counts come from Redis in one round trip per queue, so they
+ * are a snapshot, not a sum of events; several schedulers report the same
+ * numbers (aggregate with max, not sum).
+ */
+static baton_err_t sample_queues(struct maintenance *m, char *errstr, size_t errstr_size) {
+    const struct scheduler_metrics *mx = m->metrics;
+    const char *argv[] = {"SMEMBERS", BATON_KEY_QUEUES};
+    redisReply *queues;
+    baton_err_t err = baton_redis_command(m->redis, &queues, 2, argv, NULL, errstr, errstr_size);
+    if (err)
+        return err;
+    for (size_t q = 0; !err && q < queues->elements; q++) {
+        const char *queue = queues->element[q]->str;
+        char ready[BATON_KEY_MAX], min[10][32], max[10][32], set[3][BATON_KEY_MAX];
+        static const char *const sets[3] = {"scheduled", "running", "dead"};
+        int64_t started_ns = baton_metrics_now_ns();
+        baton_redis_pipeline_begin(m->redis);
+        baton_queue_key(ready, queue, "ready");
+        for (int p = 0; !err && p < 10; p++) {
+            double lo, hi;
+            baton_ready_priority_range(p, &lo, &hi);
+            snprintf(min[p], sizeof min[p], "%.0f", lo);
+            snprintf(max[p], sizeof max[p], "%.0f", hi);
+            const char *zcount[] = {"ZCOUNT", ready, min[p], max[p]};
+            err = baton_redis_append(m->redis, 4, zcount, NULL, errstr, errstr_size);
+        }
+        for (int k = 0; !err && k < 3; k++) {
+            baton_queue_key(set[k], queue, sets[k]);
+            const char *zcard[] = {"ZCARD", set[k]};
+            err = baton_redis_append(m->redis, 2, zcard, NULL, errstr, errstr_size);
+        }
+        long long counts[13];
+        for (int r = 0; !err && r < 13; r++) {
+            redisReply *reply;
+            err = baton_redis_get_reply(m->redis, &reply, errstr, errstr_size);
+            if (err)
+                break;
+            counts[r] = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
+            freeReplyObject(reply);
+        }
+        if (err)
+            break;
+        baton_metric_observe(mx->redis_roundtrip, BATON_LABELS(COMPONENT),
+                             baton_metrics_since(started_ns));
+        for (int p = 0; p < 10; p++) {
+            char priority[4];
+            snprintf(priority, sizeof priority, "%d", p);
+            baton_metric_set(mx->queue_ready, BATON_LABELS(queue, priority), (double)counts[p]);
+        }
+        baton_metric_set(mx->queue_scheduled, BATON_LABELS(queue), (double)counts[10]);
+        baton_metric_set(mx->queue_running, BATON_LABELS(queue), (double)counts[11]);
+        baton_metric_set(mx->queue_dead, BATON_LABELS(queue), (double)counts[12]);
     }
     freeReplyObject(queues);
     return err;
@@ -142,6 +226,11 @@ static void *run(void *arg) {
     for (;;) {
         int busy = 0;
         baton_err_t err = tick(m, &busy, errstr, sizeof errstr);
+        int64_t now = baton_time_mono_ms();
+        if (!err && m->metrics->queue_ready && now - m->sampled_ms >= SAMPLE_EVERY_MS) {
+            err = sample_queues(m, errstr, sizeof errstr);
+            m->sampled_ms = now;
+        }
         int64_t wait = interval;
         if (err) {
             if (failures++ == 0 || failures % 50 == 0)
@@ -167,6 +256,8 @@ baton_err_t maintenance_start(const struct scheduler_config *config, maintenance
     if (!m)
         return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     m->config = config;
+    m->metrics = config->metrics;
+    m->sampled_ms = baton_time_mono_ms() - SAMPLE_EVERY_MS; /* sample at the first tick */
     baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
                                           &m->redis, errstr, errstr_size);
     if (err) {

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "metrics.h"
 
 struct scheduler_config {
     char *kafka_brokers;         /* bootstrap servers */
@@ -43,6 +44,32 @@ struct scheduler_config {
     int ingest;                  /* run ingest */
     int maintenance;             /* run the maintenance loop */
     char *log_level;             /* debug|info|warn|error */
+    int64_t metrics_port;        /* /metrics, /healthz, /readyz; 0 = off */
+    char *metrics_bind;          /* address the endpoint listens on */
+    struct scheduler_metrics *metrics; /* set by main.c, not an option; never NULL */
+};
+
+/*
+ * The scheduler's metric families (docs/metrics.md), registered by main.c,
+ * borrowed from its registry. A part that is off (--ingest, --maintenance,
+ * --history) has NULL families, which the metrics API takes as no-ops.
+ */
+struct scheduler_metrics {
+    baton_metric_t *ingest_messages;   /* counter {topic}: messages consumed */
+    baton_metric_t *ingest_rejected;   /* counter {reason}: messages dead-lettered */
+    baton_metric_t *ingest_enqueued;   /* counter {queue,result}: enqueue.lua outcomes */
+    baton_metric_t *ingest_batch;      /* histogram: one batch, consume to offsets stored */
+    baton_metric_t *ingest_paused;     /* gauge: 1 while partitions are paused */
+    baton_metric_t *consumer_lag;      /* gauge {topic,partition}: collected by ingest.c */
+    baton_metric_t *redis_roundtrip;   /* histogram {component}: one pipeline round trip */
+    baton_metric_t *maintenance_tasks; /* counter {queue,action}: tasks moved */
+    baton_metric_t *queue_ready;       /* gauge {queue,priority}: sampled */
+    baton_metric_t *queue_scheduled;   /* gauge {queue}: sampled */
+    baton_metric_t *queue_running;     /* gauge {queue}: sampled */
+    baton_metric_t *queue_dead;        /* gauge {queue}: sampled */
+    baton_metric_t *history_backlog;   /* gauge: events waiting for PostgreSQL */
+    baton_metric_t *history_batch;     /* histogram: one batch, PostgreSQL to XACK */
+    baton_metric_t *history_written;   /* counter: events written to PostgreSQL */
 };
 
 /* Set by the signal handler; every loop checks it. */
@@ -55,6 +82,14 @@ extern volatile sig_atomic_t scheduler_stop;
  */
 baton_err_t ingest_run(const struct scheduler_config *config, char *errstr,
                        size_t errstr_size);
+
+/*
+ * Readiness of ingest's Kafka connection: 1 when a metadata request on the
+ * consumer gets an answer within `timeout_ms`; else 0 with the reason in
+ * `why` (also while ingest has not started or has stopped).
+ * @locality an HTTP server thread
+ */
+int ingest_kafka_ready(int timeout_ms, char *why, size_t why_size);
 
 typedef struct maintenance maintenance_t;
 

@@ -3,8 +3,10 @@
  * command handlers from configuration. SIGTERM/SIGINT: graceful stop (no
  * more claims, running tasks get --grace-ms, the rest return to the head
  * of their queues, exit 0); a second signal exits at once (leases expire
- * and maintenance reclaims the tasks).
+ * and maintenance reclaims the tasks). With --metrics-port, serves
+ * /metrics, /healthz and /readyz (ready while Redis answers).
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -13,7 +15,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "http.h"
 #include "log.h"
+#include "redis.h"
 #include "worker.h"
 
 struct worker_flags {
@@ -32,6 +36,8 @@ struct worker_flags {
     char *commands;
     int builtins;
     char *log_level;
+    int64_t metrics_port;
+    char *metrics_bind;
 };
 
 #define CFG(field) offsetof(struct worker_flags, field)
@@ -70,6 +76,11 @@ static const struct baton_opt options[] = {
      CFG(builtins), 0, 0},
     {"log-level", BATON_OPT_STRING, "info", "debug, info, warn, error or off", CFG(log_level), 0,
      0},
+    {"metrics-port", BATON_OPT_INT, "0",
+     "port of /metrics, /healthz and /readyz (0 = off; 9465 by convention)", CFG(metrics_port),
+     0, 65535},
+    {"metrics-bind", BATON_OPT_STRING, "0.0.0.0", "address the metrics endpoint listens on",
+     CFG(metrics_bind), 0, 0},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -81,6 +92,41 @@ static void on_signal(int sig) {
     if (signals_seen++)
         _exit(130); /* second signal: leave now; leases expire, tasks are reclaimed */
     baton_worker_stop(the_worker);
+}
+
+#define PROBE_TIMEOUT_MS 1000 /* a readiness check answers "not ready", never hangs */
+
+/* What /readyz checks: Redis, with a connection of its own. */
+struct readiness {
+    const char *redis_url;
+    pthread_mutex_t lock;   /* guards redis: probes may run at once */
+    baton_redis_t *redis;   /* owned; NULL until needed or after a failure */
+};
+
+/* Ready while Redis answers PING. @locality an HTTP server thread */
+static int worker_ready(void *ctx, char *why, size_t why_size) {
+    struct readiness *rd = ctx;
+    char errstr[512];
+    pthread_mutex_lock(&rd->lock);
+    baton_err_t err = BATON_OK;
+    if (!rd->redis)
+        err = baton_redis_connect(rd->redis_url, PROBE_TIMEOUT_MS, &rd->redis, errstr,
+                                  sizeof errstr);
+    if (!err) {
+        const char *ping[] = {"PING"};
+        redisReply *reply;
+        err = baton_redis_command(rd->redis, &reply, 1, ping, NULL, errstr, sizeof errstr);
+        if (!err)
+            freeReplyObject(reply);
+    }
+    if (err) {
+        baton_redis_destroy(rd->redis); /* the next probe connects afresh */
+        rd->redis = NULL;
+    }
+    pthread_mutex_unlock(&rd->lock);
+    if (err)
+        snprintf(why, why_size, "redis: %s", errstr);
+    return !err;
 }
 
 /* Registers each "TYPE=PROGRAM" line of `commands`. */
@@ -143,11 +189,25 @@ int main(int argc, char **argv) {
     config.worker_id = flags.worker_id;
 
     int rc = 1;
-    err = baton_worker_new(&config, &the_worker, errstr, sizeof errstr);
+    baton_metrics_t *registry = baton_metrics_new();
+    baton_http_t *http = NULL;
+    struct readiness readiness = {flags.redis_url, PTHREAD_MUTEX_INITIALIZER, NULL};
+    config.metrics = registry;
+    err = registry ? BATON_OK
+                   : baton_seterr(errstr, sizeof errstr, BATON_ERR_NOMEM, "out of memory");
+    if (!err)
+        err = baton_worker_new(&config, &the_worker, errstr, sizeof errstr);
     if (!err && flags.builtins)
         err = baton_worker_register_builtins(the_worker);
     if (!err && flags.commands)
         err = register_commands(the_worker, flags.commands, errstr, sizeof errstr);
+    if (!err && flags.metrics_port > 0) {
+        struct baton_http_config http_config = {flags.metrics_bind, (int)flags.metrics_port,
+                                                registry, worker_ready, &readiness};
+        err = baton_http_start(&http_config, &http, errstr, sizeof errstr);
+        if (err == BATON_ERR_CONFIG)
+            rc = 2;
+    }
     if (!err) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -161,7 +221,10 @@ int main(int argc, char **argv) {
     }
     if (err)
         fprintf(stderr, "baton-worker: %s\n", errstr);
+    baton_http_stop(http);
+    baton_redis_destroy(readiness.redis);
     baton_worker_destroy(the_worker);
+    baton_metrics_destroy(registry);
     baton_config_free(options, OPTION_COUNT, &flags);
     return rc;
 }

@@ -15,6 +15,8 @@
  *   main       (baton_worker_run) waits for stop, then drains in order.
  * A job is shared by the lists and threads through a reference count; who
  * writes its outcome is decided once, under the job's lock ("finished").
+ * With a metrics registry in the config, outcomes are counted where they
+ * are written (after Redis accepted them), by queue and task type.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -59,8 +61,24 @@ struct handler_entry {
     struct command_handler *command; /* owned when a command handler */
 };
 
+/* The worker's metric families (docs/metrics.md); all NULL without a
+ * registry, which the metrics API takes as no-ops. */
+struct worker_metrics {
+    baton_metric_t *claimed;     /* counter {queue,type} */
+    baton_metric_t *succeeded;   /* counter {queue,type} */
+    baton_metric_t *failed;      /* counter {queue,type,reason}: failed attempts */
+    baton_metric_t *retried;     /* counter {queue,type}: fail.lua said "scheduled" */
+    baton_metric_t *dead;        /* counter {queue,type}: fail.lua said "dead" */
+    baton_metric_t *canceled;    /* counter {queue,type} */
+    baton_metric_t *stale;       /* counter {queue}: outcomes refused, token stale */
+    baton_metric_t *run_seconds; /* histogram {type}: handler time */
+    baton_metric_t *threads;     /* gauge {state}: busy|idle, collected at scrape */
+    baton_metric_t *roundtrip;   /* histogram {component}: "worker" */
+};
+
 struct baton_worker {
     struct baton_worker_config config;
+    struct worker_metrics metrics;
     char *redis_url, *queue_spec, *id;
     char lease_text[24], retention_text[24];
     struct worker_queue *queues;
@@ -271,6 +289,57 @@ static baton_err_t parse_queues(baton_worker_t *w, char *errstr, size_t errstr_s
     return err;
 }
 
+/* ------------------------------------------------------------ metrics */
+
+/* baton_worker_threads at scrape time: executors busy with a claimed task
+ * (running or about to) and idle ones. @locality an HTTP server thread */
+static void collect_threads(baton_metric_t *family, void *ctx) {
+    baton_worker_t *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    int busy = w->busy < w->config.concurrency ? w->busy : w->config.concurrency;
+    pthread_mutex_unlock(&w->lock);
+    baton_metric_set(family, BATON_LABELS("busy"), busy);
+    baton_metric_set(family, BATON_LABELS("idle"), w->config.concurrency - busy);
+}
+
+static void register_metrics(baton_worker_t *w, baton_metrics_t *r) {
+    static const double fast[] = {BATON_BUCKETS_FAST_SECONDS};
+    static const double slow[] = {BATON_BUCKETS_SLOW_SECONDS};
+    struct worker_metrics *mx = &w->metrics;
+    mx->claimed = baton_metrics_counter(r, "baton_worker_tasks_claimed_total",
+                                        "Tasks claimed by this worker.", "queue,type");
+    mx->succeeded = baton_metrics_counter(r, "baton_worker_tasks_succeeded_total",
+                                          "Tasks this worker completed successfully.",
+                                          "queue,type");
+    mx->failed = baton_metrics_counter(r, "baton_worker_tasks_failed_total",
+                                       "Failed attempts reported by this worker, by reason "
+                                       "(error, timeout).",
+                                       "queue,type,reason");
+    mx->retried = baton_metrics_counter(r, "baton_worker_tasks_retried_total",
+                                        "Failed attempts scheduled for a retry.", "queue,type");
+    mx->dead = baton_metrics_counter(r, "baton_worker_tasks_dead_total",
+                                     "Failed attempts that left the task dead (out of attempts "
+                                     "or a permanent failure).",
+                                     "queue,type");
+    mx->canceled = baton_metrics_counter(r, "baton_worker_tasks_canceled_total",
+                                         "Running tasks stopped on a cancel request.",
+                                         "queue,type");
+    mx->stale = baton_metrics_counter(r, "baton_worker_stale_refusals_total",
+                                      "Outcomes Redis refused because the lease was taken over "
+                                      "(stale fencing token).",
+                                      "queue");
+    mx->run_seconds = baton_metrics_histogram(r, "baton_task_run_seconds",
+                                              "Time a handler ran, by task type.", "type", slow,
+                                              sizeof slow / sizeof slow[0]);
+    mx->threads = baton_metrics_gauge(r, "baton_worker_threads",
+                                      "Executor threads, busy or idle.", "state");
+    mx->roundtrip = baton_metrics_histogram(
+        r, "baton_redis_roundtrip_seconds",
+        "Time of one Redis round trip (a pipeline or a single command), by component.",
+        "component", fast, sizeof fast / sizeof fast[0]);
+    baton_metric_set_collector(mx->threads, collect_threads, w);
+}
+
 /* ---------------------------------------------------------- lifecycle */
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -328,6 +397,8 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
         baton_worker_destroy(w);
         return err;
     }
+    if (config->metrics)
+        register_metrics(w, config->metrics);
     *out = w;
     return BATON_OK;
 }
@@ -410,6 +481,7 @@ void baton_worker_stop(baton_worker_t *w) { w->stop_requests++; }
 void baton_worker_destroy(baton_worker_t *w) {
     if (!w || w->threads_stuck) /* a handler thread may still use it */
         return;
+    baton_metric_set_collector(w->metrics.threads, NULL, NULL); /* waits for a scrape */
     for (size_t i = 0; i < w->nqueues; i++)
         free(w->queues[i].name);
     free(w->queues);
@@ -552,7 +624,8 @@ static baton_job_t **running_snapshot(baton_worker_t *w, size_t *n) {
 }
 
 /* Reports an outcome for a job whose task JSON could not be read. */
-static void fail_unreadable(baton_redis_t *r, const struct worker_queue *q, redisReply **e);
+static void fail_unreadable(baton_redis_t *r, const struct worker_queue *q, redisReply **e,
+                            const char *retention);
 
 /*
  * One claim round: pipelined claim.lua for the queues that got slots.
@@ -562,6 +635,7 @@ static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errs
                        size_t errstr_size) {
     int counts[w->nqueues];
     allocate_slots(w, idle, counts);
+    int64_t started_ns = baton_metrics_now_ns();
     baton_redis_pipeline_begin(r);
     size_t appended = 0;
     for (size_t i = 0; i < w->nqueues; i++) {
@@ -596,10 +670,11 @@ static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errs
             for (size_t k = 0; k < n; k++) {
                 baton_job_t *job = job_from_claim(&w->queues[i], reply->element + k * 6);
                 if (job && job->task) {
+                    baton_metric_inc(w->metrics.claimed, BATON_LABELS(job->queue, job->type));
                     jobs[got++] = job;
                 } else {
                     job_unref(job);
-                    fail_unreadable(r, &w->queues[i], reply->element + k * 6);
+                    fail_unreadable(r, &w->queues[i], reply->element + k * 6, w->retention_text);
                 }
             }
             pthread_mutex_lock(&w->lock);
@@ -613,6 +688,8 @@ static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errs
         }
         freeReplyObject(reply);
     }
+    baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
+                         baton_metrics_since(started_ns));
     return err ? -1 : claimed;
 }
 
@@ -688,14 +765,17 @@ static void note_stale(baton_worker_t *w, const baton_job_t *job, const char *wh
     pthread_mutex_lock(&w->lock);
     w->stale++;
     pthread_mutex_unlock(&w->lock);
+    baton_metric_inc(w->metrics.stale, BATON_LABELS(job->queue));
     BATON_LOG_TASK(BATON_LOG_WARN, COMPONENT, job->id,
                    "outcome refused, the lease was taken over (token %s): %s", job->token, why);
 }
 
-/* Runs one finishing script; handles STALE. Returns BATON_OK when written. */
+/* Runs one finishing script; handles STALE. Returns BATON_OK when written,
+ * with the first element of an array reply (fail.lua's new state) copied
+ * into `state` when given. */
 static baton_err_t run_finish(baton_worker_t *w, baton_redis_t *r, const baton_job_t *job,
                               const char *script, int nkeys, int argc, const char **argv,
-                              const size_t *lens) {
+                              const size_t *lens, char *state, size_t state_size) {
     char errstr[1024];
     redisReply *reply = NULL;
     baton_err_t err = BATON_OK;
@@ -703,13 +783,23 @@ static baton_err_t run_finish(baton_worker_t *w, baton_redis_t *r, const baton_j
      * holds: retry for about one lease length, then leave it to reclaim. */
     int64_t give_up = baton_time_mono_ms() + w->config.lease_ms;
     for (;;) {
+        int64_t started_ns = baton_metrics_now_ns();
         err = baton_redis_script(r, script, nkeys, argc, argv, lens, &reply, errstr,
                                  sizeof errstr);
+        if (!err || strstr(errstr, "STALE"))
+            baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
+                                 baton_metrics_since(started_ns));
         if (!err || strstr(errstr, "STALE") || baton_time_mono_ms() > give_up)
             break;
         BATON_LOG_TASK(BATON_LOG_WARN, COMPONENT, job->id, "%s failed, retrying: %s", script,
                        errstr);
         usleep(RETRY_AFTER_ERROR_MS * 1000);
+    }
+    if (state && state_size) {
+        state[0] = '\0';
+        if (!err && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+            reply->element[0]->str)
+            snprintf(state, state_size, "%s", reply->element[0]->str);
     }
     if (reply)
         freeReplyObject(reply);
@@ -736,7 +826,10 @@ static baton_err_t report_success(baton_worker_t *w, baton_redis_t *r, baton_job
                           w->retention_text};
     size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]), strlen(argv[3]),
                      strlen(argv[4]), result_len, strlen(argv[6])};
-    return run_finish(w, r, job, "complete.lua", 2, 7, argv, lens);
+    baton_err_t err = run_finish(w, r, job, "complete.lua", 2, 7, argv, lens, NULL, 0);
+    if (!err)
+        baton_metric_inc(w->metrics.succeeded, BATON_LABELS(job->queue, job->type));
+    return err;
 }
 
 static baton_err_t report_failure(baton_worker_t *w, baton_redis_t *r, const baton_job_t *job,
@@ -750,17 +843,30 @@ static baton_err_t report_failure(baton_worker_t *w, baton_redis_t *r, const bat
         rnd = (uint32_t)baton_time_mono_ms();
     snprintf(jitter, sizeof jitter, "%.9f", (double)rnd / 4294967296.0);
     const char *argv[] = {q->running, q->scheduled, q->dead, q->events, q->prefix, job->id,
-                          job->token, error, reason, base, cap, jitter, permanent ? "1" : "0"};
-    return run_finish(w, r, job, "fail.lua", 4, 13, argv, NULL);
+                          job->token, error, reason, base, cap, jitter, permanent ? "1" : "0",
+                          w->retention_text};
+    char state[16];
+    baton_err_t err = run_finish(w, r, job, "fail.lua", 4, 14, argv, NULL, state, sizeof state);
+    if (!err) {
+        baton_metric_inc(w->metrics.failed, BATON_LABELS(job->queue, job->type, reason));
+        if (strcmp(state, "scheduled") == 0)
+            baton_metric_inc(w->metrics.retried, BATON_LABELS(job->queue, job->type));
+        else if (strcmp(state, "dead") == 0)
+            baton_metric_inc(w->metrics.dead, BATON_LABELS(job->queue, job->type));
+        else if (strcmp(state, "canceled") == 0) /* a cancel requested while it ran */
+            baton_metric_inc(w->metrics.canceled, BATON_LABELS(job->queue, job->type));
+    }
+    return err;
 }
 
-static void fail_unreadable(baton_redis_t *r, const struct worker_queue *q, redisReply **e) {
+static void fail_unreadable(baton_redis_t *r, const struct worker_queue *q, redisReply **e,
+                            const char *retention) {
     const char *argv[] = {q->running, q->scheduled, q->dead, q->events, q->prefix, e[0]->str,
                           e[1]->str, "task JSON in Redis is unreadable", "error", "0", "0",
-                          "0", "1"};
+                          "0", "1", retention};
     redisReply *reply = NULL;
     char errstr[256];
-    baton_redis_script(r, "fail.lua", 4, 13, argv, NULL, &reply, errstr, sizeof errstr);
+    baton_redis_script(r, "fail.lua", 4, 14, argv, NULL, &reply, errstr, sizeof errstr);
     if (reply)
         freeReplyObject(reply);
     BATON_LOG_TASK(BATON_LOG_ERROR, COMPONENT, e[0]->str, "task JSON unreadable: marked dead");
@@ -784,8 +890,10 @@ static void finish_job(baton_worker_t *w, baton_redis_t *r, baton_job_t *job,
         const struct worker_queue *q = job->wq;
         const char *argv[] = {q->running, q->events, q->prefix, job->id, job->token,
                               w->retention_text};
-        if (run_finish(w, r, job, "finish_canceled.lua", 2, 6, argv, NULL) == BATON_OK)
+        if (run_finish(w, r, job, "finish_canceled.lua", 2, 6, argv, NULL, NULL, 0) == BATON_OK) {
+            baton_metric_inc(w->metrics.canceled, BATON_LABELS(job->queue, job->type));
             BATON_LOG_TASK(BATON_LOG_INFO, COMPONENT, job->id, "canceled");
+        }
         return;
     } else if (reason == JOB_STOP_TIMEOUT) {
         char error[128];
@@ -844,7 +952,10 @@ static void *executor_main(void *arg) {
             if (h) {
                 BATON_LOG_TASK(BATON_LOG_DEBUG, COMPONENT, job->id, "running %s (attempt %d)",
                                job->type, job->attempt);
+                int64_t started_ns = baton_metrics_now_ns();
                 status = h->fn(job, h->ctx);
+                baton_metric_observe(w->metrics.run_seconds, BATON_LABELS(job->type),
+                                     baton_metrics_since(started_ns));
             } else {
                 baton_job_set_error(job, "no handler for type '%s' on worker %s", job->type,
                                     w->id);
@@ -904,10 +1015,13 @@ static void renew_leases(baton_worker_t *w, baton_redis_t *r) {
             argv[argc++] = jobs[i]->token;
         }
         redisReply *reply = NULL;
+        int64_t started_ns = baton_metrics_now_ns();
         if (baton_redis_script(r, "renew.lua", 1, (int)argc, argv, NULL, &reply, errstr,
                                sizeof errstr) != BATON_OK) {
             BATON_WARN(COMPONENT, "lease renewal on %s failed (will retry): %s", q->name, errstr);
         } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == count) {
+            baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
+                                 baton_metrics_since(started_ns));
             for (size_t i = 0; i < count; i++) {
                 long long answer = reply->element[i]->integer;
                 if (answer == 0 && !baton_job_should_stop(mine[i])) {
@@ -1055,10 +1169,10 @@ static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
             continue;
         const struct worker_queue *q = job->wq;
         const char *argv[] = {q->running, q->ready, q->seq, q->events, q->notify,
-                              q->prefix, job->id, job->token};
+                              q->prefix, job->id, job->token, w->retention_text};
         redisReply *reply = NULL;
         char errstr[1024];
-        if (r && baton_redis_script(r, "requeue.lua", 5, 8, argv, NULL, &reply, errstr,
+        if (r && baton_redis_script(r, "requeue.lua", 5, 9, argv, NULL, &reply, errstr,
                                     sizeof errstr) == BATON_OK) {
             BATON_LOG_TASK(BATON_LOG_INFO, COMPONENT, job->id,
                            "returned to the head of %s (grace period over)", q->name);

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "metrics.h"
 
 typedef struct baton_worker baton_worker_t;
 typedef struct baton_job baton_job_t;
@@ -64,6 +65,8 @@ struct baton_worker_config {
     size_t max_result_bytes;    /* larger results are replaced by a marker */
     int64_t redis_timeout_ms;   /* connect and command timeout */
     const char *worker_id;      /* NULL: "<host>-<pid>-<random>" */
+    baton_metrics_t *metrics;   /* registry for the worker's metrics (docs/metrics.md);
+                                   borrowed, must outlive the worker; NULL = none */
 };
 
 /* Fills `config` with the defaults (the same as baton-worker's flags). */

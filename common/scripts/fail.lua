@@ -6,10 +6,13 @@
 -- ARGV[6] backoff base, ms  ARGV[7] backoff cap, ms
 -- ARGV[8] jitter in [0, 1) (from the worker: randomness, not a clock)
 -- ARGV[9] 1 = permanent failure, do not retry
+-- ARGV[10] retention of terminal tasks, ms
 --
 -- Checks: running with the current token, else refused with "STALE"
 -- (changes nothing).
--- Changes: attempts left and not permanent -> state scheduled, due at
+-- Changes: cancellation requested (batonctl cancel while it ran) -> state
+-- canceled, event "canceled": a cancel is never lost to a retry;
+-- attempts left and not permanent -> state scheduled, due at
 -- Redis TIME + full-jitter exponential backoff
 -- (jitter * min(cap, base * 2^(attempt-1))), in the scheduled set, event
 -- "failed"; else state dead, in the dead set, event "dead". Error text kept.
@@ -17,7 +20,8 @@
 
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local tkey = prefix .. id
-local h = redis.call('HMGET', tkey, 'state', 'token', 'worker', 'attempt', 'max_attempts')
+local h = redis.call('HMGET', tkey, 'state', 'token', 'worker', 'attempt', 'max_attempts',
+                     'cancel_requested')
 if h[1] ~= 'running' or h[2] ~= token then
   return redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
                            ' with token ' .. tostring(h[2]) .. ', not ' .. token)
@@ -27,6 +31,12 @@ local attempt, max_attempts = tonumber(h[4]), tonumber(h[5])
 local extra = {'worker', h[3] or '', 'token', token, 'error', ARGV[4], 'reason', ARGV[5]}
 redis.call('ZREM', KEYS[1], id)
 redis.call('HDEL', tkey, 'lease_ms')
+if h[6] == '1' then
+  redis.call('HSET', tkey, 'state', 'canceled', 'error', ARGV[4], 'finished_ms', num(now))
+  emit(KEYS[4], tkey, id, 'canceled', 'running', 'canceled', now, extra)
+  redis.call('PEXPIRE', tkey, tonumber(ARGV[10]))
+  return {'canceled', '-1'}
+end
 if attempt < max_attempts and ARGV[9] ~= '1' then
   local window = tonumber(ARGV[6]) * (2 ^ (attempt - 1))
   if window > tonumber(ARGV[7]) then window = tonumber(ARGV[7]) end

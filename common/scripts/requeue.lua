@@ -8,18 +8,28 @@
 -- Changes: back to the HEAD of its priority in the ready queue (score with
 -- a negative sequence number), and the attempt is given back (attempt - 1):
 -- being stopped by a deploy is not a failure of the task. State queued,
--- event "returned".
+-- event "returned". A task whose cancellation was requested is canceled
+-- instead (event "canceled").
+-- ARGV[4] retention of terminal tasks, ms
 -- Returns 1.
 
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local tkey = prefix .. id
-local h = redis.call('HMGET', tkey, 'state', 'token', 'worker', 'priority')
+local h = redis.call('HMGET', tkey, 'state', 'token', 'worker', 'priority', 'cancel_requested')
 if h[1] ~= 'running' or h[2] ~= token then
   return redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
                            ' with token ' .. tostring(h[2]) .. ', not ' .. token)
 end
 local now = now_ms()
 redis.call('ZREM', KEYS[1], id)
+if h[5] == '1' then
+  redis.call('HSET', tkey, 'state', 'canceled', 'finished_ms', num(now))
+  redis.call('HDEL', tkey, 'lease_ms')
+  emit(KEYS[4], tkey, id, 'canceled', 'running', 'canceled', now,
+       {'worker', h[3] or '', 'token', token})
+  redis.call('PEXPIRE', tkey, tonumber(ARGV[4]))
+  return 1
+end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], ready_score(h[4], -seq), id)
 redis.call('HINCRBY', tkey, 'attempt', -1)

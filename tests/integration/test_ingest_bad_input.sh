@@ -33,6 +33,10 @@ not json at all|invalid_json
 {"type":"","queue":"$queue"}|bad_length
 {"type":"x","queue":"$queue"} trailing|invalid_json
 JSON
+# A 1.2 MB message: over any limit, and over Kafka's default 1 MB message
+# size, so its DLQ copy is truncated (header baton-truncated-from) rather
+# than blocking ingest.
+python3 -c 'import json; print(json.dumps({"type": "x", "payload": "y" * 1200000}) + "|too_large")' >>"$WORK/bad"
 nbad=$(wc -l <"$WORK/bad")
 # Interleave: good-0, bad-1, good-1, bad-2, ... good-N; one partition (-p 0)
 # keeps the order, so the last good message comes after every bad one.
@@ -44,7 +48,7 @@ nbad=$(wc -l <"$WORK/bad")
     printf '%s\n' "${line%|*}"
     echo "{\"id\":\"good-$i\",\"type\":\"ok\",\"queue\":\"$queue\"}"
   done <"$WORK/bad"
-} | produce "$topic" -p 0
+} | produce "$topic" -p 0 -X message.max.bytes=2000000
 
 last="good-$nbad"
 has_last() { [ "$(rcli exists "baton:{$queue}:t:$last")" -eq 1 ]; }
@@ -53,10 +57,9 @@ wait_until 60 "the last good task ($last)" has_last
   fail "expected $((nbad + 1)) good tasks, got $(task_count "$queue")"
 
 # The DLQ holds every bad message, value unchanged, with its reason.
-kcat -C -b "$BATON_KAFKA_BROKERS" -t "$dlq" -o beginning -e -q \
-  -f '%h\t%s\n' >"$WORK/dlq.out" 2>/dev/null || true
 have_all_dlq() {
-  kcat -C -b "$BATON_KAFKA_BROKERS" -t "$dlq" -o beginning -e -q -f '%h\t%s\n' >"$WORK/dlq.out" 2>/dev/null
+  kcat -C -b "$BATON_KAFKA_BROKERS" -t "$dlq" -o beginning -e -q -X fetch.message.max.bytes=2000000 \
+    -f '%h\t%s\n' >"$WORK/dlq.out" 2>/dev/null
   [ "$(wc -l <"$WORK/dlq.out")" -ge "$nbad" ]
 }
 wait_until 30 "$nbad messages in the DLQ" have_all_dlq
@@ -74,7 +77,12 @@ assert len(rows) == len(bad), f"{len(rows)} DLQ messages for {len(bad)} bad ones
 # The DLQ's partitions are read one after another: restore source order.
 rows.sort(key=lambda r: int(r[0]["baton-source-offset"]))
 for (value, reason), (h, got) in zip(bad, rows):
-    assert got == value, f"value changed: {got!r} != {value!r}"
+    if "baton-truncated-from" in h:
+        assert int(h["baton-truncated-from"]) == len(value) and value.startswith(got), \
+            f"truncated copy is not a prefix of the original ({len(got)} of {len(value)} bytes)"
+        assert len(value) > 1000000, "only messages over 1 MB are truncated"
+    else:
+        assert got == value, f"value changed: {got[:60]!r} != {value[:60]!r}"
     assert h["baton-reason"] == reason, f"{value[:40]!r}: reason {h['baton-reason']} != {reason}"
     assert h["baton-source-topic"] == sys.argv[3], h
     assert h["baton-source-partition"] == "0", h

@@ -1,0 +1,640 @@
+/*
+ * metrics.c - the Prometheus registry (see metrics.h).
+ *
+ * A family keeps its series twice: in an array, for rendering in creation
+ * order (stable output, easy to diff and test), and in a small chained hash
+ * table keyed by the label values, for updates. One mutex per family guards
+ * both; updates are a hash, a short compare and an add under it, which is
+ * far below the cost of the Redis round trip each update accompanies.
+ *
+ * The registry's own mutex guards the family list and serializes scrapes:
+ * rendering holds it from the first collector to the last byte, so
+ * detaching a collector (which takes it) waits for a scrape in progress and
+ * two scrapes never interleave a collector's reset and sets. Lock order is
+ * registry, then family; update paths take only the family lock, so a
+ * daemon thread never waits for a scrape longer than the formatting of one
+ * family.
+ *
+ * Values are doubles, as in Prometheus; they are printed in the shortest
+ * form that reads back to the same double, so integral counts print as
+ * integers ("50", not "5.0e+01").
+ */
+#include "metrics.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum family_type { TYPE_COUNTER, TYPE_GAUGE, TYPE_HISTOGRAM };
+
+static const char *const type_names[] = {"counter", "gauge", "histogram"};
+
+struct series {
+    char **values;       /* label values, owned, nlabels of them */
+    uint64_t hash;       /* of the values */
+    double value;        /* counter and gauge */
+    uint64_t *buckets;   /* histogram: per-bucket counts (not cumulative),
+                            nbounds + 1 with the +Inf bucket last */
+    double sum;          /* histogram: sum of observations */
+    uint64_t count;      /* histogram: number of observations */
+    struct series *next; /* hash chain */
+};
+
+struct baton_metric {
+    baton_metrics_t *registry; /* the owner */
+    enum family_type type;
+    char *name, *help; /* owned */
+    char **labels;     /* label names, owned */
+    size_t nlabels;
+    double *bounds; /* histogram upper bounds, owned */
+    size_t nbounds;
+    baton_metric_collect_fn collect; /* gauge collector; guarded by the registry lock */
+    void *collect_ctx;
+
+    pthread_mutex_t lock; /* guards everything below */
+    struct series **list; /* creation order */
+    size_t count, cap;
+    struct series **table; /* hash chains; size is a power of two */
+    size_t table_size;
+};
+
+struct baton_metrics {
+    pthread_mutex_t lock; /* family list; serializes scrapes */
+    struct baton_metric **families;
+    size_t count, cap;
+};
+
+/* ------------------------------------------------------------- helpers */
+
+int64_t baton_metrics_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+double baton_metrics_since(int64_t start_ns) {
+    int64_t d = baton_metrics_now_ns() - start_ns;
+    return d > 0 ? (double)d / 1e9 : 0.0;
+}
+
+static int valid_metric_name(const char *s) {
+    if (!s || !*s)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+        if (!alpha && !(p > s && c >= '0' && c <= '9'))
+            return 0;
+    }
+    return 1;
+}
+
+static int valid_label_name(const char *s, size_t n) {
+    if (n == 0 || (n >= 2 && s[0] == '_' && s[1] == '_'))
+        return 0; /* "__" names are reserved for Prometheus itself */
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Splits "a,b,c" into owned names; 0 on success, -1 on a bad list. */
+static int parse_labels(const char *spec, char ***out, size_t *n, int histogram) {
+    *out = NULL;
+    *n = 0;
+    if (!spec || !*spec)
+        return 0;
+    size_t cap = 1;
+    for (const char *p = spec; *p; p++)
+        cap += *p == ',';
+    char **names = calloc(cap, sizeof *names);
+    if (!names)
+        return -1;
+    const char *start = spec;
+    for (;;) {
+        const char *end = strchr(start, ',');
+        size_t len = end ? (size_t)(end - start) : strlen(start);
+        int bad =
+            !valid_label_name(start, len) || (histogram && len == 2 && memcmp(start, "le", 2) == 0);
+        for (size_t i = 0; !bad && i < *n; i++)
+            bad = strlen(names[i]) == len && memcmp(names[i], start, len) == 0;
+        if (bad || !(names[*n] = strndup(start, len))) {
+            for (size_t i = 0; i < *n; i++)
+                free(names[i]);
+            free(names);
+            *n = 0;
+            return -1;
+        }
+        (*n)++;
+        if (!end)
+            break;
+        start = end + 1;
+    }
+    *out = names;
+    return 0;
+}
+
+static uint64_t hash_values(const char *const *values, size_t n) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        for (const unsigned char *p = (const unsigned char *)(values[i] ? values[i] : ""); *p;
+             p++) {
+            h ^= *p;
+            h *= 1099511628211ULL;
+        }
+        h ^= 0xff; /* separator: ("ab","") and ("a","b") differ */
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void series_free(struct series *s, size_t nlabels) {
+    if (!s)
+        return;
+    for (size_t i = 0; i < nlabels; i++)
+        free(s->values[i]);
+    free(s->values);
+    free(s->buckets);
+    free(s);
+}
+
+/* ------------------------------------------------------------ families */
+
+static void family_free(struct baton_metric *f) {
+    for (size_t i = 0; i < f->count; i++)
+        series_free(f->list[i], f->nlabels);
+    free(f->list);
+    free(f->table);
+    for (size_t i = 0; i < f->nlabels; i++)
+        free(f->labels[i]);
+    free(f->labels);
+    free(f->bounds);
+    free(f->name);
+    free(f->help);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+/* Finds the series of `values`, creating it; family lock held. NULL when
+ * out of memory. */
+static struct series *series_get(struct baton_metric *f, const char *const *values) {
+    static const char *const none[1] = {""};
+    if (f->nlabels == 0)
+        values = none;
+    uint64_t h = hash_values(values, f->nlabels);
+    if (f->table_size) {
+        for (struct series *s = f->table[h & (f->table_size - 1)]; s; s = s->next) {
+            if (s->hash != h)
+                continue;
+            size_t i = 0;
+            while (i < f->nlabels && strcmp(s->values[i], values[i] ? values[i] : "") == 0)
+                i++;
+            if (i == f->nlabels)
+                return s;
+        }
+    }
+    /* Grow the table at 3/4 load, and the creation-order list. */
+    if (f->count + 1 > f->table_size * 3 / 4) {
+        size_t size = f->table_size ? f->table_size * 2 : 16;
+        struct series **table = calloc(size, sizeof *table);
+        if (!table)
+            return NULL;
+        for (size_t i = 0; i < f->count; i++) {
+            struct series *s = f->list[i];
+            s->next = table[s->hash & (size - 1)];
+            table[s->hash & (size - 1)] = s;
+        }
+        free(f->table);
+        f->table = table;
+        f->table_size = size;
+    }
+    if (f->count == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        struct series **list = realloc(f->list, cap * sizeof *list);
+        if (!list)
+            return NULL;
+        f->list = list;
+        f->cap = cap;
+    }
+    struct series *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->hash = h;
+    s->values = calloc(f->nlabels ? f->nlabels : 1, sizeof *s->values);
+    int failed = !s->values;
+    for (size_t i = 0; !failed && i < f->nlabels; i++)
+        failed = !(s->values[i] = strdup(values[i] ? values[i] : ""));
+    if (!failed && f->type == TYPE_HISTOGRAM)
+        failed = !(s->buckets = calloc(f->nbounds + 1, sizeof *s->buckets));
+    if (failed) {
+        series_free(s, s->values ? f->nlabels : 0);
+        return NULL;
+    }
+    s->next = f->table[h & (f->table_size - 1)];
+    f->table[h & (f->table_size - 1)] = s;
+    f->list[f->count++] = s;
+    return s;
+}
+
+static int same_labels(const struct baton_metric *f, char **labels, size_t n) {
+    if (f->nlabels != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(f->labels[i], labels[i]) != 0)
+            return 0;
+    return 1;
+}
+
+static baton_metric_t *family_register(baton_metrics_t *m, enum family_type type, const char *name,
+                                       const char *help, const char *labels, const double *bounds,
+                                       size_t nbounds) {
+    if (!m || !valid_metric_name(name))
+        return NULL;
+    for (size_t i = 0; type == TYPE_HISTOGRAM && i < nbounds; i++)
+        if (!isfinite(bounds[i]) || (i > 0 && !(bounds[i] > bounds[i - 1])))
+            return NULL;
+    char **names;
+    size_t nlabels;
+    if (parse_labels(labels, &names, &nlabels, type == TYPE_HISTOGRAM))
+        return NULL;
+
+    pthread_mutex_lock(&m->lock);
+    struct baton_metric *f = NULL;
+    for (size_t i = 0; i < m->count; i++) {
+        if (strcmp(m->families[i]->name, name) == 0) {
+            struct baton_metric *old = m->families[i];
+            int same = old->type == type && same_labels(old, names, nlabels) &&
+                       old->nbounds == (type == TYPE_HISTOGRAM ? nbounds : 0) &&
+                       (type != TYPE_HISTOGRAM ||
+                        memcmp(old->bounds, bounds, nbounds * sizeof *bounds) == 0);
+            f = same ? old : NULL;
+            goto out;
+        }
+    }
+    if (m->count == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        struct baton_metric **grown = realloc(m->families, cap * sizeof *grown);
+        if (!grown)
+            goto out;
+        m->families = grown;
+        m->cap = cap;
+    }
+    f = calloc(1, sizeof *f);
+    if (!f)
+        goto out;
+    pthread_mutex_init(&f->lock, NULL);
+    f->registry = m;
+    f->type = type;
+    f->labels = names;
+    f->nlabels = nlabels;
+    names = NULL; /* owned by the family now */
+    f->name = strdup(name);
+    f->help = strdup(help ? help : "");
+    if (type == TYPE_HISTOGRAM) {
+        f->nbounds = nbounds;
+        f->bounds = malloc((nbounds ? nbounds : 1) * sizeof *f->bounds);
+        if (f->bounds && nbounds)
+            memcpy(f->bounds, bounds, nbounds * sizeof *bounds);
+    }
+    /* A labelless family exists from the start, at 0. */
+    if (!f->name || !f->help || (type == TYPE_HISTOGRAM && !f->bounds) ||
+        (nlabels == 0 && !series_get(f, NULL))) {
+        family_free(f);
+        f = NULL;
+        goto out;
+    }
+    m->families[m->count++] = f;
+out:
+    pthread_mutex_unlock(&m->lock);
+    if (names) {
+        for (size_t i = 0; i < nlabels; i++)
+            free(names[i]);
+        free(names);
+    }
+    return f;
+}
+
+baton_metric_t *baton_metrics_counter(baton_metrics_t *m, const char *name, const char *help,
+                                      const char *labels) {
+    return family_register(m, TYPE_COUNTER, name, help, labels, NULL, 0);
+}
+
+baton_metric_t *baton_metrics_gauge(baton_metrics_t *m, const char *name, const char *help,
+                                    const char *labels) {
+    return family_register(m, TYPE_GAUGE, name, help, labels, NULL, 0);
+}
+
+baton_metric_t *baton_metrics_histogram(baton_metrics_t *m, const char *name, const char *help,
+                                        const char *labels, const double *bounds, size_t nbounds) {
+    if (nbounds && !bounds)
+        return NULL;
+    return family_register(m, TYPE_HISTOGRAM, name, help, labels, bounds, nbounds);
+}
+
+baton_err_t baton_metric_set_collector(baton_metric_t *f, baton_metric_collect_fn fn, void *ctx) {
+    if (!f || f->type != TYPE_GAUGE)
+        return BATON_ERR_INVALID;
+    pthread_mutex_lock(&f->registry->lock);
+    f->collect = fn;
+    f->collect_ctx = fn ? ctx : NULL;
+    pthread_mutex_unlock(&f->registry->lock);
+    return BATON_OK;
+}
+
+/* -------------------------------------------------------------- updates */
+
+void baton_metric_add(baton_metric_t *f, const char *const *values, double v) {
+    if (!f || f->type == TYPE_HISTOGRAM || (f->type == TYPE_COUNTER && !(v >= 0)))
+        return;
+    pthread_mutex_lock(&f->lock);
+    struct series *s = series_get(f, values);
+    if (s)
+        s->value += v;
+    pthread_mutex_unlock(&f->lock);
+}
+
+void baton_metric_inc(baton_metric_t *f, const char *const *values) {
+    baton_metric_add(f, values, 1.0);
+}
+
+void baton_metric_set(baton_metric_t *f, const char *const *values, double v) {
+    if (!f || f->type != TYPE_GAUGE)
+        return;
+    pthread_mutex_lock(&f->lock);
+    struct series *s = series_get(f, values);
+    if (s)
+        s->value = v;
+    pthread_mutex_unlock(&f->lock);
+}
+
+void baton_metric_observe(baton_metric_t *f, const char *const *values, double v) {
+    if (!f || f->type != TYPE_HISTOGRAM || isnan(v))
+        return;
+    /* The first bound >= v; past the last bound: the +Inf bucket. */
+    size_t lo = 0, hi = f->nbounds;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (f->bounds[mid] >= v)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    pthread_mutex_lock(&f->lock);
+    struct series *s = series_get(f, values);
+    if (s) {
+        s->buckets[lo]++;
+        s->sum += v;
+        s->count++;
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Family lock held. */
+static void reset_locked(struct baton_metric *f) {
+    if (f->nlabels == 0) {
+        struct series *s = f->list[0];
+        s->value = s->sum = 0;
+        s->count = 0;
+        if (s->buckets)
+            memset(s->buckets, 0, (f->nbounds + 1) * sizeof *s->buckets);
+        return;
+    }
+    for (size_t i = 0; i < f->count; i++)
+        series_free(f->list[i], f->nlabels);
+    f->count = 0;
+    if (f->table)
+        memset(f->table, 0, f->table_size * sizeof *f->table);
+}
+
+void baton_metric_reset(baton_metric_t *f) {
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->lock);
+    reset_locked(f);
+    pthread_mutex_unlock(&f->lock);
+}
+
+double baton_metric_value(baton_metric_t *f, const char *const *values) {
+    if (!f)
+        return 0;
+    static const char *const none[1] = {""};
+    if (f->nlabels == 0)
+        values = none;
+    uint64_t h = hash_values(values, f->nlabels);
+    double v = 0;
+    pthread_mutex_lock(&f->lock);
+    for (size_t i = 0; i < f->count; i++) {
+        struct series *s = f->list[i];
+        size_t k = 0;
+        while (s->hash == h && k < f->nlabels &&
+               strcmp(s->values[k], values[k] ? values[k] : "") == 0)
+            k++;
+        if (s->hash == h && k == f->nlabels) {
+            v = f->type == TYPE_HISTOGRAM ? (double)s->count : s->value;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+    return v;
+}
+
+/* ------------------------------------------------------------ rendering */
+
+struct text {
+    char *data;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct text *t, const char *s, size_t n) {
+    if (t->failed)
+        return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(t->data, cap);
+        if (!grown) {
+            t->failed = 1;
+            return;
+        }
+        t->data = grown;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    t->data[t->len] = '\0';
+}
+
+static void puts_(struct text *t, const char *s) {
+    put(t, s, strlen(s));
+}
+
+/* HELP text escapes backslash and newline; label values also '"'. */
+static void put_escaped(struct text *t, const char *s, int quote) {
+    size_t start = 0, i = 0;
+    for (; s[i]; i++) {
+        const char *rep = s[i] == '\\'             ? "\\\\"
+                          : s[i] == '\n'           ? "\\n"
+                          : (quote && s[i] == '"') ? "\\\""
+                                                   : NULL;
+        if (rep) {
+            put(t, s + start, i - start);
+            puts_(t, rep);
+            start = i + 1;
+        }
+    }
+    put(t, s + start, i - start);
+}
+
+/* The shortest text that reads back as exactly `v`; Go-style specials. */
+static void format_value(char *buf, size_t size, double v) {
+    if (isnan(v)) {
+        snprintf(buf, size, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    for (int precision = 15; precision <= 17; precision++) {
+        snprintf(buf, size, "%.*g", precision, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+static void put_value(struct text *t, double v) {
+    char buf[40];
+    format_value(buf, sizeof buf, v);
+    puts_(t, buf);
+}
+
+static void put_u64(struct text *t, uint64_t v) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    puts_(t, buf);
+}
+
+/* name{l1="v1",l2="v2"[,le="x"]} with `suffix` after the name. */
+static void put_sample_name(struct text *t, const struct baton_metric *f, const struct series *s,
+                            const char *suffix, const char *le) {
+    puts_(t, f->name);
+    puts_(t, suffix);
+    if (f->nlabels == 0 && !le)
+        return;
+    put(t, "{", 1);
+    for (size_t i = 0; i < f->nlabels; i++) {
+        if (i)
+            put(t, ",", 1);
+        puts_(t, f->labels[i]);
+        put(t, "=\"", 2);
+        put_escaped(t, s->values[i], 1);
+        put(t, "\"", 1);
+    }
+    if (le) {
+        if (f->nlabels)
+            put(t, ",", 1);
+        put(t, "le=\"", 4);
+        puts_(t, le);
+        put(t, "\"", 1);
+    }
+    put(t, "}", 1);
+}
+
+static void render_family(struct text *t, struct baton_metric *f) {
+    put(t, "# HELP ", 7);
+    puts_(t, f->name);
+    put(t, " ", 1);
+    put_escaped(t, f->help, 0);
+    put(t, "\n# TYPE ", 8);
+    puts_(t, f->name);
+    put(t, " ", 1);
+    puts_(t, type_names[f->type]);
+    put(t, "\n", 1);
+    pthread_mutex_lock(&f->lock);
+    for (size_t i = 0; i < f->count; i++) {
+        const struct series *s = f->list[i];
+        if (f->type != TYPE_HISTOGRAM) {
+            put_sample_name(t, f, s, "", NULL);
+            put(t, " ", 1);
+            put_value(t, s->value);
+            put(t, "\n", 1);
+            continue;
+        }
+        uint64_t cumulative = 0;
+        char le[40];
+        for (size_t b = 0; b <= f->nbounds; b++) {
+            cumulative += s->buckets[b];
+            if (b < f->nbounds)
+                format_value(le, sizeof le, f->bounds[b]);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            put_sample_name(t, f, s, "_bucket", le);
+            put(t, " ", 1);
+            put_u64(t, cumulative);
+            put(t, "\n", 1);
+        }
+        put_sample_name(t, f, s, "_sum", NULL);
+        put(t, " ", 1);
+        put_value(t, s->sum);
+        put(t, "\n", 1);
+        put_sample_name(t, f, s, "_count", NULL);
+        put(t, " ", 1);
+        put_u64(t, s->count);
+        put(t, "\n", 1);
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+baton_err_t baton_metrics_render(baton_metrics_t *m, char **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    if (!m)
+        return BATON_ERR_INVALID;
+    struct text t = {0};
+    put(&t, "", 0);
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->count; i++) {
+        struct baton_metric *f = m->families[i];
+        if (f->collect) {
+            baton_metric_reset(f);
+            f->collect(f, f->collect_ctx);
+        }
+        render_family(&t, f);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (t.failed) {
+        free(t.data);
+        return BATON_ERR_NOMEM;
+    }
+    *out = t.data;
+    *len = t.len;
+    return BATON_OK;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+baton_metrics_t *baton_metrics_new(void) {
+    baton_metrics_t *m = calloc(1, sizeof *m);
+    if (m)
+        pthread_mutex_init(&m->lock, NULL);
+    return m;
+}
+
+void baton_metrics_destroy(baton_metrics_t *m) {
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->count; i++)
+        family_free(m->families[i]);
+    free(m->families);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
