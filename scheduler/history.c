@@ -40,6 +40,7 @@
 #define QUEUE_REFRESH_MS 1000
 #define BACKOFF_START_MS 100
 #define BACKOFF_MAX_MS 5000
+#define HISTORY_LOCK_KEY "7089075310396532855" /* "baton-hw" as a bigint */
 
 /* A growing text buffer for COPY data. */
 struct text {
@@ -569,6 +570,14 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
         return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     const char *keep_payload[] = {h->config->history_payload ? "true" : "false"};
     err = baton_pg_exec(h->pg, "BEGIN", errstr, errstr_size);
+    /* Writers take turns: a task row is recomputed from the events visible
+     * to the statement, so two writers committing events of one task at
+     * the same time could each miss the other's and the later UPDATE would
+     * win with a stale row. Serialised batches see every committed event.
+     * (Writers still overlap their Redis reads with each other's writes.) */
+    if (!err)
+        err = baton_pg_exec(h->pg, "SELECT pg_advisory_xact_lock(" HISTORY_LOCK_KEY ")", errstr,
+                            errstr_size);
     if (!err && h->events.len)
         err = pg_copy(h, "batch", &h->events, errstr, errstr_size);
     if (!err && h->events.len)

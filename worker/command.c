@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,9 +64,46 @@ static void capture_add(struct capture *c, const char *buf, size_t n) {
     c->len += n;
 }
 
+/*
+ * The process groups of running commands, in a lock-free table so that a
+ * signal handler may kill them all (baton_worker_kill_commands()): a worker
+ * leaving at once must not leave programs running with no time limit.
+ */
+#define TRACK_SLOTS 1024
+static atomic_int tracked[TRACK_SLOTS];
+
+void command_track(int pgid) {
+    for (int i = 0; i < TRACK_SLOTS; i++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&tracked[i], &expected, pgid))
+            return;
+    }
+}
+
+void command_untrack(int pgid) {
+    for (int i = 0; i < TRACK_SLOTS; i++) {
+        int expected = pgid;
+        if (atomic_compare_exchange_strong(&tracked[i], &expected, 0))
+            return;
+    }
+}
+
+void baton_worker_kill_commands(void) {
+    for (int i = 0; i < TRACK_SLOTS; i++) {
+        int pgid = atomic_load(&tracked[i]);
+        if (pgid > 0)
+            kill(-pgid, SIGKILL);
+    }
+}
+
 /* Child side: never returns. */
-static void exec_child(const char *command, const baton_job_t *job, int in, int out, int err) {
+static void exec_child(const char *command, const baton_job_t *job, int in, int out, int err,
+                       pid_t worker) {
     setpgid(0, 0);
+    /* If the worker dies (even by SIGKILL), the shell dies with it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != worker)
+        _exit(127);
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
@@ -93,6 +131,7 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
         baton_job_set_error(job, "command: cannot create pipes: %s", strerror(errno));
         return BATON_HANDLER_FAILED;
     }
+    pid_t worker = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         free(input);
@@ -102,9 +141,10 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
         return BATON_HANDLER_FAILED;
     }
     if (pid == 0)
-        exec_child(handler->command, job, pin[0], pout[1], perr[1]);
+        exec_child(handler->command, job, pin[0], pout[1], perr[1], worker);
     setpgid(pid, pid); /* also in the parent: no window where kill(-pid) misses */
     atomic_store(&job->pgid, (int)pid);
+    command_track((int)pid);
     if (baton_job_should_stop(job)) /* a stop that came before the pgid was known */
         kill(-pid, SIGTERM);
     close(pin[0]);
@@ -177,6 +217,7 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
     if (in_fd >= 0)
         close(in_fd);
     atomic_store(&job->pgid, 0);
+    command_untrack((int)pid);
     free(input);
 
     baton_handler_status_t result = BATON_HANDLER_FAILED;

@@ -89,8 +89,12 @@ static volatile sig_atomic_t signals_seen;
 
 static void on_signal(int sig) {
     (void)sig;
-    if (signals_seen++)
-        _exit(130); /* second signal: leave now; leases expire, tasks are reclaimed */
+    if (signals_seen++) {
+        /* Second signal: leave now; leases expire and the tasks are
+         * reclaimed. Command handlers go too: none may run on unwatched. */
+        baton_worker_kill_commands();
+        _exit(130);
+    }
     baton_worker_stop(the_worker);
 }
 

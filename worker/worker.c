@@ -95,6 +95,7 @@ struct baton_worker {
     int exiting;                     /* executors leave */
     int keeper_exit;
     uint64_t done, failed, stale;
+    uint64_t claims;                 /* claim counter: jobs' claim_seq */
 
     volatile sig_atomic_t stop_requests;
     int threads_stuck;               /* a handler never returned: do not free */
@@ -678,8 +679,10 @@ static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errs
                 }
             }
             pthread_mutex_lock(&w->lock);
-            for (int k = 0; k < got; k++)
+            for (int k = 0; k < got; k++) {
+                jobs[k]->claim_seq = ++w->claims;
                 running_add(w, job_ref(jobs[k]));
+            }
             pthread_mutex_unlock(&w->lock);
             enqueue_jobs(w, jobs, got);
             for (int k = 0; k < got; k++)
@@ -1157,11 +1160,19 @@ static void *keeper_main(void *arg) {
 /* ------------------------------------------------------------------- run */
 
 /* Hands every unfinished job back to the head of its queue (graceful stop). */
+/* Latest claim first: requeue.lua puts each task at the head of its
+ * level, so handing back in reverse claim order keeps their FIFO order. */
+static int by_claim_desc(const void *a, const void *b) {
+    uint64_t x = (*(baton_job_t *const *)a)->claim_seq, y = (*(baton_job_t *const *)b)->claim_seq;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
 static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
     size_t n;
     baton_job_t **jobs = running_snapshot(w, &n);
     if (!jobs)
         return;
+    qsort(jobs, n, sizeof *jobs, by_claim_desc);
     for (size_t i = 0; i < n; i++) {
         baton_job_t *job = jobs[i];
         job_request_stop(job, JOB_STOP_SHUTDOWN);

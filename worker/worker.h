@@ -122,6 +122,13 @@ baton_err_t baton_worker_run(baton_worker_t *worker, char *errstr, size_t errstr
  */
 void baton_worker_stop(baton_worker_t *worker);
 
+/*
+ * SIGKILLs the process group of every running command handler.
+ * Async-signal-safe: call it from a signal handler before _exit() when the
+ * process leaves without draining, so no program outlives its worker.
+ */
+void baton_worker_kill_commands(void);
+
 /* Frees the worker. Call after baton_worker_run() returned. NULL is a no-op. */
 void baton_worker_destroy(baton_worker_t *worker);
 

@@ -30,6 +30,8 @@ struct baton_job {
     int64_t timeout_ms;
     json_t *task;              /* parsed task JSON, owned */
     const json_t *payload;     /* borrowed from task */
+    uint64_t claim_seq;        /* this worker's claim order (graceful stop
+                                  hands tasks back in reverse of it) */
     int64_t started_mono_ms;   /* when this worker started it */
     int64_t deadline_mono_ms;  /* started + timeout_ms */
     const struct worker_queue *wq; /* borrowed from the worker */
@@ -49,6 +51,10 @@ struct baton_job {
 /* Marks `job` to stop for `reason` (first reason wins) and wakes it; kills a
  * command handler's process group with SIGTERM. Any thread. */
 void job_request_stop(baton_job_t *job, enum job_stop reason);
+
+/* Command handlers' process groups, killable from a signal handler. */
+void command_track(int pgid);
+void command_untrack(int pgid);
 
 /* Registry-facing limits shared by the handlers. */
 size_t worker_max_result_bytes(const baton_worker_t *worker);
