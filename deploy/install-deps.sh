@@ -24,8 +24,31 @@ PACKAGES=(
   curl
   python3
   procps
+  docker-compose
 )
 # END PACKAGES
+
+# `install-deps.sh --print build|runtime` prints a package set, one a line, and
+# installs nothing (deploy/Dockerfile uses it; test_compose.sh checks it):
+#   build    the entries of PACKAGES that compiling the binaries needs: every
+#            -dev package plus the toolchain (build-essential, cmake,
+#            pkg-config, check: the top-level CMakeLists.txt requires check)
+#   runtime  what the container runtime stage needs: the shared libraries the
+#            binaries link (Debian's packages behind the -dev ones above) and
+#            ca-certificates for TLS to Kafka, Redis or PostgreSQL
+# Without arguments the script installs PACKAGES, as below.
+RUNTIME_PACKAGES=(librdkafka1 libhiredis0.14 libpq5 libjansson4 libmicrohttpd12 ca-certificates)
+if [ "${1:-}" = "--print" ]; then
+  case "${2:-}" in
+    build)
+      for pkg in "${PACKAGES[@]}"; do
+        case "$pkg" in *-dev | build-essential | cmake | pkg-config | check) echo "$pkg" ;; esac
+      done ;;
+    runtime) printf '%s\n' "${RUNTIME_PACKAGES[@]}" ;;
+    *) echo "usage: install-deps.sh [--print build|runtime]" >&2; exit 2 ;;
+  esac
+  exit 0
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
