@@ -235,6 +235,7 @@ launch_redis() {
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/redis" \
     --appendonly yes --appendfsync everysec \
     --maxmemory 512mb --maxmemory-policy noeviction --save '' \
+    --hash-max-listpack-value 1024 \
     --logfile "$dir/redis.log" \
     </dev/null >>"$dir/redis.log" 2>&1 &
   LAUNCHED_PID=$!
