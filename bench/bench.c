@@ -687,7 +687,8 @@ int main(int argc, char **argv) {
     if (baton_pg_connect(cfg.pg_dsn, "baton-bench", &b.pg, errstr, sizeof errstr))
         die("%s", errstr);
     struct baton_producer_config pc = {.kafka_brokers = cfg.kafka_brokers,
-                                       .kafka_config = "linger.ms=5",
+                                       /* Latency mode: batch for at most 1 ms. */
+                                       .kafka_config = cfg.rate > 0 ? "linger.ms=1" : "linger.ms=5",
                                        .delivery_timeout_ms = 60000,
                                        .on_delivery = on_delivery,
                                        .opaque = &b};

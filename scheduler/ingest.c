@@ -141,6 +141,11 @@ static baton_err_t kafka_open(struct ingest *ing, char *errstr, size_t errstr_si
         {"auto.commit.interval.ms", "1000"},
         {"auto.offset.reset", "earliest"},     /* a new group reads the backlog */
         {"enable.partition.eof", "false"},
+        /* librdkafka prefetches up to 100,000 messages or 64 MiB per
+         * partition by default; a batch is at most batch-size messages,
+         * so a few batches' worth is plenty (and keeps the RSS small). */
+        {"queued.min.messages", "5000"},
+        {"queued.max.messages.kbytes", "8192"},
         {"client.id", "baton-scheduler"},
     };
     rd_kafka_conf_t *conf = baton_kafka_conf_new(
@@ -734,11 +739,19 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
     int64_t last_report = baton_time_mono_ms();
     uint64_t reported = 0;
     while (!err && !scheduler_stop) {
-        ssize_t n = rd_kafka_consume_batch_queue(ing.queue, (int)config->batch_wait_ms, buf,
-                                                 batch_size);
+        /* Wait for the first message only, then take whatever else is
+         * already fetched: an idle scheduler hands a task on at once, a
+         * busy one still gets full batches (waiting to fill a batch would
+         * add its whole wait to every task's latency at moderate rates). */
+        rd_kafka_message_t *first = rd_kafka_consumer_poll(ing.consumer, (int)config->batch_wait_ms);
+        if (!first)
+            continue;
+        if (batch_add(&ing, first) == BATON_ERR_NOMEM)
+            err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        ssize_t n = rd_kafka_consume_batch_queue(ing.queue, 0, buf, batch_size - 1);
         if (n < 0) {
             BATON_WARN(COMPONENT, "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
-            continue;
+            n = 0;
         }
         for (ssize_t i = 0; i < n; i++)
             if (batch_add(&ing, buf[i]) == BATON_ERR_NOMEM)

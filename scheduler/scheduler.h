@@ -30,7 +30,7 @@ struct scheduler_config {
     char *redis_url;             /* redis://host:port/db */
     int64_t redis_timeout_ms;    /* connect and per-command timeout */
     int64_t batch_size;          /* most messages per ingest batch */
-    int64_t batch_wait_ms;       /* longest wait to fill a batch */
+    int64_t batch_wait_ms;       /* longest wait for a first message */
     int64_t max_payload_bytes;   /* payload size limit of the contract */
     double memory_pause_fraction; /* pause ingest above used/maxmemory */
     int64_t retention_ms;        /* how long terminal tasks stay in Redis */
