@@ -29,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
+
 enum family_type { TYPE_COUNTER, TYPE_GAUGE, TYPE_HISTOGRAM };
 
 static const char *const type_names[] = {"counter", "gauge", "histogram"};
@@ -447,38 +449,13 @@ double baton_metric_value(baton_metric_t *f, const char *const *values) {
 
 /* ------------------------------------------------------------ rendering */
 
-struct text {
-    char *data;
-    size_t len, cap;
-    int failed;
-};
 
-static void put(struct text *t, const char *s, size_t n) {
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(t->data, cap);
-        if (!grown) {
-            t->failed = 1;
-            return;
-        }
-        t->data = grown;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
-    t->data[t->len] = '\0';
-}
-
-static void puts_(struct text *t, const char *s) {
-    put(t, s, strlen(s));
+static void puts_(struct baton_buf *t, const char *s) {
+    baton_buf_put(t, s, strlen(s));
 }
 
 /* HELP text escapes backslash and newline; label values also '"'. */
-static void put_escaped(struct text *t, const char *s, int quote) {
+static void put_escaped(struct baton_buf *t, const char *s, int quote) {
     size_t start = 0, i = 0;
     for (; s[i]; i++) {
         const char *rep = s[i] == '\\'             ? "\\\\"
@@ -486,12 +463,12 @@ static void put_escaped(struct text *t, const char *s, int quote) {
                           : (quote && s[i] == '"') ? "\\\""
                                                    : NULL;
         if (rep) {
-            put(t, s + start, i - start);
+            baton_buf_put(t, s + start, i - start);
             puts_(t, rep);
             start = i + 1;
         }
     }
-    put(t, s + start, i - start);
+    baton_buf_put(t, s + start, i - start);
 }
 
 /* The shortest text that reads back as exactly `v`; Go-style specials. */
@@ -511,62 +488,62 @@ static void format_value(char *buf, size_t size, double v) {
     }
 }
 
-static void put_value(struct text *t, double v) {
+static void put_value(struct baton_buf *t, double v) {
     char buf[40];
     format_value(buf, sizeof buf, v);
     puts_(t, buf);
 }
 
-static void put_u64(struct text *t, uint64_t v) {
+static void put_u64(struct baton_buf *t, uint64_t v) {
     char buf[24];
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
     puts_(t, buf);
 }
 
 /* name{l1="v1",l2="v2"[,le="x"]} with `suffix` after the name. */
-static void put_sample_name(struct text *t, const struct baton_metric *f, const struct series *s,
+static void put_sample_name(struct baton_buf *t, const struct baton_metric *f, const struct series *s,
                             const char *suffix, const char *le) {
     puts_(t, f->name);
     puts_(t, suffix);
     if (f->nlabels == 0 && !le)
         return;
-    put(t, "{", 1);
+    baton_buf_put(t, "{", 1);
     for (size_t i = 0; i < f->nlabels; i++) {
         if (i)
-            put(t, ",", 1);
+            baton_buf_put(t, ",", 1);
         puts_(t, f->labels[i]);
-        put(t, "=\"", 2);
+        baton_buf_put(t, "=\"", 2);
         put_escaped(t, s->values[i], 1);
-        put(t, "\"", 1);
+        baton_buf_put(t, "\"", 1);
     }
     if (le) {
         if (f->nlabels)
-            put(t, ",", 1);
-        put(t, "le=\"", 4);
+            baton_buf_put(t, ",", 1);
+        baton_buf_put(t, "le=\"", 4);
         puts_(t, le);
-        put(t, "\"", 1);
+        baton_buf_put(t, "\"", 1);
     }
-    put(t, "}", 1);
+    baton_buf_put(t, "}", 1);
 }
 
-static void render_family(struct text *t, struct baton_metric *f) {
-    put(t, "# HELP ", 7);
+static void render_family(struct baton_buf *t, struct baton_metric *f) {
+    baton_buf_put(t, "# HELP ", 7);
     puts_(t, f->name);
-    put(t, " ", 1);
+    baton_buf_put(t, " ", 1);
     put_escaped(t, f->help, 0);
-    put(t, "\n# TYPE ", 8);
+    baton_buf_put(t, "\n# TYPE ", 8);
     puts_(t, f->name);
-    put(t, " ", 1);
+    baton_buf_put(t, " ", 1);
     puts_(t, type_names[f->type]);
-    put(t, "\n", 1);
+    baton_buf_put(t, "\n", 1);
     pthread_mutex_lock(&f->lock);
     for (size_t i = 0; i < f->count; i++) {
         const struct series *s = f->list[i];
         if (f->type != TYPE_HISTOGRAM) {
             put_sample_name(t, f, s, "", NULL);
-            put(t, " ", 1);
+            baton_buf_put(t, " ", 1);
             put_value(t, s->value);
-            put(t, "\n", 1);
+            baton_buf_put(t, "\n", 1);
             continue;
         }
         uint64_t cumulative = 0;
@@ -578,18 +555,18 @@ static void render_family(struct text *t, struct baton_metric *f) {
             else
                 snprintf(le, sizeof le, "+Inf");
             put_sample_name(t, f, s, "_bucket", le);
-            put(t, " ", 1);
+            baton_buf_put(t, " ", 1);
             put_u64(t, cumulative);
-            put(t, "\n", 1);
+            baton_buf_put(t, "\n", 1);
         }
         put_sample_name(t, f, s, "_sum", NULL);
-        put(t, " ", 1);
+        baton_buf_put(t, " ", 1);
         put_value(t, s->sum);
-        put(t, "\n", 1);
+        baton_buf_put(t, "\n", 1);
         put_sample_name(t, f, s, "_count", NULL);
-        put(t, " ", 1);
+        baton_buf_put(t, " ", 1);
         put_u64(t, s->count);
-        put(t, "\n", 1);
+        baton_buf_put(t, "\n", 1);
     }
     pthread_mutex_unlock(&f->lock);
 }
@@ -599,8 +576,8 @@ baton_err_t baton_metrics_render(baton_metrics_t *m, char **out, size_t *len) {
     *len = 0;
     if (!m)
         return BATON_ERR_INVALID;
-    struct text t = {0};
-    put(&t, "", 0);
+    struct baton_buf t = {0};
+    baton_buf_put(&t, "", 0);
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < m->count; i++) {
         struct baton_metric *f = m->families[i];

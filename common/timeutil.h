@@ -9,8 +9,10 @@
 #ifndef BATON_TIMEUTIL_H
 #define BATON_TIMEUTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "error.h"
 
@@ -39,5 +41,15 @@ int64_t baton_time_wall_ms(void);
 
 /* Monotonic clock in milliseconds, for our own timeouts and intervals. */
 int64_t baton_time_mono_ms(void);
+
+/*
+ * The CLOCK_MONOTONIC instant `ms` from now, as pthread_cond_timedwait()
+ * wants it for a condition variable made by baton_cond_init_monotonic().
+ */
+struct timespec baton_time_mono_after(int64_t ms);
+
+/* Initializes `cond` so that its timed waits use CLOCK_MONOTONIC (immune to
+ * wall-clock steps). Returns pthread_cond_init()'s result. */
+int baton_cond_init_monotonic(pthread_cond_t *cond);
 
 #endif

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 #include "pg.h"
 #include "queue.h"
@@ -42,39 +43,13 @@
 #define BACKOFF_MAX_MS 5000
 #define HISTORY_LOCK_KEY "7089075310396532855" /* "baton-hw" as a bigint */
 
-/* A growing text buffer for COPY data. */
-struct text {
-    char *data;
-    size_t len, cap;
-    int failed;
-};
-
-static void text_put(struct text *t, const char *s, size_t n) {
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 65536;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(t->data, cap);
-        if (!grown) {
-            t->failed = 1;
-            return;
-        }
-        t->data = grown;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
-    t->data[t->len] = '\0';
-}
 
 /* One COPY text-format field: NULL as \N, specials escaped; a JSON
  * "\u0000" (which jsonb refuses) becomes U+FFFD so one bad value cannot
  * block the writer. `tab` ends the field with a tab, else a newline. */
-static void copy_field(struct text *t, const char *s, size_t n, int json, int tab) {
+static void copy_field(struct baton_buf *t, const char *s, size_t n, int json, int tab) {
     if (!s) {
-        text_put(t, "\\N", 2);
+        baton_buf_put(t, "\\N", 2);
     } else {
         size_t start = 0;
         for (size_t i = 0; i < n; i++) {
@@ -95,26 +70,26 @@ static void copy_field(struct text *t, const char *s, size_t n, int json, int ta
             default: break;
             }
             if (rep) {
-                text_put(t, s + start, i - start);
-                text_put(t, rep, strlen(rep));
+                baton_buf_put(t, s + start, i - start);
+                baton_buf_put(t, rep, strlen(rep));
                 i += skip - 1;
                 start = i + 1;
             }
         }
-        text_put(t, s + start, n - start);
+        baton_buf_put(t, s + start, n - start);
     }
-    text_put(t, tab ? "\t" : "\n", 1);
+    baton_buf_put(t, tab ? "\t" : "\n", 1);
 }
 
 /* bytea in COPY text: "\\x" then hex. */
-static void copy_bytea(struct text *t, const char *s, size_t n, int tab) {
+static void copy_bytea(struct baton_buf *t, const char *s, size_t n, int tab) {
     static const char hex[] = "0123456789abcdef";
-    text_put(t, "\\\\x", 3);
+    baton_buf_put(t, "\\\\x", 3);
     for (size_t i = 0; i < n; i++) {
         char pair[2] = {hex[(unsigned char)s[i] >> 4], hex[(unsigned char)s[i] & 15]};
-        text_put(t, pair, 2);
+        baton_buf_put(t, pair, 2);
     }
-    text_put(t, tab ? "\t" : "\n", 1);
+    baton_buf_put(t, tab ? "\t" : "\n", 1);
 }
 
 /* ------------------------------------------------------------- the batch */
@@ -198,7 +173,7 @@ struct history {
     size_t nstreams;
     int64_t queues_refreshed_ms, claimed_ms;
     struct batch batch;
-    struct text events, rejections;
+    struct baton_buf events, rejections;
     uint64_t written, backlog;
 };
 
@@ -210,14 +185,7 @@ static int stop_requested(struct history *h) {
 }
 
 static void wait_ms(struct history *h, int64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = baton_time_mono_after(ms);
     pthread_mutex_lock(&h->lock);
     if (!h->stopping)
         pthread_cond_timedwait(&h->wake, &h->lock, &until);
@@ -449,7 +417,7 @@ static baton_err_t pg_open(struct history *h, char *errstr, size_t errstr_size) 
 }
 
 /* Streams `data` into the table `table` with COPY FROM STDIN. */
-static baton_err_t pg_copy(struct history *h, const char *table, const struct text *data,
+static baton_err_t pg_copy(struct history *h, const char *table, const struct baton_buf *data,
                            char *errstr, size_t errstr_size) {
     char sql[96];
     snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
@@ -484,16 +452,14 @@ static baton_err_t pg_run(struct history *h, const char *name, int nparams,
 
 /* Turns the batch into COPY text for batch / rejbatch. */
 static baton_err_t build_copy(struct history *h) {
-    h->events.len = h->rejections.len = 0;
-    h->events.failed = h->rejections.failed = 0;
-    text_put(&h->events, "", 0);
-    text_put(&h->rejections, "", 0);
+    baton_buf_reset(&h->events);
+    baton_buf_reset(&h->rejections);
     for (size_t i = 0; i < h->batch.count; i++) {
         const struct entry *e = &h->batch.entries[i];
         size_t n;
         const char *v;
         if (strcmp(e->stream, BATON_KEY_REJECTIONS) == 0) {
-            struct text *t = &h->rejections;
+            struct baton_buf *t = &h->rejections;
             static const char *const cols[] = {"topic", "partition", "offset"};
             for (int c = 0; c < 3; c++) {
                 v = field(e, cols[c], &n);
@@ -516,7 +482,7 @@ static baton_err_t build_copy(struct history *h) {
         const char *open = strchr(e->stream, '{'), *close = strrchr(e->stream, '}');
         if (!open || !close || close < open)
             continue;
-        struct text *t = &h->events;
+        struct baton_buf *t = &h->events;
         copy_field(t, open + 1, (size_t)(close - open - 1), 0, 1);
         static const char *const cols[] = {"id", "seq", "at", "event", "from", "to", "attempt",
                                            "token", "worker", "error"};
@@ -758,11 +724,7 @@ baton_err_t history_start(const struct scheduler_config *config, history_t **out
         return err;
     }
     pthread_mutex_init(&h->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    baton_cond_init_monotonic(&h->wake);
     if (pthread_create(&h->thread, NULL, history_main, h) != 0) {
         pg_close(h);
         baton_redis_destroy(h->redis);
@@ -791,8 +753,8 @@ void history_stop(history_t *h) {
     batch_clear(&h->batch);
     free(h->batch.replies);
     free(h->batch.entries);
-    free(h->events.data);
-    free(h->rejections.data);
+    baton_buf_free(&h->events);
+    baton_buf_free(&h->rejections);
     for (size_t i = 0; i < h->nstreams; i++)
         free(h->streams[i]);
     free(h->streams);

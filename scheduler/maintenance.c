@@ -199,14 +199,7 @@ static baton_err_t sample_queues(struct maintenance *m, char *errstr, size_t err
 
 /* Waits up to `ms` or until maintenance_stop(); returns 1 when stopping. */
 static int wait_or_stop(struct maintenance *m, int64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = baton_time_mono_after(ms);
     pthread_mutex_lock(&m->lock);
     while (!m->stopping) {
         if (pthread_cond_timedwait(&m->wake, &m->lock, &until) == ETIMEDOUT)
@@ -264,11 +257,7 @@ baton_err_t maintenance_start(const struct scheduler_config *config, maintenance
         free(m);
         return err;
     }
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    baton_cond_init_monotonic(&m->wake);
     pthread_mutex_init(&m->lock, NULL);
     if (pthread_create(&m->thread, NULL, run, m) != 0) {
         baton_redis_destroy(m->redis);

@@ -170,14 +170,7 @@ int baton_job_should_stop(const baton_job_t *job) {
 }
 
 int baton_job_sleep(baton_job_t *job, int64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = baton_time_mono_after(ms);
     pthread_mutex_lock(&job->lock);
     while (!baton_job_should_stop(job))
         if (pthread_cond_timedwait(&job->wake, &job->lock, &until) == ETIMEDOUT)
@@ -376,12 +369,8 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
     snprintf(w->lease_text, sizeof w->lease_text, "%" PRId64, config->lease_ms);
     snprintf(w->retention_text, sizeof w->retention_text, "%" PRId64, config->retention_ms);
     pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->work, &attr);
-    pthread_cond_init(&w->slots, &attr);
-    pthread_condattr_destroy(&attr);
+    baton_cond_init_monotonic(&w->work);
+    baton_cond_init_monotonic(&w->slots);
     baton_err_t err = (!w->redis_url || !w->queue_spec || !w->id)
                           ? baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory")
                           : parse_queues(w, errstr, errstr_size);
@@ -522,11 +511,7 @@ static baton_job_t *job_from_claim(const struct worker_queue *q, redisReply **e)
     atomic_init(&job->stop_reason, JOB_STOP_NONE);
     atomic_init(&job->pgid, 0);
     pthread_mutex_init(&job->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&job->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    baton_cond_init_monotonic(&job->wake);
     job->wq = q;
     job->id = strdup(e[0]->str);
     job->queue = strdup(q->name);
@@ -712,14 +697,7 @@ static void block_for_work(baton_worker_t *w, baton_redis_t *r) {
 
 /* Waits up to `ms` on `cond` or until stopping; with the lock held. */
 static void timed_wait_locked(baton_worker_t *w, pthread_cond_t *cond, int64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = baton_time_mono_after(ms);
     pthread_cond_timedwait(cond, &w->lock, &until);
 }
 

@@ -6,6 +6,7 @@
  * _DEFAULT_SOURCE), implementations independent of ours.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,27 @@ END_TEST
  * Clocks
  * ------------------------------------------------------------------------ */
 
+/* A timed wait on a monotonic condvar ends at the instant asked for. */
+START_TEST(test_mono_deadline_and_cond) {
+    struct timespec a = baton_time_mono_after(0), b = baton_time_mono_after(1500);
+    int64_t diff_ms = (int64_t)(b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    ck_assert_int_ge(diff_ms, 1500);
+    ck_assert_int_lt(diff_ms, 1500 + 1000);
+    ck_assert(b.tv_nsec >= 0 && b.tv_nsec < 1000000000L);
+    pthread_cond_t cond;
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    ck_assert_int_eq(baton_cond_init_monotonic(&cond), 0);
+    int64_t before = baton_time_mono_ms();
+    struct timespec until = baton_time_mono_after(30);
+    pthread_mutex_lock(&lock);
+    while (pthread_cond_timedwait(&cond, &lock, &until) == 0) {
+    }
+    pthread_mutex_unlock(&lock);
+    ck_assert_int_ge(baton_time_mono_ms() - before, 29);
+    pthread_cond_destroy(&cond);
+}
+END_TEST
+
 START_TEST(test_clocks) {
     int64_t wall = baton_time_wall_ms();
     int64_t now = (int64_t)time(NULL) * 1000;
@@ -298,6 +320,7 @@ static Suite *timeutil_suite(void) {
     tcase_add_loop_test(core, test_parse_good, 0, (int)(sizeof good / sizeof good[0]));
     tcase_add_test(core, test_format_known);
     tcase_add_test(core, test_clocks);
+    tcase_add_test(core, test_mono_deadline_and_cond);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
