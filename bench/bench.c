@@ -83,7 +83,7 @@ static const struct baton_opt options[] = {
      CFG(priorities), 0, 0},
     {"queues", BATON_OPT_STRING, "bench", "queues to spread tasks over, e.g. a,b",
      CFG(queues), 0, 0},
-    {"memory-tasks", BATON_OPT_INT, "20000",
+    {"memory-tasks", BATON_OPT_INT, "10000",
      "tasks of the Redis memory phase (0: skip the phase)", CFG(memory_tasks), 0, 1000000},
     {"timeout-s", BATON_OPT_INT, "900", "give up waiting after this long", CFG(timeout_s), 1,
      86400},

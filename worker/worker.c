@@ -8,8 +8,9 @@
  *              queue in one pipeline; with nothing to claim it blocks in
  *              BLPOP on the queues' notify lists (no busy polling), which
  *              every enqueue pushes to;
- *   executors  `concurrency` threads that run handlers and report the
- *              outcome (complete.lua / fail.lua) with the fencing token;
+ *   executors  `concurrency` threads that run handlers and report failures
+ *              (fail.lua) with the fencing token;
+ *   completer  writes successes, many per round trip (complete.lua pipelined);
  *   keeper     renews leases every lease/3 (renew.lua, one call per queue),
  *              enforces timeouts, and writes the registry heartbeat;
  *   main       (baton_worker_run) waits for stop, then drains in order.
@@ -96,6 +97,10 @@ struct baton_worker {
     int keeper_exit;
     uint64_t done, failed, stale;
     uint64_t claims;                 /* claim counter: jobs' claim_seq */
+    baton_job_t *done_head, *done_tail; /* successes waiting for the completer */
+    int completer_exit;              /* set once no executor can add more */
+    pthread_cond_t done_cond;        /* completer: a success is waiting / exiting */
+    pthread_t completer;
 
     volatile sig_atomic_t stop_requests;
     int threads_stuck;               /* a handler never returned: do not free */
@@ -370,6 +375,7 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
     snprintf(w->retention_text, sizeof w->retention_text, "%" PRId64, config->retention_ms);
     pthread_mutex_init(&w->lock, NULL);
     baton_cond_init_monotonic(&w->work);
+    baton_cond_init_monotonic(&w->done_cond);
     baton_cond_init_monotonic(&w->slots);
     baton_err_t err = (!w->redis_url || !w->queue_spec || !w->id)
                           ? baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory")
@@ -490,6 +496,7 @@ void baton_worker_destroy(baton_worker_t *w) {
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->slots);
+    pthread_cond_destroy(&w->done_cond);
     free(w->redis_url);
     free(w->queue_spec);
     free(w->id);
@@ -792,24 +799,43 @@ static baton_err_t run_finish(baton_worker_t *w, baton_redis_t *r, const baton_j
     return err;
 }
 
-static baton_err_t report_success(baton_worker_t *w, baton_redis_t *r, baton_job_t *job) {
+/* complete.lua's KEYS and ARGV for `job`; `marker` (96 bytes) holds the
+ * stand-in for a result over the size limit. */
+static void complete_args(const baton_worker_t *w, const baton_job_t *job, const char **argv,
+                          size_t *lens, char *marker) {
     const struct worker_queue *q = job->wq;
-    char marker[96];
     const char *result = job->result ? job->result : "null";
     size_t result_len = job->result ? job->result_len : 4;
     if (result_len > w->config.max_result_bytes) {
         /* Keep success a success; say what was dropped. */
-        snprintf(marker, sizeof marker, "{\"truncated\":true,\"bytes\":%zu}", result_len);
+        snprintf(marker, 96, "{\"truncated\":true,\"bytes\":%zu}", result_len);
         result = marker;
         result_len = strlen(marker);
     }
-    const char *argv[] = {q->running, q->events, q->prefix, job->id, job->token, result,
-                          w->retention_text};
-    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]), strlen(argv[3]),
-                     strlen(argv[4]), result_len, strlen(argv[6])};
+    const char *values[7] = {q->running, q->events, q->prefix, job->id, job->token, result,
+                             w->retention_text};
+    for (int i = 0; i < 7; i++) {
+        argv[i] = values[i];
+        lens[i] = i == 5 ? result_len : strlen(values[i]);
+    }
+}
+
+static void count_success(baton_worker_t *w, const baton_job_t *job) {
+    baton_metric_inc(w->metrics.succeeded, BATON_LABELS(job->queue, job->type));
+    pthread_mutex_lock(&w->lock);
+    w->done++;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* One success, one round trip, with retries (the completer's fallback). */
+static baton_err_t report_success(baton_worker_t *w, baton_redis_t *r, baton_job_t *job) {
+    const char *argv[7];
+    size_t lens[7];
+    char marker[96];
+    complete_args(w, job, argv, lens, marker);
     baton_err_t err = run_finish(w, r, job, "complete.lua", 2, 7, argv, lens, NULL, 0);
     if (!err)
-        baton_metric_inc(w->metrics.succeeded, BATON_LABELS(job->queue, job->type));
+        count_success(w, job);
     return err;
 }
 
@@ -860,7 +886,6 @@ static void finish_job(baton_worker_t *w, baton_redis_t *r, baton_job_t *job,
         return;
     int reason = atomic_load(&job->stop_reason);
     baton_err_t err = BATON_OK;
-    int ok = 0;
     if (reason == JOB_STOP_LOST) {
         BATON_LOG_TASK(BATON_LOG_WARN, COMPONENT, job->id,
                        "lease lost: abandoning the attempt without writing");
@@ -881,18 +906,15 @@ static void finish_job(baton_worker_t *w, baton_redis_t *r, baton_job_t *job,
         snprintf(error, sizeof error, "timed out after %" PRId64 " ms", job->timeout_ms);
         err = report_failure(w, r, job, error, "timeout", 0);
     } else if (status == BATON_HANDLER_OK) {
-        err = report_success(w, r, job);
-        ok = 1;
+        report_success(w, r, job); /* counts itself */
+        return;
     } else {
         err = report_failure(w, r, job, job->error ? job->error : "handler failed", "error",
                              status == BATON_HANDLER_FAILED_PERMANENT);
     }
     if (!err) {
         pthread_mutex_lock(&w->lock);
-        if (ok)
-            w->done++;
-        else
-            w->failed++;
+        w->failed++;
         pthread_mutex_unlock(&w->lock);
     }
 }
@@ -942,6 +964,21 @@ static void *executor_main(void *arg) {
                                     w->id);
             }
         }
+        /* Successes, the common case, go to the completer, which writes
+         * many in one round trip (it also frees the slot and takes over
+         * this thread's reference). */
+        if (status == BATON_HANDLER_OK && !baton_job_should_stop(job) && job_take_finish(job)) {
+            pthread_mutex_lock(&w->lock);
+            job->next = NULL;
+            if (w->done_tail)
+                w->done_tail->next = job;
+            else
+                w->done_head = job;
+            w->done_tail = job;
+            pthread_cond_signal(&w->done_cond);
+            pthread_mutex_unlock(&w->lock);
+            continue;
+        }
         /* Without Redis the outcome cannot be written: keep trying for
          * one lease length, after which maintenance reclaims the task. */
         int64_t give_up = baton_time_mono_ms() + w->config.lease_ms;
@@ -956,6 +993,84 @@ static void *executor_main(void *arg) {
             finish_job(w, r, job, status);
         job_done(w, job);
         job_unref(job);
+    }
+    baton_redis_destroy(r);
+    return NULL;
+}
+
+/* Most successes written per round trip. */
+#define COMPLETE_BATCH 256
+
+/*
+ * Writes successes in batches: one pipeline of complete.lua calls for all
+ * that are waiting. A STALE refusal is counted like any other; an I/O
+ * error sends the rest of the batch through the one-at-a-time path, which
+ * retries for a lease length.
+ * @locality the completer thread
+ */
+static void *completer_main(void *arg) {
+    baton_worker_t *w = arg;
+    baton_redis_t *r = NULL;
+    baton_job_t *batch[COMPLETE_BATCH];
+    char errstr[1024];
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        while (!w->done_head && !w->completer_exit)
+            pthread_cond_wait(&w->done_cond, &w->lock);
+        size_t n = 0;
+        while (w->done_head && n < COMPLETE_BATCH) {
+            batch[n++] = w->done_head;
+            w->done_head = w->done_head->next;
+        }
+        if (!w->done_head)
+            w->done_tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+        if (n == 0)
+            break; /* exiting and drained */
+
+        if (!r && baton_redis_connect(w->redis_url, (int)w->config.redis_timeout_ms, &r, errstr,
+                                      sizeof errstr) != BATON_OK)
+            r = NULL;
+        size_t sent = 0;
+        if (r) {
+            baton_redis_pipeline_begin(r);
+            int64_t started_ns = baton_metrics_now_ns();
+            char markers[COMPLETE_BATCH][96];
+            for (; sent < n; sent++) {
+                const char *argv[7];
+                size_t lens[7];
+                complete_args(w, batch[sent], argv, lens, markers[sent]);
+                if (baton_redis_append_script(r, "complete.lua", 2, 7, argv, lens, errstr,
+                                              sizeof errstr))
+                    break;
+            }
+            size_t answered = 0;
+            for (; answered < sent; answered++) {
+                redisReply *reply;
+                if (baton_redis_get_reply(r, &reply, errstr, sizeof errstr))
+                    break;
+                baton_job_t *job = batch[answered];
+                if (reply->type != REDIS_REPLY_ERROR)
+                    count_success(w, job);
+                else if (strncmp(reply->str, "STALE", 5) == 0)
+                    note_stale(w, job, reply->str);
+                else
+                    report_success(w, r, job); /* NOSCRIPT and the like: retry alone */
+                freeReplyObject(reply);
+            }
+            if (answered)
+                baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
+                                     baton_metrics_since(started_ns));
+            sent = answered;
+        }
+        for (size_t i = sent; i < n; i++)
+            if (r || baton_redis_connect(w->redis_url, (int)w->config.redis_timeout_ms, &r,
+                                         errstr, sizeof errstr) == BATON_OK)
+                report_success(w, r, batch[i]);
+        for (size_t i = 0; i < n; i++) {
+            job_done(w, batch[i]);
+            job_unref(batch[i]); /* the executor's reference, handed over */
+        }
     }
     baton_redis_destroy(r);
     return NULL;
@@ -1204,6 +1319,8 @@ baton_err_t baton_worker_run(baton_worker_t *w, char *errstr, size_t errstr_size
         ok = pthread_create(&w->executors[nexec], NULL, executor_main, w) == 0;
     if (!ok)
         nexec--;
+    int completer_ok = ok && pthread_create(&w->completer, NULL, completer_main, w) == 0;
+    ok = completer_ok;
     int fetcher_ok = ok && pthread_create(&w->fetcher, NULL, fetcher_main, w) == 0;
     baton_err_t err = BATON_OK;
     if (!fetcher_ok)
@@ -1255,6 +1372,14 @@ baton_err_t baton_worker_run(baton_worker_t *w, char *errstr, size_t errstr_size
     if (!w->threads_stuck)
         for (int i = 0; i < nexec; i++)
             pthread_join(w->executors[i], NULL);
+    /* The executors are gone: the completer writes what they left, then
+     * leaves. */
+    pthread_mutex_lock(&w->lock);
+    w->completer_exit = 1;
+    pthread_cond_signal(&w->done_cond);
+    pthread_mutex_unlock(&w->lock);
+    if (completer_ok)
+        pthread_join(w->completer, NULL);
     if (keeper_ok)
         pthread_join(w->keeper, NULL);
     BATON_INFO(COMPONENT, "worker %s stopped: %" PRIu64 " succeeded, %" PRIu64
