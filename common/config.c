@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include "log.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -254,4 +256,30 @@ void baton_config_markdown(FILE *out, const struct baton_opt *table, size_t coun
                 table[i].default_value ? table[i].default_value : "(none)",
                 table[i].default_value ? "`" : "", table[i].doc);
     }
+}
+
+int baton_config_start(const char *prog, const char *usage, const char *summary,
+                       const struct baton_opt *table, size_t count, void *config, int argc,
+                       char **argv, char *const *log_level) {
+    char errstr[1024];
+    int first_arg = argc;
+    baton_err_t err =
+        baton_config_parse(table, count, config, argc, argv, &first_arg, errstr, sizeof errstr);
+    if (err == BATON_ERR_HELP) {
+        baton_config_help(stdout, usage, summary, table, count);
+        baton_config_free(table, count, config);
+        return 0;
+    }
+    if (!err && first_arg < argc)
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
+                           argv[first_arg]);
+    if (!err && log_level && baton_log_level_parse(*log_level, &baton_log_threshold))
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
+                           "--log-level: unknown level '%s'", *log_level ? *log_level : "");
+    if (err) {
+        fprintf(stderr, "%s: %s\n", prog, errstr);
+        baton_config_free(table, count, config);
+        return 2;
+    }
+    return -1;
 }

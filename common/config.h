@@ -55,6 +55,19 @@ baton_err_t baton_config_parse(const struct baton_opt *table, size_t count,
                                void *config, int argc, char **argv,
                                int *first_arg, char *errstr, size_t errstr_size);
 
+/*
+ * The start of every daemon's main(): parses the table like
+ * baton_config_parse() (no positional arguments allowed), prints --help
+ * (`usage`, `summary`) to stdout, and applies the log level found at
+ * `*log_level` once parsed (a pointer into `config`). Returns -1 to go on,
+ * or the exit code to leave with: 0 after --help, 2 after a bad flag (one
+ * line "<prog>: <reason>" on stderr). On a return other than -1 the
+ * config's strings are already freed.
+ */
+int baton_config_start(const char *prog, const char *usage, const char *summary,
+                       const struct baton_opt *table, size_t count, void *config, int argc,
+                       char **argv, char *const *log_level);
+
 /* Frees the STRING values stored in `config` and sets them to NULL. */
 void baton_config_free(const struct baton_opt *table, size_t count, void *config);
 

@@ -372,6 +372,25 @@ baton_err_t baton_redis_script(baton_redis_t *r, const char *name, int numkeys, 
     return BATON_ERR_REDIS;
 }
 
+baton_err_t baton_redis_probe(baton_redis_t **cached, const char *url, int timeout_ms,
+                              char *errstr, size_t errstr_size) {
+    baton_err_t err = BATON_OK;
+    if (!*cached)
+        err = baton_redis_connect(url, timeout_ms, cached, errstr, errstr_size);
+    if (!err) {
+        const char *ping[] = {"PING"};
+        redisReply *reply;
+        err = baton_redis_command(*cached, &reply, 1, ping, NULL, errstr, errstr_size);
+        if (!err)
+            freeReplyObject(reply);
+    }
+    if (err) {
+        baton_redis_destroy(*cached);
+        *cached = NULL;
+    }
+    return err;
+}
+
 /* Finds "name:value" in an INFO text; copies value into buf. */
 static int info_field(const char *info, const char *name, char *buf, size_t size) {
     size_t nlen = strlen(name);

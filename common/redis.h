@@ -113,6 +113,15 @@ baton_err_t baton_redis_script(baton_redis_t *r, const char *name, int numkeys, 
                                char *errstr, size_t errstr_size);
 
 /*
+ * Readiness probe: PING over `*cached` (connected on first use to `url`
+ * with `timeout_ms`; dropped after a failure so the next probe starts
+ * afresh). The caller serialises probes sharing one `cached`. Returns
+ * BATON_OK when Redis answered; else BATON_ERR_REDIS with the reason.
+ */
+baton_err_t baton_redis_probe(baton_redis_t **cached, const char *url, int timeout_ms,
+                              char *errstr, size_t errstr_size);
+
+/*
  * Refuses a Redis that may evict keys: BATON_ERR_CONFIG unless
  * maxmemory-policy is "noeviction" (guarantee 9: no task may disappear).
  */

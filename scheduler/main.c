@@ -183,21 +183,8 @@ static int scheduler_ready(void *ctx, char *why, size_t why_size) {
     const struct scheduler_config *c = rd->config;
     char errstr[512];
     pthread_mutex_lock(&rd->lock);
-    baton_err_t err = BATON_OK;
-    if (!rd->redis)
-        err = baton_redis_connect(c->redis_url, PROBE_TIMEOUT_MS, &rd->redis, errstr,
-                                  sizeof errstr);
-    if (!err) {
-        const char *ping[] = {"PING"};
-        redisReply *reply;
-        err = baton_redis_command(rd->redis, &reply, 1, ping, NULL, errstr, sizeof errstr);
-        if (!err)
-            freeReplyObject(reply);
-    }
-    if (err) {
-        baton_redis_destroy(rd->redis); /* the next probe connects afresh */
-        rd->redis = NULL;
-    }
+    baton_err_t err =
+        baton_redis_probe(&rd->redis, c->redis_url, PROBE_TIMEOUT_MS, errstr, sizeof errstr);
     pthread_mutex_unlock(&rd->lock);
     if (err) {
         snprintf(why, why_size, "redis: %s", errstr);
@@ -217,30 +204,16 @@ static int scheduler_ready(void *ctx, char *why, size_t why_size) {
 }
 
 int main(int argc, char **argv) {
-    struct scheduler_config config;
+    struct scheduler_config config = {0};
     char errstr[1024];
-    int first_arg = argc;
-    baton_err_t err = baton_config_parse(options, OPTION_COUNT, &config, argc, argv, &first_arg,
-                                         errstr, sizeof errstr);
-    if (err == BATON_ERR_HELP) {
-        baton_config_help(stdout, "baton-scheduler [options]",
-                          "Consumes tasks from Kafka into Redis queues and runs the maintenance "
-                          "loops (due tasks, deadlines, expired leases).",
-                          options, OPTION_COUNT);
-        baton_config_free(options, OPTION_COUNT, &config);
-        return 0;
-    }
-    if (!err && first_arg < argc)
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
-                           argv[first_arg]);
-    if (!err && baton_log_level_parse(config.log_level, &baton_log_threshold))
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
-                           "--log-level: unknown level '%s'", config.log_level);
-    if (err) {
-        fprintf(stderr, "baton-scheduler: %s\n", errstr);
-        baton_config_free(options, OPTION_COUNT, &config);
-        return 2;
-    }
+    int rc = baton_config_start(
+        "baton-scheduler", "baton-scheduler [options]",
+        "Consumes tasks from Kafka into Redis queues and runs the maintenance loops (due tasks, "
+        "deadlines, expired leases).",
+        options, OPTION_COUNT, &config, argc, argv, &config.log_level);
+    if (rc >= 0)
+        return rc;
+    baton_err_t err = BATON_OK;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -258,7 +231,7 @@ int main(int argc, char **argv) {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, &unblocked);
 
-    int rc = 0;
+    rc = 0;
     maintenance_t *maintenance = NULL;
     history_t *history = NULL;
     baton_http_t *http = NULL;

@@ -112,21 +112,8 @@ static int worker_ready(void *ctx, char *why, size_t why_size) {
     struct readiness *rd = ctx;
     char errstr[512];
     pthread_mutex_lock(&rd->lock);
-    baton_err_t err = BATON_OK;
-    if (!rd->redis)
-        err = baton_redis_connect(rd->redis_url, PROBE_TIMEOUT_MS, &rd->redis, errstr,
-                                  sizeof errstr);
-    if (!err) {
-        const char *ping[] = {"PING"};
-        redisReply *reply;
-        err = baton_redis_command(rd->redis, &reply, 1, ping, NULL, errstr, sizeof errstr);
-        if (!err)
-            freeReplyObject(reply);
-    }
-    if (err) {
-        baton_redis_destroy(rd->redis); /* the next probe connects afresh */
-        rd->redis = NULL;
-    }
+    baton_err_t err =
+        baton_redis_probe(&rd->redis, rd->redis_url, PROBE_TIMEOUT_MS, errstr, sizeof errstr);
     pthread_mutex_unlock(&rd->lock);
     if (err)
         snprintf(why, why_size, "redis: %s", errstr);
@@ -152,30 +139,15 @@ static baton_err_t register_commands(baton_worker_t *w, char *commands, char *er
 }
 
 int main(int argc, char **argv) {
-    struct worker_flags flags;
+    struct worker_flags flags = {0};
     char errstr[1024];
-    int first_arg = argc;
-    baton_err_t err = baton_config_parse(options, OPTION_COUNT, &flags, argc, argv, &first_arg,
-                                         errstr, sizeof errstr);
-    if (err == BATON_ERR_HELP) {
-        baton_config_help(stdout, "baton-worker [options]",
-                          "Claims tasks from Redis queues and runs them: built-in handlers and "
-                          "command handlers (--command TYPE=PROGRAM).",
-                          options, OPTION_COUNT);
-        baton_config_free(options, OPTION_COUNT, &flags);
-        return 0;
-    }
-    if (!err && first_arg < argc)
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
-                           argv[first_arg]);
-    if (!err && baton_log_level_parse(flags.log_level, &baton_log_threshold))
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
-                           "--log-level: unknown level '%s'", flags.log_level);
-    if (err) {
-        fprintf(stderr, "baton-worker: %s\n", errstr);
-        baton_config_free(options, OPTION_COUNT, &flags);
-        return 2;
-    }
+    int rc = baton_config_start("baton-worker", "baton-worker [options]",
+                                "Claims tasks from Redis queues and runs them: built-in handlers "
+                                "and command handlers (--command TYPE=PROGRAM).",
+                                options, OPTION_COUNT, &flags, argc, argv, &flags.log_level);
+    if (rc >= 0)
+        return rc;
+    baton_err_t err = BATON_OK;
 
     struct baton_worker_config config;
     baton_worker_config_defaults(&config);
@@ -192,7 +164,7 @@ int main(int argc, char **argv) {
     config.redis_timeout_ms = flags.redis_timeout_ms;
     config.worker_id = flags.worker_id;
 
-    int rc = 1;
+    rc = 1;
     baton_metrics_t *registry = baton_metrics_new();
     baton_http_t *http = NULL;
     struct readiness readiness = {flags.redis_url, PTHREAD_MUTEX_INITIALIZER, NULL};

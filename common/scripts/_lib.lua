@@ -54,3 +54,16 @@ local function emit(events, tkey, id, event, from, to, at, extra)
   end
   redis.call('XADD', unpack(args))
 end
+
+-- The fencing check of guarantee 3: task `id` (hash `tkey`) must be running
+-- with fencing token `token`. Returns the HMGET of 'state', 'token' and
+-- the extra fields asked for, or nil and the "STALE ..." error reply to
+-- return (the caller changes nothing).
+local function running_with(tkey, id, token, ...)
+  local h = redis.call('HMGET', tkey, 'state', 'token', ...)
+  if h[1] ~= 'running' or h[2] ~= token then
+    return nil, redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
+                                  ' with token ' .. tostring(h[2]) .. ', not ' .. token)
+  end
+  return h
+end

@@ -20,11 +20,9 @@
 
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local tkey = prefix .. id
-local h = redis.call('HMGET', tkey, 'state', 'token', 'worker', 'attempt', 'max_attempts',
-                     'cancel_requested')
-if h[1] ~= 'running' or h[2] ~= token then
-  return redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
-                           ' with token ' .. tostring(h[2]) .. ', not ' .. token)
+local h, stale = running_with(tkey, id, token, 'worker', 'attempt', 'max_attempts', 'cancel_requested')
+if not h then
+  return stale
 end
 local now = now_ms()
 local attempt, max_attempts = tonumber(h[4]), tonumber(h[5])

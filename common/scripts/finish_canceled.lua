@@ -11,10 +11,9 @@
 
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local tkey = prefix .. id
-local h = redis.call('HMGET', tkey, 'state', 'token', 'worker')
-if h[1] ~= 'running' or h[2] ~= token then
-  return redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
-                           ' with token ' .. tostring(h[2]) .. ', not ' .. token)
+local h, stale = running_with(tkey, id, token, 'worker')
+if not h then
+  return stale
 end
 local now = now_ms()
 redis.call('ZREM', KEYS[1], id)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 
 struct test_config {
     char *redis_url;
@@ -226,6 +227,29 @@ START_TEST(test_list_repeats) {
 }
 END_TEST
 
+/* The daemons' start: -1 to go on, 0 after --help, 2 after a bad flag,
+ * stray argument or log level; the log level is applied. */
+START_TEST(test_config_start) {
+    clear_env();
+    struct test_config c;
+    char *help[] = {"prog", "--help", NULL};
+    ck_assert_int_eq(baton_config_start("prog", "prog", "s", table, N, &c, 2, help, &c.redis_url),
+                     0);
+    char *stray[] = {"prog", "extra", NULL};
+    ck_assert_int_eq(baton_config_start("prog", "prog", "s", table, N, &c, 2, stray, NULL), 2);
+    char *bad_level[] = {"prog", "--redis-url", "loud", NULL};
+    /* redis_url stands in for a log-level field here: "loud" is no level */
+    ck_assert_int_eq(
+        baton_config_start("prog", "prog", "s", table, N, &c, 3, bad_level, &c.redis_url), 2);
+    char *ok[] = {"prog", "--redis-url", "debug", NULL};
+    ck_assert_int_eq(baton_config_start("prog", "prog", "s", table, N, &c, 3, ok, &c.redis_url),
+                     -1);
+    ck_assert_int_eq(baton_log_threshold, BATON_LOG_DEBUG);
+    baton_log_threshold = BATON_LOG_INFO;
+    baton_config_free(table, N, &c);
+}
+END_TEST
+
 START_TEST(test_env_name) {
     char buf[64];
     baton_config_env_name("kafka-brokers", buf, sizeof buf);
@@ -243,6 +267,7 @@ static Suite *config_suite(void) {
     tcase_add_test(core, test_help);
     tcase_add_test(core, test_env_name);
     tcase_add_test(core, test_list_repeats);
+    tcase_add_test(core, test_config_start);
     suite_add_tcase(s, core);
     TCase *limits = tcase_create("limits");
     tcase_add_test(limits, test_int_range);
