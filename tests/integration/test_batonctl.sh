@@ -249,7 +249,11 @@ publish "$qp" '{"id":"p1","type":"noop"}' '{"id":"p2","type":"noop"}' '{"id":"p3
 publish "$qo" '{"id":"o1","type":"noop"}' '{"id":"o2","type":"noop"}' '{"id":"o3","type":"noop"}'
 for id in o1-$R o2-$R o3-$R; do wait_until 30 "$id (other queue) to run" state_is "$qo" "$id" succeeded; done
 wait_until 30 "p1-$R..p3 to be queued" sh -c "[ \"\$(redis-cli -u '$BATON_REDIS_URL' zcard 'baton:{$qp}:ready')\" = 3 ]"
-sleep 1 # a negative: the idle worker had many claim rounds in this second
+# A negative, shown by a positive: a task of the other queue, published
+# after p1..p3 were ready, runs; the worker's claim rounds share its 4 idle
+# slots over all three queues, so it has asked the paused one meanwhile.
+publish "$qo" '{"id":"o4","type":"noop"}'
+wait_until 30 "o4-$R (other queue) to run after the pause" state_is "$qo" o4-$R succeeded
 for id in p1-$R p2-$R p3-$R; do
   state_is "$qp" "$id" queued || fail "$id left the paused queue: $(task_field "$qp" "$id" state)"
 done
