@@ -7,7 +7,7 @@
  * stdin and drains stdout (the result, size-limited) and stderr (its tail
  * becomes the error), so a chatty program never blocks on a full pipe.
  * Any language works: the contract is stdin, stdout, stderr, exit code and
- * four environment variables.
+ * five environment variables.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,6 +115,7 @@ static void exec_child(const char *command, const baton_job_t *job, int in, int 
     setenv("BATON_TASK_TYPE", baton_job_type(job), 1);
     setenv("BATON_TASK_QUEUE", baton_job_queue(job), 1);
     setenv("BATON_TASK_ATTEMPT", attempt, 1);
+    setenv("BATON_TASK_TOKEN", baton_job_token(job), 1);
     signal(SIGPIPE, SIG_DFL);
     execl("/bin/sh", "sh", "-c", command, (char *)NULL);
     _exit(127);

@@ -164,6 +164,7 @@ const char *baton_job_id(const baton_job_t *job) { return job->id; }
 const char *baton_job_type(const baton_job_t *job) { return job->type; }
 const char *baton_job_queue(const baton_job_t *job) { return job->queue; }
 int baton_job_attempt(const baton_job_t *job) { return job->attempt; }
+const char *baton_job_token(const baton_job_t *job) { return job->token; }
 const json_t *baton_job_payload(const baton_job_t *job) { return job->payload; }
 
 int64_t baton_job_remaining_ms(const baton_job_t *job) {

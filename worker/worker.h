@@ -91,8 +91,8 @@ baton_err_t baton_worker_register(baton_worker_t *worker, const char *type,
 /*
  * Registers an external program for tasks of `type`: `command` runs with
  * /bin/sh -c in its own process group, the payload JSON on its stdin and
- * BATON_TASK_ID, BATON_TASK_TYPE, BATON_TASK_QUEUE, BATON_TASK_ATTEMPT in
- * its environment. Exit 0 is success with stdout as the result (JSON if it
+ * BATON_TASK_ID, BATON_TASK_TYPE, BATON_TASK_QUEUE, BATON_TASK_ATTEMPT and
+ * BATON_TASK_TOKEN (the attempt's fencing token) in its environment. Exit 0 is success with stdout as the result (JSON if it
  * parses, else a JSON string); any other exit is a failure with the tail
  * of stderr as the error. On timeout or stop its group gets SIGTERM, then
  * SIGKILL after kill_grace_ms. `command` is copied.
@@ -141,6 +141,10 @@ const char *baton_job_id(const baton_job_t *job);     /* borrowed, valid during 
 const char *baton_job_type(const baton_job_t *job);   /* borrowed */
 const char *baton_job_queue(const baton_job_t *job);  /* borrowed */
 int baton_job_attempt(const baton_job_t *job);        /* 1 for the first attempt */
+/* The attempt's fencing token (decimal, borrowed): strictly increasing per
+ * task across claims, so a handler can pass it to an external system that
+ * refuses writes carrying an older token than one it has seen. */
+const char *baton_job_token(const baton_job_t *job);
 const json_t *baton_job_payload(const baton_job_t *job); /* borrowed; never NULL */
 
 /* Milliseconds left before this attempt's timeout (may be negative). */

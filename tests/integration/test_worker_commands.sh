@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_worker_commands.sh: command handlers in a shell script and in
-# Python. The payload arrives on stdin, id/type/queue/attempt in the
+# Python. The payload arrives on stdin, id/type/queue/attempt/token in the
 # environment; stdout is the result (JSON when it parses, else a string);
 # exit 0 is success, any other exit a failure with stderr's tail as error.
 . "$(dirname "$0")/lib.sh"
@@ -13,8 +13,8 @@ start_scheduler sched --topic "$topic" --group-id "g.$UNIQ" --dlq-topic "dlq.$UN
 cat >"$WORK/shell.sh" <<'SH'
 #!/bin/sh
 input=$(cat)
-printf '{"input":%s,"id":"%s","type":"%s","queue":"%s","attempt":%s}\n' \
-  "$input" "$BATON_TASK_ID" "$BATON_TASK_TYPE" "$BATON_TASK_QUEUE" "$BATON_TASK_ATTEMPT"
+printf '{"input":%s,"id":"%s","type":"%s","queue":"%s","attempt":%s,"token":"%s"}\n' \
+  "$input" "$BATON_TASK_ID" "$BATON_TASK_TYPE" "$BATON_TASK_QUEUE" "$BATON_TASK_ATTEMPT" "$BATON_TASK_TOKEN"
 SH
 cat >"$WORK/words.py" <<'PY'
 import json, sys
@@ -47,7 +47,7 @@ check() { # id state result-or-error
   if [ "$2" = succeeded ]; then got=$(task_field "$queue" "$1" result); else got=$(task_field "$queue" "$1" error); fi
   [ "$got" = "$3" ] || fail "$1: got '$got', expected '$3'"
 }
-check sh succeeded "{\"input\":{\"n\":[1,2]},\"id\":\"sh\",\"type\":\"cmd.shell\",\"queue\":\"$queue\",\"attempt\":1}"
+check sh succeeded "{\"input\":{\"n\":[1,2]},\"id\":\"sh\",\"type\":\"cmd.shell\",\"queue\":\"$queue\",\"attempt\":1,\"token\":\"$(task_field "$queue" sh token)\"}"
 check py succeeded '{"words":3}'
 check py-bad dead "exit status 3: no text in payload"
 check txt succeeded '"plain text output"'
