@@ -25,6 +25,9 @@ PACKAGES=(
   python3
   procps
   docker-compose
+  clang
+  libclang-rt-14-dev
+  faketime
 )
 # END PACKAGES
 
