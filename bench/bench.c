@@ -134,7 +134,7 @@ static void die(const char *fmt, ...) {
 /* ------------------------------------------------------------ processes */
 
 struct child {
-    const char *role; /* "scheduler", "worker 1", ... */
+    char role[32]; /* "scheduler", "worker 1", ... */
     pid_t pid;
     struct proc_usage before;
 };
@@ -324,9 +324,9 @@ static void start_services(struct bench *b, const char *self) {
         snprintf(log, sizeof log, "%s/worker%" PRId64 ".log", b->logdir, w + 1);
         char *wargv[] = {worker_bin, "--redis-url", c->redis_url, "--queues", queues,
                          "--concurrency", conc, "--log-level", "warn", NULL};
-        char *role = malloc(32);
-        snprintf(role, 32, "worker %" PRId64, w + 1);
-        b->children[b->nchildren++] = (struct child){role, spawn_logged(wargv, log), {0, 0, 0}};
+        struct child *child = &b->children[b->nchildren++];
+        *child = (struct child){.pid = spawn_logged(wargv, log)};
+        snprintf(child->role, sizeof child->role, "worker %" PRId64, w + 1);
     }
 }
 
@@ -611,7 +611,8 @@ static void print_report(const json_t *r) {
            json_integer_value(json_object_get(r, "extra_attempts")));
 }
 
-/* Splits "a,b,c" into a new array of strings (owned by the caller). */
+/* Splits "a,b,c" into a new array of strings (owned by the caller, freed
+ * with split_free()). */
 static char **split(const char *text, size_t *count) {
     char *copy = strdup(text);
     size_t cap = 1;
@@ -624,6 +625,12 @@ static char **split(const char *text, size_t *count) {
         out[(*count)++] = strdup(t);
     free(copy);
     return out;
+}
+
+static void split_free(char **parts, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        free(parts[i]);
+    free(parts);
 }
 
 int main(int argc, char **argv) {
@@ -720,5 +727,10 @@ int main(int argc, char **argv) {
     baton_producer_destroy(b.producer);
     PQfinish(b.pg);
     baton_redis_destroy(b.redis);
+    split_free(qnames, nq);
+    split_free(pnames, np);
+    split_free(b.queues, b.nqueues);
+    free(b.priorities);
+    baton_config_free(options, OPTION_COUNT, &cfg);
     return 0;
 }
