@@ -96,9 +96,57 @@ void baton_worker_kill_commands(void) {
     }
 }
 
-/* Child side: never returns. */
-static void exec_child(const char *command, const baton_job_t *job, int in, int out, int err,
-                       pid_t worker) {
+/*
+ * The program's environment: the worker's own, without any inherited
+ * BATON_TASK_* entry, plus this task's five. Built in the parent, because
+ * the child of a multi-threaded process may only call async-signal-safe
+ * functions until it execs: setenv() or snprintf() there could deadlock on
+ * a lock (malloc's) that another worker thread held at the fork. Returns a
+ * NULL-terminated array that the caller frees with env_free(), or NULL
+ * when out of memory.
+ */
+static const char *const TASK_VARS[] = {"BATON_TASK_ID", "BATON_TASK_TYPE", "BATON_TASK_QUEUE",
+                                        "BATON_TASK_ATTEMPT", "BATON_TASK_TOKEN"};
+#define TASK_VAR_COUNT (sizeof TASK_VARS / sizeof TASK_VARS[0])
+
+static void env_free(char **env) {
+    if (!env)
+        return;
+    for (char **e = env; *e; e++)
+        if (strncmp(*e, "BATON_TASK_", 11) == 0)
+            free(*e); /* ours; the others are borrowed from environ */
+    free(env);
+}
+
+static char **child_env(const baton_job_t *job) {
+    extern char **environ;
+    size_t inherited = 0;
+    for (char **e = environ; *e; e++)
+        inherited++;
+    char **env = calloc(inherited + TASK_VAR_COUNT + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t n = 0;
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, "BATON_TASK_", 11) != 0)
+            env[n++] = *e;
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%d", baton_job_attempt(job));
+    const char *values[TASK_VAR_COUNT] = {baton_job_id(job), baton_job_type(job),
+                                          baton_job_queue(job), attempt, baton_job_token(job)};
+    for (size_t i = 0; i < TASK_VAR_COUNT; i++) {
+        size_t len = strlen(TASK_VARS[i]) + 1 + strlen(values[i]) + 1;
+        if (!(env[n] = malloc(len))) {
+            env_free(env);
+            return NULL;
+        }
+        snprintf(env[n++], len, "%s=%s", TASK_VARS[i], values[i]);
+    }
+    return env;
+}
+
+/* Child side: never returns; only async-signal-safe calls (see child_env). */
+static void exec_child(const char *command, char **env, int in, int out, int err, pid_t worker) {
     setpgid(0, 0);
     /* If the worker dies (even by SIGKILL), the shell dies with it. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -109,15 +157,9 @@ static void exec_child(const char *command, const baton_job_t *job, int in, int 
     dup2(err, 2);
     for (int fd = 3; fd < 1024; fd++)
         close(fd);
-    char attempt[16];
-    snprintf(attempt, sizeof attempt, "%d", baton_job_attempt(job));
-    setenv("BATON_TASK_ID", baton_job_id(job), 1);
-    setenv("BATON_TASK_TYPE", baton_job_type(job), 1);
-    setenv("BATON_TASK_QUEUE", baton_job_queue(job), 1);
-    setenv("BATON_TASK_ATTEMPT", attempt, 1);
-    setenv("BATON_TASK_TOKEN", baton_job_token(job), 1);
     signal(SIGPIPE, SIG_DFL);
-    execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+    char *const argv[] = {"sh", "-c", (char *)command, NULL};
+    execve("/bin/sh", argv, env);
     _exit(127);
 }
 
@@ -126,9 +168,17 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
     size_t max_result = worker_max_result_bytes(handler->worker);
     int64_t kill_grace = worker_kill_grace_ms(handler->worker);
     char *input = json_dumps(baton_job_payload(job), JSON_COMPACT | JSON_ENCODE_ANY);
-    int pin[2], pout[2], perr[2];
-    if (!input || pipe(pin) || pipe(pout) || pipe(perr)) {
+    char **env = child_env(job);
+    if (!input || !env) {
         free(input);
+        env_free(env);
+        baton_job_set_error(job, "command: out of memory");
+        return BATON_HANDLER_FAILED;
+    }
+    int pin[2], pout[2], perr[2];
+    if (pipe(pin) || pipe(pout) || pipe(perr)) {
+        free(input);
+        env_free(env);
         baton_job_set_error(job, "command: cannot create pipes: %s", strerror(errno));
         return BATON_HANDLER_FAILED;
     }
@@ -136,13 +186,15 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
     pid_t pid = fork();
     if (pid < 0) {
         free(input);
+        env_free(env);
         baton_job_set_error(job, "command: fork: %s", strerror(errno));
         close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]), close(perr[0]),
             close(perr[1]);
         return BATON_HANDLER_FAILED;
     }
     if (pid == 0)
-        exec_child(handler->command, job, pin[0], pout[1], perr[1], worker);
+        exec_child(handler->command, env, pin[0], pout[1], perr[1], worker);
+    env_free(env);
     setpgid(pid, pid); /* also in the parent: no window where kill(-pid) misses */
     atomic_store(&job->pgid, (int)pid);
     command_track((int)pid);

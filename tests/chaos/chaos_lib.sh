@@ -1,0 +1,77 @@
+# chaos_lib.sh - helpers for the fault-injection scenarios (sourced).
+#
+# Every scenario brings up a stack of its own (it breaks servers on
+# purpose), applies the migrations, runs schedulers with the history writer
+# on and workers whose `chaos` handler records each execution it starts,
+# publishes a bounded workload with the checker (tests/checker, which
+# records the ids the brokers acknowledged), injects its fault, and ends
+# with `chaos_verify`: the checker waits for every acknowledged task to
+# finish and for history to catch up, then checks invariants I1-I4
+# (docs/reliability.md) and prints its figures.
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
+
+CHECK="$BATON_BIN_DIR/tests/checker/baton-check"
+QUEUE="chaos.$UNIQ"
+ACKED="$WORK/acked"           # ids acknowledged by the brokers, one a line
+EXECUTIONS="$WORK/executions" # one line per handler start: "<id> <token>"
+REPORT="$WORK/report.json"
+export CHAOS_EXECUTIONS=$EXECUTIONS
+export CHAOS_TASK_SLEEP=${CHAOS_TASK_SLEEP:-0.02} # seconds a chaos task runs
+
+# chaos_up: the scenario's own stack, migrated; schedulers write history.
+chaos_up() {
+  use_own_stack
+  "$BATON_BIN_DIR/ctl/batonctl" --pg-dsn "$BATON_PG_DSN" migrate >/dev/null ||
+    fail "migrations failed on the scenario's stack"
+  SCHEDULER_HISTORY=true
+  : >"$ACKED"
+  : >"$EXECUTIONS"
+  cat >"$WORK/chaos-handler.sh" <<'SH'
+#!/bin/sh
+# The chaos handler: records that this attempt started, then works a while.
+echo "$BATON_TASK_ID $BATON_TASK_TOKEN" >>"$CHAOS_EXECUTIONS"
+exec sleep "$CHAOS_TASK_SLEEP"
+SH
+  chmod +x "$WORK/chaos-handler.sh"
+}
+
+# chaos_scheduler NAME [ARGS...]: a scheduler with history on, on the
+# stack's default topic (baton.tasks, 16 partitions).
+chaos_scheduler() {
+  local name=$1
+  shift
+  start_scheduler "$name" --group-id "g.$UNIQ" "$@"
+}
+
+# chaos_worker NAME [ARGS...]: a worker on $QUEUE running the chaos handler.
+chaos_worker() {
+  local name=$1
+  shift
+  start_worker "$name" --queues "$QUEUE" --command "chaos=$WORK/chaos-handler.sh" "$@"
+}
+
+# chaos_produce COUNT [ARGS...]: publishes COUNT chaos tasks to $QUEUE and
+# appends the acknowledged ids to $ACKED (extra ARGS go to the checker's
+# produce, e.g. --rate 500 --id-prefix p2).
+chaos_produce() {
+  local count=$1
+  shift
+  "$CHECK" produce --kafka-brokers "$BATON_KAFKA_BROKERS" --queue "$QUEUE" --type chaos \
+    --count "$count" --acked "$ACKED" "$@"
+}
+
+# chaos_verify [ARGS...]: runs the checker over $QUEUE (extra ARGS go to
+# verify, e.g. --expect dead or --wait-s 120); fails the test on any
+# violation. Prints the report, one JSON line tagged with the test's name,
+# which docs/reliability.md quotes.
+chaos_verify() {
+  local logs=() log
+  for log in "$WORK"/*.log; do
+    [ -f "$log" ] && logs+=(--worker-log "$log")
+  done
+  "$CHECK" verify --redis-url "$BATON_REDIS_URL" --pg-dsn "$BATON_PG_DSN" --queue "$QUEUE" \
+    --acked "$ACKED" --executions "$EXECUTIONS" --report "$REPORT" "${logs[@]}" "$@" ||
+    fail "the checker found violations (report: $(cat "$REPORT" 2>/dev/null))"
+  echo "CHAOS REPORT $TEST_NAME: $(cat "$REPORT")"
+}

@@ -1,0 +1,69 @@
+/*
+ * checker.c - baton-check's entry point: picks the subcommand.
+ *
+ *   baton-check produce --kafka-brokers B --queue Q --type T --acked FILE ...
+ *   baton-check verify  --redis-url U --pg-dsn D --queue Q --acked FILE ...
+ *
+ * The chaos scenarios (tests/chaos/chaos_lib.sh) call both: produce before
+ * the fault, verify after it. Each subcommand parses its own flags from its
+ * own table, so `baton-check produce --help` lists exactly what produce
+ * takes; this file only dispatches.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checker.h"
+#include "config.h"
+
+static void usage(FILE *out) {
+    fprintf(
+        out,
+        "usage: " CHECK_PROG " produce [options]   publish a numbered workload, record acked ids\n"
+        "       " CHECK_PROG " verify [options]    wait for it to settle, check invariants I1-I4\n"
+        "\n"
+        "'" CHECK_PROG " COMMAND --help' lists the options of COMMAND.\n"
+        "Exit status: 0 ok, 1 failed deliveries or violations, 2 usage or connection error.\n");
+}
+
+void check_flags_only(const struct baton_opt *table, size_t from, size_t count) {
+    for (size_t i = from; i < count; i++) {
+        char env[128];
+        baton_config_env_name(table[i].name, env, sizeof env);
+        unsetenv(env);
+    }
+}
+
+void check_print_help(const char *usage_text, const char *summary, const struct baton_opt *table,
+                      size_t settings, size_t count) {
+    baton_config_help(stdout, usage_text, summary, table, settings);
+    printf("\nthe run (flags only, no environment variable):\n");
+    for (size_t i = settings; i < count; i++) {
+        const char *hint = table[i].type == BATON_OPT_INT      ? "N"
+                           : table[i].type == BATON_OPT_DOUBLE ? "X"
+                           : table[i].type == BATON_OPT_LIST   ? "TEXT (repeatable)"
+                                                               : "TEXT";
+        printf("  --%s %s\n      %s", table[i].name, hint, table[i].doc);
+        if (table[i].default_value)
+            printf("  [default '%s']", table[i].default_value);
+        printf("\n");
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CHECK_EXIT_USAGE;
+    }
+    const char *command = argv[1];
+    if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) {
+        usage(stdout);
+        return CHECK_EXIT_OK;
+    }
+    if (strcmp(command, "produce") == 0)
+        return check_produce_main(argc - 1, argv + 1);
+    if (strcmp(command, "verify") == 0)
+        return check_verify_main(argc - 1, argv + 1);
+    fprintf(stderr, CHECK_PROG ": unknown command '%s' (produce or verify; see --help)\n", command);
+    return CHECK_EXIT_USAGE;
+}

@@ -1,0 +1,44 @@
+/*
+ * checker.h - baton-check: the fault-injection scenarios' workload and judge.
+ *
+ * Two subcommands share one binary: `produce` publishes a bounded, numbered
+ * workload through libbaton and records which ids the brokers acknowledged;
+ * `verify` waits for those tasks to settle and checks invariants I1-I4
+ * (docs/reliability.md) against Redis and PostgreSQL. Each subcommand has
+ * its own configuration table (common/config.h) and is entered with the
+ * arguments after its name, argv[0] being the subcommand itself.
+ */
+#ifndef BATON_CHECKER_H
+#define BATON_CHECKER_H
+
+#include <stddef.h>
+
+#define CHECK_PROG "baton-check"
+
+/* Exit statuses shared by both subcommands. */
+#define CHECK_EXIT_OK 0     /* everything acknowledged / no violation */
+#define CHECK_EXIT_FAILED 1 /* some delivery failed / some violation */
+#define CHECK_EXIT_USAGE 2  /* bad flag, unreachable server */
+
+/* `baton-check produce ...`; returns the exit status. */
+int check_produce_main(int argc, char **argv);
+
+/* `baton-check verify ...`; returns the exit status. */
+int check_verify_main(int argc, char **argv);
+
+/*
+ * Unsets the BATON_* variable of every table entry from `from` on, so that
+ * flags meant for one run (--queue, --count) never silently come from an
+ * exported variable; connection settings before `from` keep theirs.
+ */
+struct baton_opt;
+void check_flags_only(const struct baton_opt *table, size_t from, size_t count);
+
+/*
+ * Prints --help: the entries before `settings` as baton_config_help() does
+ * (flag, environment variable, default), then the flags-only entries.
+ */
+void check_print_help(const char *usage, const char *summary, const struct baton_opt *table,
+                      size_t settings, size_t count);
+
+#endif
