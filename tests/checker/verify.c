@@ -42,8 +42,9 @@
  * `claims` the queue's `claimed` events, `reclaims` its `reclaimed` events
  * plus the others with error "lease expired" (a lease lost on the last
  * attempt ends `dead`), `tasks_with_retries` tasks claimed more than once,
- * `stale_refusals` the workers' "outcome refused" log lines (or, without
- * logs, their registry counters). An acked task that ends outside --expect
+ * `stale_refusals` the workers' refusal log lines (an outcome or a lease
+ * renewal refused: the lease was taken over), or, without logs, their
+ * registry counters. An acked task that ends outside --expect
  * counts in `unexpected_states`, apart from `lost`.
  */
 #include <errno.h>
@@ -77,7 +78,7 @@
 /* Commands per pipelined batch while waiting (one HGET per task). */
 #define WAIT_BATCH 1000
 /* What the worker logs when Redis refused a stale outcome (worker.c). */
-#define STALE_REFUSAL_LINE "outcome refused, the lease was taken over"
+#define STALE_REFUSAL_LINE "refused, the lease was taken over"
 
 /* ---------------------------------------------------------------------------
  * Configuration
