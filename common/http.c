@@ -37,7 +37,10 @@ struct baton_http {
     int port;
 };
 
-/* libmicrohttpd's own messages, as our JSON log lines. */
+/* libmicrohttpd's own messages, as our JSON log lines. The format
+ * attribute tells clang's -Wformat-nonliteral that fmt is a printf format. */
+static void log_mhd(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void log_mhd(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char buf[512];

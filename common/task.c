@@ -8,8 +8,9 @@
  * message has passed. Then the task takes references to the parsed payload
  * and meta instead of copying them, and the parsed root object itself, with
  * the contract fields deleted, becomes `extra` (the unknown fields). A
- * valid message costs the parse, one size walk of the payload, the struct
- * and three short strings.
+ * valid message costs the parse, one size walk of the payload, one of the
+ * stored form's other fields (so that it too fits the message limit), the
+ * struct and three short strings.
  *
  * Rejections carry a stable reason (the DLQ header), the field and one
  * sentence naming the field and the bad value. Values quoted in that sentence
@@ -406,6 +407,7 @@ struct task_view {
     long long priority, max_attempts, timeout_ms, delay_ms;
     int64_t run_at_ms, deadline_ms;
     json_t *payload, *meta; /* borrowed; NULL = default */
+    size_t payload_size;    /* compact-encoded size of payload; 0 when absent */
 };
 
 /* A type/queue name field; *s stays NULL when absent. */
@@ -511,6 +513,7 @@ static baton_err_t read_fields(const json_t *root, size_t max_payload, int id_op
         size_t size = json_dumpb(view->payload, NULL, 0, DUMP_FLAGS);
         if (size == 0)
             return BATON_ERR_NOMEM;
+        view->payload_size = size;
         if (size > max_payload)
             return reject(err, BATON_TASK_TOO_LARGE, "payload",
                           "field 'payload' is %zu bytes compact-encoded, over the "
@@ -576,6 +579,8 @@ static struct baton_task *build_task(json_t *root, const struct task_view *view)
     return task;
 }
 
+static size_t encoded_size(const struct baton_task *task, size_t payload_size);
+
 baton_err_t baton_task_parse(const char *value, size_t len,
                              const struct baton_task_parse_opts *opts,
                              const struct baton_kafka_coord *coord, struct baton_task **out,
@@ -627,9 +632,28 @@ baton_err_t baton_task_parse(const char *value, size_t len,
         json_decref(root);
         return rc;
     }
-    *out = build_task(root, &view);
+    struct baton_task *task = build_task(root, &view);
     root = NULL; /* owned by the task (or freed) now */
-    return *out ? BATON_OK : BATON_ERR_NOMEM;
+    if (!task)
+        return BATON_ERR_NOMEM;
+
+    /* The stored form must fit the message limit too, or it would not parse
+     * again (and baton_task_validate() would refuse the task): it writes
+     * every default out, and jansson re-prints real numbers (0.1 becomes
+     * 0.10000000000000001), so it can be several times the message. */
+    size_t stored = encoded_size(task, view.payload_size);
+    if (stored == 0 || (stored > ENVELOPE_BYTES && stored - ENVELOPE_BYTES > max_payload)) {
+        baton_task_destroy(task);
+        if (stored == 0)
+            return BATON_ERR_NOMEM;
+        return reject(err, BATON_TASK_TOO_LARGE, "",
+                      "the message is %zu bytes once stored (defaults written out, numbers "
+                      "as jansson prints them), over the limit of %zu (max_payload_bytes "
+                      "plus %d bytes for the other fields)",
+                      stored, max_payload + ENVELOPE_BYTES, ENVELOPE_BYTES);
+    }
+    *out = task;
+    return BATON_OK;
 }
 
 /* ---------------------------------------------------------------------------
@@ -642,7 +666,9 @@ struct out_buf {
     char *data;
     size_t len, cap;
     int counting;
-    int failed; /* an allocation failed; later writes are no-ops */
+    size_t payload_size; /* counting: the payload's size when already known
+                            (it is not dumped again); 0 = dump it */
+    int failed;          /* an allocation failed; later writes are no-ops */
 };
 
 static int out_write(struct out_buf *out, const char *s, size_t n) {
@@ -745,7 +771,10 @@ static void encode_into(struct out_buf *out, const struct baton_task *task) {
     out_string(out, task->queue ? task->queue : "", task->queue ? strlen(task->queue) : 0);
     out_int_field(out, &first, "priority", task->priority);
     out_key(out, &first, "payload", 7);
-    out_json(out, task->payload ? task->payload : json_null());
+    if (out->counting && out->payload_size)
+        out->len += out->payload_size;
+    else
+        out_json(out, task->payload ? task->payload : json_null());
     out_int_field(out, &first, "max_attempts", task->max_attempts);
     out_int_field(out, &first, "timeout_ms", task->timeout_ms);
     if (task->run_at_ms != BATON_TIME_UNSET)
@@ -769,6 +798,15 @@ static void encode_into(struct out_buf *out, const struct baton_task *task) {
         }
     }
     out_write(out, "}", 1);
+}
+
+/* Length of baton_task_encode()'s output, counted without writing it;
+ * `payload_size`, when not 0, is the payload's known compact size. 0 on no
+ * memory. */
+static size_t encoded_size(const struct baton_task *task, size_t payload_size) {
+    struct out_buf counter = {.counting = 1, .payload_size = payload_size};
+    encode_into(&counter, task);
+    return counter.failed ? 0 : counter.len;
 }
 
 char *baton_task_encode(const struct baton_task *task, size_t *len_out) {

@@ -592,6 +592,85 @@ START_TEST(test_message_envelope_limit) {
 }
 END_TEST
 
+/* `{"type":"a","id":"x","pad":"<n x's>"}`, stored as `<stored prefix><n
+ * x's>"}`; caller frees. */
+#define PAD_STORED_PREFIX                                                                          \
+    "{\"id\":\"x\",\"type\":\"a\",\"queue\":\"default\",\"priority\":5,\"payload\":null,"          \
+    "\"max_attempts\":3,\"timeout_ms\":300000,\"meta\":{},\"pad\":\""
+static char *pad_message(size_t n, size_t *len) {
+    const char *head = "{\"type\":\"a\",\"id\":\"x\",\"pad\":\"";
+    size_t head_len = strlen(head);
+    char *msg = malloc(head_len + n + 3);
+    ck_assert_ptr_nonnull(msg);
+    memcpy(msg, head, head_len);
+    memset(msg + head_len, 'x', n);
+    memcpy(msg + head_len + n, "\"}", 3);
+    *len = head_len + n + 2;
+    return msg;
+}
+
+/*
+ * Found by tests/fuzz/fuzz_task.c (its round-trip check, on a hand-made
+ * input): a message within the whole-message limit whose stored form is
+ * not. baton_task_encode() writes every default out and jansson re-prints
+ * real numbers (0.1 becomes 0.10000000000000001), so the stored form could
+ * be several times the message: it did not parse again, and
+ * baton_task_validate() refused the task baton_task_parse() had accepted.
+ * The parser now holds the stored form to the same limit.
+ */
+START_TEST(test_stored_form_limit) {
+    struct baton_task_parse_opts opts = {.max_payload_bytes = 100};
+    size_t limit = 100 + 64 * 1024;
+    size_t fixed = strlen(PAD_STORED_PREFIX) + 2; /* + `"}` */
+
+    /* Stored in exactly `limit` bytes: accepted, and the round trip holds. */
+    size_t len;
+    char *msg = pad_message(limit - fixed, &len);
+    ck_assert_uint_lt(len, limit);
+    struct baton_task *task = NULL;
+    struct baton_task_error err;
+    ck_assert_int_eq(baton_task_parse(msg, len, &opts, NULL, &task, &err), BATON_OK);
+    size_t stored_len = 0;
+    char *stored = baton_task_encode(task, &stored_len);
+    ck_assert_uint_eq(stored_len, limit);
+    ck_assert_int_eq(strncmp(stored, PAD_STORED_PREFIX, strlen(PAD_STORED_PREFIX)), 0);
+    ck_assert_int_eq(baton_task_validate(task, &opts, &err), BATON_OK);
+    struct baton_task *again = NULL;
+    ck_assert_int_eq(baton_task_parse(stored, stored_len, &opts, NULL, &again, &err), BATON_OK);
+    assert_task_eq(task, again);
+    baton_task_destroy(again);
+    baton_task_destroy(task);
+    free(stored);
+    free(msg);
+
+    /* One byte more once stored, though the message itself is shorter
+     * than the limit: too_large. */
+    msg = pad_message(limit - fixed + 1, &len);
+    ck_assert_uint_lt(len, limit);
+    expect_reject(msg, len, &opts, NULL, BATON_TASK_TOO_LARGE, "", "65637 bytes once stored");
+    free(msg);
+
+    /* Real numbers: 4 bytes each as sent, 20 as stored. */
+    size_t n = 4000;
+    msg = malloc(32 + 4 * n);
+    ck_assert_ptr_nonnull(msg);
+    const char *head = "{\"type\":\"a\",\"x\":[";
+    len = strlen(head);
+    memcpy(msg, head, len);
+    for (size_t i = 0; i < n; i++, len += 4)
+        memcpy(msg + len, "0.1,", 4);
+    memcpy(msg + len - 1, "]}", 3); /* the last comma becomes ] */
+    len++;
+    ck_assert_uint_lt(len, 17000);
+    expect_reject(msg, len, &opts, &coord, BATON_TASK_TOO_LARGE, "", "once stored");
+    /* Under the default limit the same message is fine. */
+    ck_assert_int_eq(baton_task_parse(msg, len, NULL, &coord, &task, &err), BATON_OK);
+    ck_assert_int_eq(baton_task_validate(task, NULL, &err), BATON_OK);
+    baton_task_destroy(task);
+    free(msg);
+}
+END_TEST
+
 START_TEST(test_integer_bounds) {
     static const struct {
         const char *json;
@@ -1097,6 +1176,7 @@ static Suite *task_suite(void) {
     tcase_add_test(limits, test_payload_configured_limit);
     tcase_add_test(limits, test_payload_measured_compact);
     tcase_add_test(limits, test_message_envelope_limit);
+    tcase_add_test(limits, test_stored_form_limit);
     tcase_add_test(limits, test_integer_bounds);
     tcase_add_test(limits, test_json_limits);
     tcase_add_test(limits, test_detail_bounded_and_printable);
