@@ -21,9 +21,10 @@ struct baton_kafka_prop {
 };
 
 /*
- * New configuration: bootstrap.servers = `brokers`, then the caller's
- * `defaults` (ndefaults entries, may be NULL), then each "k=v" of `extra`
- * (comma-separated; NULL or "" for none), so the operator's properties win.
+ * New configuration: bootstrap.servers = `brokers` and baton's own
+ * reconnect.backoff.max.ms=1000, then the caller's `defaults` (ndefaults
+ * entries, may be NULL), then each "k=v" of `extra` (comma-separated; NULL
+ * or "" for none), so the operator's properties win.
  * Returns NULL with the offending property in errstr. Caller owns the result
  * until rd_kafka_new() succeeds with it (which takes it over).
  */

@@ -18,3 +18,12 @@ set_tests_properties(integration.stack_cycle PROPERTIES
 baton_integration_test(kcat_consume
   ${CMAKE_CURRENT_SOURCE_DIR}/test_kcat_consume.sh
   $<TARGET_FILE:test-kafka-group-consume>)
+
+# The embedded Kafka's control channel (broker down/up, rtt, leader,
+# coordinator; bad commands). It takes brokers down, so it brings up a stack
+# of its own (use_own_stack) and needs no fixture.
+add_test(NAME integration.kafka_control
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_kafka_control.sh)
+set_tests_properties(integration.kafka_control PROPERTIES
+  LABELS integration TIMEOUT 300
+  ENVIRONMENT "BATON_KAFKA_MOCK_BIN=${BATON_KAFKA_MOCK_BIN};BATON_STACK_SH=${BATON_STACK_SH};BATON_BIN_DIR=${PROJECT_BINARY_DIR};BATON_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
