@@ -7,16 +7,19 @@
 #   deploy/stack.sh down DIR | --env-file FILE   stop a stack, remove its dir
 #   deploy/stack.sh stop  SERVICE DIR | --env-file FILE   stop one server
 #   deploy/stack.sh start SERVICE DIR | --env-file FILE   start it again
+#   deploy/stack.sh kafka COMMAND... DIR | --env-file FILE   control the
+#                                            embedded Kafka (broker down 2)
 #
 # `up` makes /tmp/baton-stack.XXXXXX and starts in it:
-#   - redis-server (AOF every second, noeviction, no RDB snapshots);
+#   - redis-server (AOF fsync'd before each reply, noeviction, no RDB snapshots);
 #   - a fresh PostgreSQL cluster (initdb -U baton, trust auth, fsync=off: a
 #     test stack trades durability for speed) with a database `baton`;
 #   - baton-kafka-mock, librdkafka's mock cluster (see deploy/kafka_mock.c),
 #     from $BATON_KAFKA_MOCK_BIN or <repo>/build/deploy/baton-kafka-mock.
 # It waits for each server with a real check (PING, a query, the mock's ready
 # file) under a bounded timeout, then writes <dir>/env with export lines for
-# BATON_KAFKA_BROKERS, BATON_REDIS_URL, BATON_PG_DSN and BATON_STACK_DIR,
+# BATON_KAFKA_BROKERS, BATON_REDIS_URL, BATON_PG_DSN, BATON_KAFKA_CONTROL
+# (the mock's control socket, <dir>/kafka.sock) and BATON_STACK_DIR,
 # copies it to --env-file and prints it. If anything fails, whatever was
 # started is stopped and the dir removed, and `up` exits non-zero.
 #
@@ -30,7 +33,12 @@
 # It waits for the same readiness check as `up`, records the new pid and
 # start time (so `down` stops it), and fails with a clear message if the
 # port was taken meanwhile or the server is already running. kafka is
-# refused: the embedded mock keeps its topics in memory only.
+# refused: the embedded mock keeps its topics in memory only. Kafka faults
+# go through `kafka` instead: it sends one command to the mock's control
+# socket (baton-kafka-mock --control, see deploy/kafka_mock.c), e.g.
+# `kafka broker down 2`, prints the mock's one-line reply and exits 0 for
+# "ok ...", 1 for "error ...". The cluster keeps running, so topics,
+# messages and committed offsets survive a broker's outage.
 #
 # Why it is shaped so:
 #   - Ports come from the kernel (bind to port 0) and are retried when a
@@ -76,10 +84,15 @@ Usage: $PROG up [--env-file FILE]
        $PROG down DIR | --env-file FILE
        $PROG stop SERVICE DIR | --env-file FILE
        $PROG start SERVICE DIR | --env-file FILE
+       $PROG kafka COMMAND... DIR | --env-file FILE
 Starts (up), describes (env) or stops (down) a local baton stack: Redis,
 PostgreSQL and baton-kafka-mock on free 127.0.0.1 ports in /tmp/baton-stack.*.
 stop/start stop one server of a running stack (SERVICE: redis or postgres),
 keeping its data, and start it again on the same port with the same data.
+kafka sends a control command to the embedded Kafka and prints its reply
+(exit 0 "ok", 1 "error"): brokers | broker down|up ID|all |
+broker rtt ID|all MS | leader TOPIC PARTITION ID|-1 |
+coordinator group|transaction KEY ID | help.
 Environment: BATON_KAFKA_MOCK_BIN (default <repo>/build/deploy/baton-kafka-mock),
 BATON_PG_BIN (PostgreSQL's bin dir), BATON_STACK_READY_TIMEOUT (s, default 30),
 BATON_STACK_STOP_TIMEOUT (s, default 15).
@@ -227,13 +240,17 @@ redis_check() {
 # config, records its pid (also in LAUNCHED_PID) and returns wait_ready's
 # code. The same arguments serve `up` and `start`, so a restarted server
 # finds its AOF (appenddirname, under --dir) and listens where it did.
+# `appendfsync always`, as in docker-compose.yml: with `everysec` a write
+# Redis acknowledged while its background fsync runs may still be in its
+# own buffer, and a SIGKILL then loses it (docs/deploy.md, "Redis
+# persistence"); the tests hold baton to guarantee 1 as stated.
 launch_redis() {
   local dir=$1 port=$2
   # Redis writes --logfile once it has parsed its arguments; errors before
   # that go to stdout, appended to the same file. Nothing reads it here.
   # shellcheck disable=SC2094
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir/redis" \
-    --appendonly yes --appendfsync everysec \
+    --appendonly yes --appendfsync always \
     --maxmemory 512mb --maxmemory-policy noeviction --save '' \
     --hash-max-listpack-value 1024 \
     --logfile "$dir/redis.log" \
@@ -385,12 +402,15 @@ kafka_check() {
   [ -s "$1" ]
 }
 
-# Starts baton-kafka-mock in DIR; prints its bootstrap list.
+# Starts baton-kafka-mock in DIR, with its control socket DIR/kafka.sock;
+# prints its bootstrap list. Records the binary's path for `kafka`.
 start_kafka() {
   local dir=$1 ready=$1/kafka.ready pid rc=0
-  "$KAFKA_MOCK_BIN" --ready-file "$ready" </dev/null >"$dir/kafka.log" 2>&1 &
+  "$KAFKA_MOCK_BIN" --ready-file "$ready" --control "$dir/kafka.sock" \
+    </dev/null >"$dir/kafka.log" 2>&1 &
   pid=$!
   record_pid "$dir" kafka "$pid"
+  realpath "$KAFKA_MOCK_BIN" >"$dir/kafka.bin"
   wait_ready "$dir" kafka kafka_check "$ready" || rc=$?
   if [ "$rc" -ne 0 ]; then
     if [ "$rc" -eq 2 ]; then
@@ -463,6 +483,7 @@ cmd_up() {
 export BATON_KAFKA_BROKERS=$brokers
 export BATON_REDIS_URL=redis://127.0.0.1:$redis_port/0
 export BATON_PG_DSN=postgresql://baton@127.0.0.1:$pg_port/baton
+export BATON_KAFKA_CONTROL=$dir/kafka.sock
 export BATON_STACK_DIR=$dir
 EOF
   mv "$dir/env.tmp" "$dir/env"
@@ -523,7 +544,8 @@ check_service() {
   case $1 in
     redis | postgres) ;;
     kafka) die "kafka cannot be stopped or started on its own: the embedded mock keeps" \
-      "its topics and offsets in memory only, so a restart would lose them" ;;
+      "its topics and offsets in memory only, so a restart would lose them;" \
+      "take a broker down and up instead: $PROG kafka broker down|up ID ..." ;;
     "" | -*) usage_error "$2: give the SERVICE (redis or postgres)" ;;
     *) usage_error "$2: unknown service '$1' (redis or postgres)" ;;
   esac
@@ -621,6 +643,42 @@ cmd_start() {
   exit 1
 }
 
+# kafka COMMAND... DIR | --env-file FILE: sends COMMAND to the control
+# socket of the stack's embedded Kafka with the mock binary's client mode,
+# which prints the reply; exits with its code (0 ok, 1 error, 2 usage).
+cmd_kafka() {
+  local n=$# sock bin rc=0
+  local -a words target
+  [ "$n" -ge 2 ] || usage_error "kafka: give a COMMAND and the stack DIR or --env-file FILE"
+  if [ "$n" -ge 3 ] && [ "${*:n-1:1}" = --env-file ]; then
+    words=("${@:1:n-2}")
+    target=("${@:n-1}")
+  else
+    words=("${@:1:n-1}")
+    target=("${@:n}")
+  fi
+  case ${words[0]} in
+    -*) usage_error "kafka: give the COMMAND first, then DIR or --env-file FILE" ;;
+  esac
+  resolve_target kafka "${target[@]}"
+  [ -n "$STACK_DIR" ] || die "no stack: $ENV_FILE does not exist"
+  [ -d "$STACK_DIR" ] || die "no stack at $STACK_DIR"
+  [ -f "$STACK_DIR/$MARKER" ] || die "$STACK_DIR is not a baton stack dir (no $MARKER file); not touching it"
+  recorded_alive "$STACK_DIR" kafka || die "the embedded Kafka of $STACK_DIR is not running"
+  sock=$(sed -n '/^export BATON_KAFKA_CONTROL=/{s///p;q}' "$STACK_DIR/env" 2>/dev/null || true)
+  sock=${sock:-$STACK_DIR/kafka.sock}
+  [ -S "$sock" ] || die "the embedded Kafka of $STACK_DIR has no control socket at $sock" \
+    "(a stack brought up before the mock had one?)"
+  # The client speaks a one-line protocol that any build of the mock
+  # serves; prefer the binary named now, then the one `up` started.
+  bin=${BATON_KAFKA_MOCK_BIN:-}
+  if [ -z "$bin" ] && [ -s "$STACK_DIR/kafka.bin" ]; then bin=$(cat "$STACK_DIR/kafka.bin"); fi
+  bin=${bin:-$REPO_DIR/build/deploy/baton-kafka-mock}
+  [ -x "$bin" ] || die "baton-kafka-mock not found at $bin; build it or set BATON_KAFKA_MOCK_BIN"
+  "$bin" --control "$sock" "${words[@]}" || rc=$?
+  exit "$rc"
+}
+
 main() {
   case ${1:-} in
     up) shift; cmd_up "$@" ;;
@@ -628,6 +686,7 @@ main() {
     down) shift; cmd_down "$@" ;;
     stop) shift; cmd_stop "$@" ;;
     start) shift; cmd_start "$@" ;;
+    kafka) shift; cmd_kafka "$@" ;;
     -h | --help | help) usage ;;
     "") usage >&2; exit 2 ;;
     *) usage_error "unknown command '$1'" ;;

@@ -34,7 +34,15 @@
 #define ENQUEUE_ARGS_PER_TASK 11
 #define ENQUEUE_CHUNK 500          /* tasks per enqueue.lua call */
 #define REJECT_VALUE_MAX 65536     /* bytes of a rejected value kept in the event */
-#define MEMORY_CHECK_EVERY_MS 250  /* how often INFO memory is read */
+#define MEMORY_CHECK_EVERY_MS 250  /* how often INFO memory is read, at least */
+/* Redis bytes one enqueued task may take, for the memory check's estimate
+ * between two readings: the task hash and its "submitted" event each hold
+ * the task's JSON, plus keys, set and stream entries (measured: about
+ * 1.8 KB for a task of some 550 bytes of JSON, a 400-byte payload, while
+ * its event waits for the history writer). A rejection's event holds its
+ * value. An estimate, not a bound: it only decides when to look again. */
+#define TASK_MEMORY_FACTOR 3
+#define TASK_MEMORY_OVERHEAD 256
 #define BACKOFF_START_MS 50
 #define BACKOFF_MAX_MS 2000
 #define DLQ_FLUSH_TIMEOUT_MS 10000
@@ -78,6 +86,8 @@ struct ingest {
     char dlq_error[256];
     int paused;
     int64_t memory_checked_ms;
+    int64_t memory_budget;       /* bytes below the pause mark at the last reading; -1: no limit */
+    int64_t memory_sent;         /* estimated bytes enqueued since that reading */
 
     const struct scheduler_metrics *metrics; /* borrowed from the config */
 
@@ -556,10 +566,15 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
         goto done;
     }
     for (size_t i = 0; i < ing->count; i++) {
-        if (ing->parsed[i].task)
+        if (ing->parsed[i].task) {
             order[valid++] = i;
-        else if (ing->parsed[i].rejected)
+            ing->memory_sent +=
+                (int64_t)(TASK_MEMORY_FACTOR * ing->args[i].json_len + TASK_MEMORY_OVERHEAD);
+        } else if (ing->parsed[i].rejected) {
             rejected++;
+            size_t len = ing->msgs[i]->len > REJECT_VALUE_MAX ? REJECT_VALUE_MAX : ing->msgs[i]->len;
+            ing->memory_sent += (int64_t)(len + TASK_MEMORY_OVERHEAD);
+        }
     }
     sort_ing = ing;
     qsort(order, valid, sizeof *order, by_queue);
@@ -626,17 +641,31 @@ done:
     return err;
 }
 
-/* Backpressure (guarantee 9): refuses while Redis memory is above the mark. */
+/*
+ * Backpressure (guarantee 9): refuses while Redis memory is above the mark.
+ * INFO memory is read every MEMORY_CHECK_EVERY_MS, and sooner once the
+ * batches sent since the last reading may have used half of what was then
+ * left below the mark (estimated, see TASK_MEMORY_FACTOR): without that, a
+ * burst of batches (a backlog read at full speed) could go past the mark
+ * and past maxmemory itself within one interval, and a Redis over
+ * maxmemory refuses the writes of workers and the history writer too. With
+ * it, ingest overshoots the mark by about one batch at most, which the
+ * remaining (1 - fraction) of maxmemory must hold.
+ */
 static baton_err_t check_memory(struct ingest *ing, char *errstr, size_t errstr_size) {
     int64_t now = baton_time_mono_ms();
-    if (!ing->paused && now - ing->memory_checked_ms < MEMORY_CHECK_EVERY_MS)
+    if (!ing->paused && now - ing->memory_checked_ms < MEMORY_CHECK_EVERY_MS &&
+        (ing->memory_budget < 0 || ing->memory_sent < ing->memory_budget / 2))
         return BATON_OK;
     uint64_t used, max;
     baton_err_t err = baton_redis_memory(ing->redis, &used, &max, errstr, errstr_size);
     if (err)
         return err;
     ing->memory_checked_ms = now;
-    if (max > 0 && (double)used > ing->config->memory_pause_fraction * (double)max)
+    ing->memory_sent = 0;
+    double mark = ing->config->memory_pause_fraction * (double)max;
+    ing->memory_budget = max == 0 ? -1 : (double)used < mark ? (int64_t)(mark - (double)used) : 0;
+    if (max > 0 && (double)used > mark)
         return baton_seterr(errstr, errstr_size, BATON_ERR_STATE,
                             "Redis memory %llu of %llu bytes is above %.0f%%: ingest paused",
                             (unsigned long long)used, (unsigned long long)max,

@@ -7,7 +7,12 @@
 -- Checks: the task is running and ARGV[3] is its current token. Anything
 -- else (lease reclaimed, task re-claimed by another worker) is refused
 -- with "stale" and changes nothing: a late worker never overwrites the
--- new owner (guarantee 3).
+-- new owner (guarantee 3). Except a repeat of this attempt's own success:
+-- a worker retries when the reply was lost (broken connection, Redis
+-- restarted after writing it); the task is then succeeded with this very
+-- token, which only this attempt can have done, since every claim takes a
+-- new token. It gets 1 and changes nothing, instead of a false "lease
+-- taken over".
 -- Changes: state succeeded, result and finished time kept, out of the
 -- running set, hash kept for the retention period; "succeeded" event.
 -- Returns 1, or the error reply "STALE ...".
@@ -16,6 +21,10 @@ local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local tkey = prefix .. id
 local h, stale = running_with(tkey, id, token, 'worker')
 if not h then
+  local done = redis.call('HMGET', tkey, 'state', 'token')
+  if done[1] == 'succeeded' and done[2] == token then
+    return 1
+  end
   return stale
 end
 local now = now_ms()

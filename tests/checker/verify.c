@@ -248,6 +248,7 @@ struct verify_run {
 
     /* Figures. */
     int64_t terminal[TERMINAL_COUNT];
+    int64_t retired; /* terminal in history, hash gone from Redis (retention) */
     int64_t executions, duplicate_executions, claims, reclaims, tasks_with_retries;
     int64_t stale_refusals;
     int64_t waited_ms;
@@ -536,7 +537,11 @@ static baton_err_t drop_settled_in_redis(struct verify_run *run, size_t *pending
             baton_err_t err = baton_redis_get_reply(run->redis, &reply, errstr, errstr_size);
             if (err)
                 return err;
-            int settled = reply->type == REDIS_REPLY_STRING && is_terminal(reply->str);
+            /* No hash: not ingested yet, or finished and gone after the
+             * retention period; history decides (the caller waits for
+             * every acked task to be terminal there too). */
+            int settled = reply->type == REDIS_REPLY_NIL ||
+                          (reply->type == REDIS_REPLY_STRING && is_terminal(reply->str));
             freeReplyObject(reply);
             if (!settled)
                 pending[kept++] = pending[from + i];
@@ -1042,8 +1047,20 @@ static void check_no_loss(struct verify_run *run) {
             continue;
         int ti = terminal_index(t->state);
         if (!t->in_redis) {
-            violate(run, &run->lost, "lost", t->id, "acked but no task hash in Redis (history: %s)",
-                    t->pg_state ? t->pg_state : "no row");
+            /* Guarantee 1 allows it: finished hashes leave Redis after the
+             * retention period (--retention-ms), history keeps them. */
+            int pi = t->pg_state ? terminal_index(t->pg_state) : -1;
+            if (pi < 0) {
+                violate(run, &run->lost, "lost", t->id,
+                        "acked but no task hash in Redis and %s in history",
+                        t->pg_state ? t->pg_state : "no row");
+                continue;
+            }
+            run->terminal[pi]++;
+            run->retired++;
+            if (!run->expect[pi])
+                violate(run, &run->unexpected_states, "unexpected state", t->id,
+                        "ended %s, not one of --expect %s", t->pg_state, run->config->expect);
             continue;
         }
         if (ti < 0) {
@@ -1066,13 +1083,49 @@ static void check_no_loss(struct verify_run *run) {
     }
 }
 
+/* The events of `t` are seq 1..n with no gap, each starting where the
+ * previous one ended; returns 0 after reporting the first break. */
+static int history_chained(struct verify_run *run, const struct task *t) {
+    const struct hist_event *e = &run->events[t->ev_first];
+    for (size_t k = 0; k < t->ev_count; k++) {
+        const char *want_from = k == 0 ? "" : e[k - 1].to;
+        if (e[k].seq != (int64_t)k + 1) {
+            violate(run, &run->history, "history mismatch", t->id,
+                    "event seq %lld where %zu was due (a gap)", (long long)e[k].seq, k + 1);
+            return 0;
+        }
+        if (strcmp(e[k].from, want_from) != 0) {
+            violate(run, &run->history, "history mismatch", t->id,
+                    "event %lld (%s) starts from '%s' but the previous one ended in '%s'",
+                    (long long)e[k].seq, e[k].event, e[k].from, want_from);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Guarantee 4: the history of each acked task is exactly seq 1..ev, each
- * event starting where the previous one ended, the last where Redis is. */
+ * event starting where the previous one ended, the last where Redis is.
+ * A task whose hash has left Redis (retention) is held to its own chain,
+ * ending where baton.tasks says. */
 static void check_history_matches(struct verify_run *run) {
     for (size_t i = 0; i < run->ntasks; i++) {
         struct task *t = &run->tasks[i];
-        if (!t->acked || !t->in_redis)
-            continue; /* a missing hash is already "lost" */
+        if (!t->acked)
+            continue;
+        if (!t->in_redis) {
+            if (!t->pg_state || !is_terminal(t->pg_state))
+                continue; /* already "lost" */
+            const struct hist_event *e = &run->events[t->ev_first];
+            if (t->ev_count == 0)
+                violate(run, &run->history, "history mismatch", t->id,
+                        "%s in baton.tasks but no events", t->pg_state);
+            else if (history_chained(run, t) && strcmp(e[t->ev_count - 1].to, t->pg_state) != 0)
+                violate(run, &run->history, "history mismatch", t->id,
+                        "last event %s ends in %s but baton.tasks says %s",
+                        e[t->ev_count - 1].event, e[t->ev_count - 1].to, t->pg_state);
+            continue;
+        }
         char *end = NULL;
         long long ev = t->ev ? strtoll(t->ev, &end, 10) : -1;
         if (!t->ev || *end || ev < 1) {
@@ -1096,20 +1149,7 @@ static void check_history_matches(struct verify_run *run) {
                         "%zu events in history, Redis counted ev=%lld", t->ev_count, ev);
             continue;
         }
-        for (size_t k = 0; k < t->ev_count; k++) {
-            const char *want_from = k == 0 ? "" : e[k - 1].to;
-            if (e[k].seq != (int64_t)k + 1) {
-                violate(run, &run->history, "history mismatch", t->id,
-                        "event seq %lld where %zu was due (a gap)", (long long)e[k].seq, k + 1);
-                break;
-            }
-            if (strcmp(e[k].from, want_from) != 0) {
-                violate(run, &run->history, "history mismatch", t->id,
-                        "event %lld (%s) starts from '%s' but the previous one ended in '%s'",
-                        (long long)e[k].seq, e[k].event, e[k].from, want_from);
-                break;
-            }
-        }
+        history_chained(run, t);
         if (t->ev_count && t->state && strcmp(e[t->ev_count - 1].to, t->state) != 0)
             violate(run, &run->history, "history mismatch", t->id,
                     "last event %s ends in %s but Redis says %s", e[t->ev_count - 1].event,
@@ -1269,6 +1309,7 @@ static json_t *report_json(const struct verify_run *run) {
     json_object_set_new(o, "queue", json_string(run->config->queue));
     json_object_set_new(o, "acked", json_integer((json_int_t)run->acked));
     json_object_set_new(o, "terminal", terminal);
+    json_object_set_new(o, "retired", json_integer(run->retired));
     json_object_set_new(o, "lost", json_integer(run->lost));
     json_object_set_new(o, "unexpected_states", json_integer(run->unexpected_states));
     json_object_set_new(o, "executions", json_integer(run->executions));
@@ -1313,10 +1354,11 @@ static int write_report(const struct verify_run *run) {
 static void print_figures(const struct verify_run *run) {
     fprintf(stderr,
             PROG ": queue %s: %zu acked; succeeded %lld, dead %lld, expired %lld, canceled %lld; "
-                 "%lld executions (%lld duplicate), %lld claims, %lld reclaims, %lld stale "
-                 "refusals; waited %lld ms%s\n",
+                 "%lld only in history (retention); %lld executions (%lld duplicate), %lld "
+                 "claims, %lld reclaims, %lld stale refusals; waited %lld ms%s\n",
             run->config->queue, run->acked, (long long)run->terminal[0],
             (long long)run->terminal[1], (long long)run->terminal[2], (long long)run->terminal[3],
+            (long long)run->retired,
             (long long)run->executions, (long long)run->duplicate_executions,
             (long long)run->claims, (long long)run->reclaims, (long long)run->stale_refusals,
             (long long)run->waited_ms, run->settled ? "" : " (did not settle)");

@@ -110,7 +110,7 @@ check(re.search(r"--topic baton.tasks\s*\\?\s*--partitions 16", init) is not Non
 r = s["redis"]
 check(r["image"].startswith("redis:7"), "redis: not Redis 7")
 rc = " ".join(map(str, r["command"]))
-for opt in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction", "--maxmemory "):
+for opt in ("--appendonly yes", "--appendfsync always", "--maxmemory-policy noeviction", "--maxmemory "):
     check(opt in rc, f"redis: command lacks {opt.strip()}")
 check(any(str(v).endswith(":/data") or ":/data:" in str(v) for v in r.get("volumes", [])),
       "redis: /data is not on a volume")
