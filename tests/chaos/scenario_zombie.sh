@@ -15,8 +15,8 @@
 #     is stopped with SIGTERM (exit 0) before they end: its grace (2 s) runs
 #     out and it hands them back, to run again on B or C (more duplicates);
 #  5. the checker finds every task succeeded and no stale write in history;
-#     its stale refusals (refused outcomes) plus A's refused renewals come
-#     to at least FROZEN (see below); the frozen tasks' history is
+#     its stale refusals (A's refused outcomes and renewals) come to at
+#     least FROZEN (see below); the frozen tasks' history is
 #     exactly submitted, claimed (A, 1), reclaimed (A, 1), claimed (B|C, 2),
 #     succeeded (same, 2), and Redis shows the second owner's success;
 #  6. no refusal was logged for any other task: the fast workers' leases
