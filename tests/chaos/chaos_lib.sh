@@ -75,3 +75,37 @@ chaos_verify() {
     fail "the checker found violations (report: $(cat "$REPORT" 2>/dev/null))"
   echo "CHAOS REPORT $TEST_NAME: $(cat "$REPORT")"
 }
+
+# chaos_one_task_per_id: exactly one task per acknowledged id (guarantee 2),
+# in Redis (one hash per id and nothing else) and in history (one row and
+# one `submitted` event per id): a replay after a kill or a rebalance must
+# find the id and enqueue nothing.
+chaos_one_task_per_id() {
+  local acked hashes rows
+  acked=$(wc -l <"$ACKED")
+  hashes=$(task_count "$QUEUE")
+  [ "$hashes" -eq "$acked" ] || fail "the queue holds $hashes task hashes for $acked acknowledged ids"
+  sort -u "$ACKED" >"$WORK/acked.sorted"
+  [ "$(wc -l <"$WORK/acked.sorted")" -eq "$acked" ] || fail "the checker acknowledged an id twice"
+  psql "$BATON_PG_DSN" -Atc "SELECT task_id, count(*) FROM baton.task_events
+    WHERE queue = '$QUEUE' AND event = 'submitted' GROUP BY task_id ORDER BY task_id" \
+    >"$WORK/submitted" || fail "could not read the submitted events"
+  python3 - "$WORK/acked.sorted" "$WORK/submitted" <<'PY' || fail "not exactly one submitted event per task"
+import sys
+acked = {l.strip() for l in open(sys.argv[1]) if l.strip()}
+counts = {}
+for line in open(sys.argv[2]):
+    tid, n = line.rstrip("\n").split("|")
+    counts[tid] = int(n)
+missing = sorted(acked - set(counts))
+extra = sorted(set(counts) - acked)
+twice = sorted(t for t, n in counts.items() if n != 1)
+for what, ids in (("without a submitted event", missing), ("not acknowledged", extra),
+                  ("submitted more than once", twice)):
+    if ids:
+        print(f"{len(ids)} tasks {what}: {' '.join(ids[:20])}")
+sys.exit(1 if missing or extra or twice else 0)
+PY
+  rows=$(psql "$BATON_PG_DSN" -Atc "SELECT count(*) FROM baton.tasks WHERE queue = '$QUEUE'")
+  [ "$rows" -eq "$acked" ] || fail "history has $rows task rows for $acked acknowledged ids"
+}

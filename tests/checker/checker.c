@@ -50,6 +50,21 @@ void check_print_help(const char *usage_text, const char *summary, const struct 
     }
 }
 
+baton_err_t check_parse(const struct baton_opt *table, size_t settings, size_t count,
+                        void *config, int argc, char **argv, const char *usage_text,
+                        const char *summary, char *errstr, size_t errstr_size) {
+    int first_arg = argc;
+    check_flags_only(table, settings, count);
+    baton_err_t err =
+        baton_config_parse(table, count, config, argc, argv, &first_arg, errstr, errstr_size);
+    if (err == BATON_ERR_HELP)
+        check_print_help(usage_text, summary, table, settings, count);
+    else if (!err && first_arg < argc)
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "unexpected argument '%s'",
+                           argv[first_arg]);
+    return err;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 #define CHECK_PROG "baton-check"
 
 /* Exit statuses shared by both subcommands. */
@@ -40,5 +42,15 @@ void check_flags_only(const struct baton_opt *table, size_t from, size_t count);
  */
 void check_print_help(const char *usage, const char *summary, const struct baton_opt *table,
                       size_t settings, size_t count);
+
+/*
+ * Parses a subcommand's flags into `config` (strings owned by it, freed
+ * with baton_config_free()) after check_flags_only(); refuses stray
+ * arguments. Returns BATON_OK; BATON_ERR_HELP after printing --help; any
+ * other error with the reason in errstr.
+ */
+baton_err_t check_parse(const struct baton_opt *table, size_t settings, size_t count,
+                        void *config, int argc, char **argv, const char *usage,
+                        const char *summary, char *errstr, size_t errstr_size);
 
 #endif

@@ -1403,17 +1403,10 @@ static int parse_expect(struct verify_run *run, const char *expect, char *errstr
 
 static int parse_flags(int argc, char **argv, struct verify_config *c) {
     char errstr[512];
-    int first_arg = argc;
-    check_flags_only(options, SETTINGS_COUNT, OPTION_COUNT);
-    baton_err_t err =
-        baton_config_parse(options, OPTION_COUNT, c, argc, argv, &first_arg, errstr, sizeof errstr);
-    if (err == BATON_ERR_HELP) {
-        check_print_help(usage_line, summary, options, SETTINGS_COUNT, OPTION_COUNT);
+    baton_err_t err = check_parse(options, SETTINGS_COUNT, OPTION_COUNT, c, argc, argv,
+                                  usage_line, summary, errstr, sizeof errstr);
+    if (err == BATON_ERR_HELP)
         return CHECK_EXIT_OK;
-    }
-    if (!err && first_arg < argc)
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
-                           argv[first_arg]);
     const char *missing = !c->redis_url ? "--redis-url"
                           : !c->pg_dsn  ? "--pg-dsn"
                           : !c->queue   ? "--queue"
