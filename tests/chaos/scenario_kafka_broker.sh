@@ -25,7 +25,7 @@
 # stopped during the outage (the fault hit the workload) and resumed after
 # it; the same scheduler process alive at the end; the checker finds every
 # task succeeded, history complete, no stale write, a clean Redis; one task
-# hash per id. Figures: the outage, the ingest stall (the longest gap between
+# task per id. Figures: the outage, the ingest stall (the longest gap between
 # two consecutive `submitted` events in history) and how long after the
 # broker's return ingest resumed.
 
@@ -36,7 +36,6 @@ TASKS=${CHAOS_TASKS:-3000}
 RATE=150     # tasks/s: the workload takes 20 s to publish
 DOWN_S=${CHAOS_DOWN_S:-8} # seconds the broker stays down: > session.timeout.ms (6 s)
 BROKER=2
-RESUME_MAX_MS=8000 # ingest must resume this soon after the broker is back
 TOPIC=baton.tasks
 PARTITIONS=16
 
@@ -119,10 +118,9 @@ PY
 )
 [ "$resumed_ms" -ge 0 ] || fail "no task was enqueued after broker $BROKER came back"
 # Rejoining takes the mock's group join delay (3 s) plus at most one
-# reconnect backoff (common/kafka.c caps it at 1 s); with librdkafka's own
-# 10 s cap ingest resumed 8-10 s after the broker's return.
-[ "$resumed_ms" -le "$RESUME_MAX_MS" ] ||
-  fail "ingest resumed ${resumed_ms} ms after broker $BROKER came back (at most $RESUME_MAX_MS)"
+# reconnect backoff (common/kafka.c caps it at 1 s, tests/unit/test_kafka.c
+# checks the setting); with librdkafka's own 10 s cap ingest resumed 8-10 s
+# after the broker's return. Reported, not asserted: a timing.
 rebalances=$(grep -c '"assigned [0-9]* partitions' "$WORK/sched.log" || true)
 duplicates=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["duplicate_executions"])' "$REPORT")
 echo "CHAOS FAULTS $TEST_NAME: broker $BROKER (leader of the queue's partition and group coordinator)" \
