@@ -21,6 +21,7 @@
  *      table and, with --json FILE, as JSON.
  * The figures are measurements, never pass/fail: see docs/performance.md.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -611,6 +612,25 @@ static void print_report(const json_t *r) {
            json_integer_value(json_object_get(r, "extra_attempts")));
 }
 
+/* Removes the log directory of a run that succeeded (a failed run keeps it:
+ * its path is in the error message). Only the files this run's children
+ * wrote are there. */
+static void remove_logs(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 /* Splits "a,b,c" into a new array of strings (owned by the caller, freed
  * with split_free()). */
 static char **split(const char *text, size_t *count) {
@@ -713,6 +733,7 @@ int main(int argc, char **argv) {
     if (cfg.memory_tasks > 0)
         redis_per_task = memory_phase(&b);
     json_t *report = main_phase(&b);
+    json_object_set_new(report, "run", json_string(b.run));
     json_object_set_new(report, "type", json_string(cfg.type));
     json_object_set_new(report, "payload_bytes", json_integer(cfg.payload_bytes));
     json_object_set_new(report, "workers", json_integer(cfg.workers));
@@ -720,6 +741,7 @@ int main(int argc, char **argv) {
     if (redis_per_task >= 0)
         json_object_set_new(report, "redis_bytes_per_queued_task", json_real(redis_per_task));
     stop_started();
+    remove_logs(b.logdir);
     print_report(report);
     if (cfg.json_path && json_dump_file(report, cfg.json_path, JSON_INDENT(2)) != 0)
         die("cannot write %s", cfg.json_path);

@@ -31,7 +31,10 @@ assert r["redis_bytes_per_queued_task"] > 0 and r["postgres_bytes_per_task"] > 0
 assert r["publish_rate"] > 0 and r["end_to_end_rate"] > 0, r
 print("bench bookkeeping ok")
 PY
-# Nothing the bench started is left running.
+# Nothing the bench started is left running, nor its logs (kept only when
+# a run fails).
+run=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run"])' "$WORK/bench.json")
+[ -n "$run" ] && [ ! -e "/tmp/baton-bench.$run" ] || fail "the bench left its logs in /tmp/baton-bench.$run"
 leftover=$(pgrep -f "baton-scheduler.*--group-id baton-bench" || true)
 [ -z "$leftover" ] || fail "the bench left processes running: $leftover"
 echo "1 passed, 0 failed"
