@@ -634,7 +634,7 @@ cmd_start() {
   fi
   wait "$LAUNCHED_PID" 2>/dev/null || true
   mark_stopped "$STACK_DIR" "$SERVICE"
-  if tail -c "+$((log_size + 1))" "$log" | grep -q 'Address already in use'; then
+  if tail -c "+$((log_size + 1))" "$log" | grep 'Address already in use' >/dev/null; then
     die "$SERVICE cannot start again: its port $port (named in the stack's env) was" \
       "taken by another process meanwhile; free it and retry, or take the stack down"
   fi

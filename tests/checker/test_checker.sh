@@ -57,7 +57,7 @@ expect_violation() {
   [ "$(report_field ok)" = False ] || fail "$name: report says ok"
   cmp -s <(tail -n 1 "$WORK/check.out") "$REPORT" || fail "$name: stdout and --report differ"
   echo "fault $name: detected:"
-  grep VIOLATION "$WORK/check.err" | head -n 3 | sed "s/^/    /"
+  grep -m 3 VIOLATION "$WORK/check.err" | sed "s/^/    /"
 }
 
 # expect_clean NAME: the fault is undone, verify passes again.

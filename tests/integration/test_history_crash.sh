@@ -20,7 +20,7 @@ a_died() { ! kill -0 "$a_pid" 2>/dev/null; }
 wait_until 60 "writer A to crash after its commit" a_died
 grep -q 'test hook: crashing after commit' "$WORK/a.log" || fail "A did not die at the failure point"
 committed=$(psql "$BATON_PG_DSN" -qAtc "SELECT count(*) FROM baton.task_events WHERE queue = '$queue'")
-pending=$(rcli xpending "baton:{$queue}:events" baton-history | head -1)
+pending=$(rcli xpending "baton:{$queue}:events" baton-history | sed -n 1p)
 [ "$committed" -gt 0 ] || fail "A committed nothing"
 [ "$pending" -gt 0 ] || fail "A's batch is not pending in Redis"
 echo "A committed $committed events and died with $pending pending"
@@ -41,6 +41,6 @@ dupes=$(psql "$BATON_PG_DSN" -qAtc "SELECT count(*) FROM (SELECT task_id FROM ba
 [ "$dupes" -eq 0 ] || fail "$dupes tasks without exactly events 1,2,3"
 rows=$(psql "$BATON_PG_DSN" -qAtc "SELECT count(*) FROM baton.tasks WHERE queue = '$queue'")
 [ "$rows" -eq 300 ] || fail "$rows task rows, expected 300"
-left=$(rcli xpending "baton:{$queue}:events" baton-history | head -1)
+left=$(rcli xpending "baton:{$queue}:events" baton-history | sed -n 1p)
 [ "$left" -eq 0 ] || fail "$left events still pending"
 echo "1 passed, 0 failed"
