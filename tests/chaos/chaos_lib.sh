@@ -36,6 +36,11 @@ SH
   chmod +x "$WORK/chaos-handler.sh"
 }
 
+# enqueued: tasks ingest has made ready in $QUEUE so far (the queue's
+# insertion counter); grew_past N: more than N.
+enqueued() { local n; n=$(rcli get "baton:{$QUEUE}:seq"); echo "${n:-0}"; }
+grew_past() { [ "$(enqueued)" -gt "$1" ]; }
+
 # chaos_scheduler NAME [ARGS...]: a scheduler with history on, on the
 # stack's default topic (baton.tasks, 16 partitions).
 chaos_scheduler() {

@@ -43,9 +43,6 @@ now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 # kctl COMMAND...: a control command for the stack's embedded Kafka.
 kctl() { "$STACK_SH" kafka "$@" --env-file "$OWN_STACK_ENV"; }
-# enqueued: tasks ingest has made ready so far (the queue's insertion
-# counter; every task of this workload is ready at once).
-enqueued() { local n; n=$(rcli get "baton:{$QUEUE}:seq"); echo "${n:-0}"; }
 enqueued_over() { [ "$(enqueued)" -ge "$1" ]; }
 leader_of() {
   kcat -L -b "$BATON_KAFKA_BROKERS" -t "$TOPIC" 2>/dev/null |

@@ -35,9 +35,6 @@ RANDOM=$SEED
 poison_after_ms=$((500 + RANDOM % 3001))
 echo "seed $SEED: $TASKS chaos tasks at $RATE/s, a crash task (max_attempts $POISON_ATTEMPTS) ${poison_after_ms} ms into them, $WORKERS supervised workers"
 
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
 
 chaos_up
 : >"$POISON_ACKED"

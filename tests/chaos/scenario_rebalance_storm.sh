@@ -38,11 +38,6 @@ SEED=${CHAOS_SEED:-$RANDOM}
 RANDOM=$SEED
 echo "seed $SEED: scheduler B killed $KILLS times while A keeps ingesting, tasks at $RATE/s"
 
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
-enqueued() { local n; n=$(rcli get "baton:{$QUEUE}:seq"); echo "${n:-0}"; }
-grew_past() { [ "$(enqueued)" -gt "$1" ]; }
 # latest NAME: the partitions of scheduler NAME's latest assignment
 # ("[0],[3],..."; empty before the first or after a revoke).
 latest() {
@@ -50,9 +45,6 @@ latest() {
     sed -n 's/^"assigned [0-9]* partitions: //p' | grep -oE '\[[0-9]+\]' | tr '\n' ',' || true
 }
 has_partitions() { [ -n "$(latest "$1")" ]; }
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 # replayed PORT: messages the scheduler on PORT found already enqueued
 # (enqueue.lua's duplicates: replays after a rebalance or a kill).
 replayed() {

@@ -34,17 +34,6 @@ SEED=${CHAOS_SEED:-$RANDOM}
 RANDOM=$SEED
 echo "seed $SEED: $KILLS SIGKILLs of the scheduler during ingest, tasks at $RATE/s"
 
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
-# enqueued: tasks ingest has made ready so far (the queue's insertion
-# counter; every task of this workload is ready at once).
-enqueued() { local n; n=$(rcli get "baton:{$QUEUE}:seq"); echo "${n:-0}"; }
-grew_past() { [ "$(enqueued)" -gt "$1" ]; }
-# free_port: a TCP port nobody listens on now, for a scheduler's /metrics.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 # replayed PORT: messages the scheduler on PORT found already enqueued
 # (enqueue.lua's duplicates: a replay after the previous one was killed).
 replayed() {

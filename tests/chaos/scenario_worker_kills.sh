@@ -30,10 +30,6 @@ SEED=${CHAOS_SEED:-$RANDOM}
 RANDOM=$SEED
 echo "seed $SEED: $TASKS tasks at $RATE/s, $WORKERS workers, at least $MIN_KILLS kills"
 
-# exited PID: PID (a child of this shell) is gone or a zombie.
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
 # random_ms LO HI: a random number of milliseconds in [LO, HI].
 random_ms() { echo $(($1 + RANDOM % ($2 - $1 + 1))); }
 # pause_ms MS: the random gap between two faults (not a wait for a condition).

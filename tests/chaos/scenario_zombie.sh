@@ -46,9 +46,6 @@ children_ended() {
     [ "$(ps -o stat= -p "$child" | cut -c1)" = Z ] || return 1
   done
 }
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
 # field ID FIELD: one field of a task hash.
 field() { task_field "$QUEUE" "$1" "$2"; }
 frozen_ids=()

@@ -93,6 +93,16 @@ start_scheduler() {
   printf -v "${name}_pid" '%s' "$pid"
 }
 
+# free_port: a TCP port nobody listens on now, e.g. for a /metrics endpoint.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# exited PID: PID (a child of this shell) is gone or a zombie.
+exited() {
+  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
+}
+
 # stop_pid PID [SIGNAL]: signals PID and waits for it to exit.
 stop_pid() {
   kill "-${2:-TERM}" "$1" 2>/dev/null || true

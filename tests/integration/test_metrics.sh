@@ -19,9 +19,6 @@ topic="t.$UNIQ"
 queue="q.$UNIQ"
 create_topic "$topic"
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 sport=$(free_port)
 wport=$(free_port)
 [ "$sport" != "$wport" ] || wport=$(free_port)

@@ -39,10 +39,6 @@ for line in sys.stdin:
 }
 ev_count() { ev_lines "$1" "$2" event | wc -l; }
 field() { task_field "$queue" "$id" "$1"; }
-# exited PID: PID (a child of this shell) is gone or a zombie.
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
 # stop_within SECONDS PID: SIGTERM, wait (bounded) for the exit; its status
 # goes to $rc.
 stop_within() {

@@ -32,10 +32,6 @@ q1="q1.$UNIQ"
 q2="q2.$UNIQ"
 q3="q3.$UNIQ"
 
-# exited PID: PID (a child of this shell) is gone or a zombie.
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
 now_ms() { date +%s%3N; }
 # ev_count QUEUE EVENT: number of EVENT events in QUEUE's stream.
 ev_count() {

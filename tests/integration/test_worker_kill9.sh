@@ -20,10 +20,6 @@ worker_a="a.$UNIQ"
 worker_b="b.$UNIQ"
 ids=(k1 k2 k3 k4)
 
-# exited PID: PID (a child of this shell) is gone or a zombie.
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
 # on_worker WORKER STATE: all 4 tasks are in STATE with worker WORKER.
 on_worker() {
   local id

@@ -60,10 +60,6 @@ for line in sys.stdin:
         print(e.get(field, ""))' "$@"
 }
 ev_count() { ev_lines "$1" "$2" event | wc -l; }
-# exited PID: PID (a child of this shell) is gone or a zombie.
-exited() {
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" | cut -c1)" = Z ]
-}
 state_is() { [ "$(task_field "$queue" "$1" state)" = "$2" ]; }
 
 create_topic "$topic"
