@@ -40,6 +40,25 @@
 # nothing for minutes) or not at all (-5m). That is the tool, not baton: a
 # real skew moves the kernel's clock and the deadlines together, and every
 # decision the scheduler takes on time is Redis TIME in a script anyway.
+#
+# libfaketime 0.9.10 and AddressSanitizer: ASan's allocator reads
+# CLOCK_MONOTONIC (to time its release of memory to the OS) with the
+# allocator lock of a size class held, and that call lands in libfaketime.
+# When it comes before libfaketime's constructor has run (a library
+# constructor such as gnutls's allocates first), libfaketime initialises
+# inside the allocator, allocates, and the process deadlocks before main()
+# with "libfaketime: Unexpected recursive calls to clock_gettime()" as its
+# only output. Whether it happens depends on the binary's path (measured:
+# the ASan worker copied under 80 directories of different name lengths hung
+# in 71), so it hit CI's checkout and not the development one.
+# allocator_release_to_os_interval_ms=-1 turns that timing off, and the
+# allocator then never reads the clock (0 hangs in the same 80); the option
+# means nothing to the gcc build, which has no ASan.
+#
+# libfaketime keeps a semaphore and a shared-memory object per process in
+# /dev/shm, removed by its destructor at a normal exit: the workers are
+# stopped with SIGTERM at the end, and the objects of a worker the test had
+# to kill are removed by the test (faketime_litter_remove).
 
 # shellcheck disable=SC2154 # fast_pid, slow_pid: set by start_worker
 # shellcheck source=tests/chaos/chaos_lib.sh
@@ -73,13 +92,29 @@ report_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))
 
 # skewed_worker NAME OFFSET: a worker on $QUEUE whose process clock is
 # OFFSET (FAKETIME syntax) off the true time; its handlers inherit it.
+SKEWED_PIDS=()
 skewed_worker() {
-  local name=$1 offset=$2
-  LD_PRELOAD=$FAKETIME_LIB FAKETIME=$offset start_worker "$name" --queues "$QUEUE" \
+  local name=$1 offset=$2 pid_var
+  LD_PRELOAD=$FAKETIME_LIB FAKETIME=$offset \
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_release_to_os_interval_ms=-1" \
+    start_worker "$name" --queues "$QUEUE" \
     --command "chaos=$WORK/chaos-handler.sh" --command "long=$WORK/long-handler.sh" \
     --concurrency "$CONCURRENCY" --lease-ms "$LEASE_MS"
+  pid_var=${name}_pid
+  SKEWED_PIDS+=("${!pid_var}")
 }
 
+# faketime_litter_remove: after the stack's cleanup has killed what is left,
+# removes the /dev/shm objects libfaketime made for the skewed workers (a
+# worker that exited normally has removed its own).
+faketime_litter_remove() {
+  local pid
+  for pid in "${SKEWED_PIDS[@]}"; do
+    rm -f "/dev/shm/faketime_shm_$pid" "/dev/shm/sem.faketime_sem_$pid"
+  done
+}
+
+trap 'cleanup_own_stack; faketime_litter_remove' EXIT
 chaos_scheduler sched
 skewed_worker fast '+5m'
 skewed_worker slow '-5m'
@@ -177,6 +212,8 @@ if problems:
 print(min(margins), max(margins), workers["fast"], workers["slow"])
 PY
 ) || fail "a delayed task started early (see above)"
+# A graceful stop (SIGTERM), so that libfaketime's destructor runs.
+for pid in "${SKEWED_PIDS[@]}"; do stop_pid "$pid"; done
 echo "delayed tasks: every claim at or after its due time (claimed $early_min to $early_max ms after it;" \
   "$by_fast by the fast worker, $by_slow by the slow one)"
 echo "CHAOS FAULTS $TEST_NAME: 2 workers skewed ${skews[*]}, $acked tasks ($LONG of ${LONG_SLEEP} s" \
