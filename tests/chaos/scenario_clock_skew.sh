@@ -58,7 +58,7 @@
 # libfaketime keeps a semaphore and a shared-memory object per process in
 # /dev/shm, removed by its destructor at a normal exit: the workers are
 # stopped with SIGTERM at the end, and the objects of a worker the test had
-# to kill are removed by the test (faketime_litter_remove).
+# to kill are removed by the test (cleanup_clock_skew).
 
 # shellcheck disable=SC2154 # fast_pid, slow_pid: set by start_worker
 # shellcheck source=tests/chaos/chaos_lib.sh
@@ -104,17 +104,22 @@ skewed_worker() {
   SKEWED_PIDS+=("${!pid_var}")
 }
 
-# faketime_litter_remove: after the stack's cleanup has killed what is left,
-# removes the /dev/shm objects libfaketime made for the skewed workers (a
-# worker that exited normally has removed its own).
-faketime_litter_remove() {
-  local pid
+# cleanup_clock_skew: the stack's cleanup (which SIGKILLs what is left),
+# then the /dev/shm objects libfaketime made for the skewed workers it had
+# to kill. Only those: a worker that exited normally removed its own, and
+# its pid, reaped, may belong to another run's worker by now.
+cleanup_clock_skew() {
+  local pid killed=()
   for pid in "${SKEWED_PIDS[@]}"; do
+    exited "$pid" || killed+=("$pid")
+  done
+  cleanup_own_stack
+  for pid in "${killed[@]}"; do
     rm -f "/dev/shm/faketime_shm_$pid" "/dev/shm/sem.faketime_sem_$pid"
   done
 }
 
-trap 'cleanup_own_stack; faketime_litter_remove' EXIT
+trap cleanup_clock_skew EXIT
 chaos_scheduler sched
 skewed_worker fast '+5m'
 skewed_worker slow '-5m'
