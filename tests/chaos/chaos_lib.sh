@@ -75,10 +75,33 @@ chaos_verify() {
   for log in "$WORK"/*.log; do
     [ -f "$log" ] && logs+=(--worker-log "$log")
   done
-  "$CHECK" verify --redis-url "$BATON_REDIS_URL" --pg-dsn "$BATON_PG_DSN" --queue "$QUEUE" \
-    --acked "$ACKED" --executions "$EXECUTIONS" --report "$REPORT" "${logs[@]}" "$@" ||
+  if ! "$CHECK" verify --redis-url "$BATON_REDIS_URL" --pg-dsn "$BATON_PG_DSN" --queue "$QUEUE" \
+    --acked "$ACKED" --executions "$EXECUTIONS" --report "$REPORT" "${logs[@]}" "$@"; then
+    chaos_history_state >&2
     fail "the checker found violations (report: $(cat "$REPORT" 2>/dev/null))"
+  fi
   echo "CHAOS REPORT $TEST_NAME: $(cat "$REPORT")"
+}
+
+# chaos_history_state: where the history writer stands on $QUEUE's events
+# stream, printed when the checker fails, so that a backlog that never
+# drains can be told apart after the stack is gone: the consumer group
+# (last delivered id, pending count), the pending entries, and the entries
+# still in the stream (the backlog) with their task id, seq and event.
+chaos_history_state() {
+  local stream="baton:{$QUEUE}:events"
+  echo "--- history writer state on $stream (XLEN $(rcli xlen "$stream" 2>&1))"
+  echo "groups: $(rcli xinfo groups "$stream" 2>&1 | tr '\n' ' ')"
+  echo "pending (id, consumer, idle ms, deliveries): $(rcli xpending "$stream" baton-history - + 20 2>&1 | tr '\n' ' ')"
+  rcli --json xrange "$stream" - + COUNT 20 2>&1 | python3 -c '
+import json, sys
+try:
+    entries = json.load(sys.stdin)
+except ValueError:
+    entries = []
+for stream_id, fields in entries:
+    f = dict(zip(fields[0::2], fields[1::2]))
+    print("left in the stream: %s id=%s seq=%s event=%s at=%s" % (stream_id, f.get("id"), f.get("seq"), f.get("event"), f.get("at")))'
 }
 
 # chaos_one_task_per_id: exactly one task per acknowledged id (guarantee 2),
