@@ -568,7 +568,12 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
     return err;
 }
 
-/* After COMMIT: acknowledge and delete the entries, one pipeline. */
+/* After COMMIT: acknowledge and delete the entries, one pipeline. An error
+ * reply (-LOADING from a Redis still reading its AOF, -NOPERM, ...) fails
+ * the batch like a broken connection does: the caller keeps the batch and
+ * writes and acknowledges it again, so that no entry stays in the stream
+ * acknowledged but not deleted, where no reader would ever get it again.
+ * Every reply is read even after an error, to keep the pipeline in step. */
 static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size) {
     baton_err_t err = BATON_OK;
     size_t expected = 0;
@@ -604,12 +609,19 @@ static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size
         free(ack);
         free(del);
     }
+    baton_err_t refused = BATON_OK;
     for (size_t r = 0; !err && r < expected; r++) {
         redisReply *reply;
         err = baton_redis_get_reply(h->redis, &reply, errstr, errstr_size);
-        if (!err)
-            freeReplyObject(reply);
+        if (err)
+            break;
+        if (reply->type == REDIS_REPLY_ERROR && !refused)
+            refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s",
+                                   r % 2 ? "XDEL" : "XACK", reply->str);
+        freeReplyObject(reply);
     }
+    if (!err)
+        err = refused;
     if (!err)
         baton_metric_observe(h->config->metrics->redis_roundtrip, BATON_LABELS(COMPONENT),
                              baton_metrics_since(started_ns));
