@@ -615,6 +615,7 @@ static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size
         err = baton_redis_get_reply(h->redis, &reply, errstr, errstr_size);
         if (err)
             break;
+        /* Replies come in append order: XACK, XDEL per stream. */
         if (reply->type == REDIS_REPLY_ERROR && !refused)
             refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s",
                                    r % 2 ? "XDEL" : "XACK", reply->str);

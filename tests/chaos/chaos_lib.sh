@@ -93,15 +93,8 @@ chaos_history_state() {
   echo "--- history writer state on $stream (XLEN $(rcli xlen "$stream" 2>&1))"
   echo "groups: $(rcli xinfo groups "$stream" 2>&1 | tr '\n' ' ')"
   echo "pending (id, consumer, idle ms, deliveries): $(rcli xpending "$stream" baton-history - + 20 2>&1 | tr '\n' ' ')"
-  rcli --json xrange "$stream" - + COUNT 20 2>&1 | python3 -c '
-import json, sys
-try:
-    entries = json.load(sys.stdin)
-except ValueError:
-    entries = []
-for stream_id, fields in entries:
-    f = dict(zip(fields[0::2], fields[1::2]))
-    print("left in the stream: %s id=%s seq=%s event=%s at=%s" % (stream_id, f.get("id"), f.get("seq"), f.get("event"), f.get("at")))'
+  # sed, not head: an early-exiting reader would SIGPIPE events() under pipefail.
+  events "$QUEUE" | sed -n '1,20{s/^/left in the stream: /;s/\(.\{400\}\).*/\1.../;p}'
 }
 
 # chaos_one_task_per_id: exactly one task per acknowledged id (guarantee 2),
