@@ -42,6 +42,7 @@
 #define BACKOFF_START_MS 100
 #define BACKOFF_MAX_MS 5000
 #define HISTORY_LOCK_KEY "7089075310396532855" /* "baton-hw" as a bigint */
+#define ORPHANS_PER_CALL 100 /* oldest delivered entries orphans.lua looks at */
 
 
 /* One COPY text-format field: NULL as \N, specials escaped; a JSON
@@ -256,34 +257,83 @@ static baton_err_t refresh_streams(struct history *h, char *errstr, size_t errst
     return err;
 }
 
-/* Reads the next batch: first entries idle too long in others' pending
- * lists (XAUTOCLAIM), else new ones (XREADGROUP, blocking briefly). */
+/* Keeps a take-over reply (XAUTOCLAIM's, or orphans.lua's) and its
+ * `items` in the batch; frees a reply without any. */
+static baton_err_t take_entries(struct history *h, const char *stream, redisReply *reply,
+                                redisReply *items, char *errstr, size_t errstr_size) {
+    if (items->type != REDIS_REPLY_ARRAY || items->elements == 0) {
+        freeReplyObject(reply);
+        return BATON_OK;
+    }
+    if (batch_keep(&h->batch, reply)) {
+        freeReplyObject(reply);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    }
+    if (batch_add_entries(&h->batch, stream, items))
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    return BATON_OK;
+}
+
+/* Takes over what no live writer will write, on stream i: entries idle too
+ * long in others' pending lists (XAUTOCLAIM: their writer died), else
+ * entries the group lost (orphans.lua: behind its last delivered id and
+ * in no pending list, which XREADGROUP never returns again). */
+static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t errstr_size) {
+    char count[24], idle[24];
+    snprintf(count, sizeof count, "%" PRId64, h->config->history_batch);
+    snprintf(idle, sizeof idle, "%" PRId64, h->config->history_claim_idle_ms);
+    const char *stream = h->streams[i];
+    const char *argv[] = {"XAUTOCLAIM", stream, GROUP, h->consumer, idle, "0-0", "COUNT", count};
+    redisReply *reply;
+    baton_err_t err = baton_redis_command(h->redis, &reply, 8, argv, NULL, errstr, errstr_size);
+    if (err)
+        return err;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        freeReplyObject(reply);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "XAUTOCLAIM: unexpected reply");
+    }
+    redisReply *claimed = reply->element[1];
+    if (claimed->type == REDIS_REPLY_ARRAY && claimed->elements) {
+        BATON_INFO(COMPONENT, "took over %zu events left pending on %s", claimed->elements,
+                   stream);
+        baton_metric_add(h->config->metrics->history_takeovers, BATON_LABELS("pending"),
+                         (double)claimed->elements);
+    }
+    err = take_entries(h, stream, reply, claimed, errstr, errstr_size);
+    if (err || h->batch.count)
+        return err;
+    char most[24];
+    snprintf(most, sizeof most, "%d", ORPHANS_PER_CALL);
+    const char *args[] = {stream, GROUP, h->consumer, most};
+    err = baton_redis_script(h->redis, "orphans.lua", 1, 4, args, NULL, &reply, errstr,
+                             errstr_size);
+    if (err)
+        return err;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
+        BATON_WARN(COMPONENT,
+                   "%zu events on %s were in no pending list although the group had delivered "
+                   "them (acknowledged but never deleted, or skipped by its position): writing "
+                   "them now", reply->elements, stream);
+        baton_metric_add(h->config->metrics->history_takeovers, BATON_LABELS("lost"),
+                         (double)reply->elements);
+    }
+    return take_entries(h, stream, reply, reply, errstr, errstr_size);
+}
+
+/* Reads the next batch: first what no live writer will write (take_over,
+ * every half --history-claim-idle-ms), else new entries (XREADGROUP,
+ * blocking briefly). */
 static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_size) {
-    char count[24], block[24], idle[24];
+    char count[24], block[24];
     snprintf(count, sizeof count, "%" PRId64, h->config->history_batch);
     snprintf(block, sizeof block, "%d", 100);
-    snprintf(idle, sizeof idle, "%" PRId64, h->config->history_claim_idle_ms);
     int64_t now = baton_time_mono_ms();
     if (now - h->claimed_ms >= h->config->history_claim_idle_ms / 2) {
         h->claimed_ms = now;
         for (size_t i = 0; i < h->nstreams && h->batch.count == 0; i++) {
-            const char *argv[] = {"XAUTOCLAIM", h->streams[i], GROUP, h->consumer, idle,
-                                  "0-0", "COUNT", count};
-            redisReply *reply;
-            baton_err_t err = baton_redis_command(h->redis, &reply, 8, argv, NULL, errstr,
-                                                  errstr_size);
+            baton_err_t err = take_over(h, i, errstr, errstr_size);
             if (err)
                 return err;
-            if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
-                reply->element[1]->elements > 0) {
-                BATON_INFO(COMPONENT, "took over %zu events left pending on %s",
-                           reply->element[1]->elements, h->streams[i]);
-                if (batch_keep(&h->batch, reply) ||
-                    batch_add_entries(&h->batch, h->streams[i], reply->element[1]))
-                    return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-            } else {
-                freeReplyObject(reply);
-            }
         }
         if (h->batch.count)
             return BATON_OK;
@@ -568,17 +618,20 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
     return err;
 }
 
-/* After COMMIT: acknowledge and delete the entries, one pipeline. An error
- * reply (-LOADING from a Redis still reading its AOF, -NOPERM, ...) fails
+/* After COMMIT: acknowledge and delete the entries in one MULTI/EXEC. The
+ * two must not come apart: an entry acknowledged but left in the stream
+ * is one no reader gets again (a writer killed between a separate XACK and
+ * XDEL left such entries; orphans.lua now finds them). An error reply,
+ * whether to queueing a command (-NOPERM, -LOADING) or inside EXEC, fails
  * the batch like a broken connection does: the caller keeps the batch and
- * writes and acknowledges it again, so that no entry stays in the stream
- * acknowledged but not deleted, where no reader would ever get it again.
- * Every reply is read even after an error, to keep the pipeline in step. */
+ * writes and acknowledges it again. Every reply is read even after an
+ * error, to keep the pipeline in step. */
 static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size) {
-    baton_err_t err = BATON_OK;
-    size_t expected = 0;
     int64_t started_ns = baton_metrics_now_ns();
     baton_redis_pipeline_begin(h->redis);
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    baton_err_t err = baton_redis_append(h->redis, 1, multi, NULL, errstr, errstr_size);
+    size_t queued = 0; /* XACK, XDEL per stream with entries in the batch */
     for (size_t s = 0; !err && s < h->nstreams; s++) {
         size_t n = 0;
         for (size_t i = 0; i < h->batch.count; i++)
@@ -605,20 +658,29 @@ static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size
         err = baton_redis_append(h->redis, (int)(3 + n), ack, NULL, errstr, errstr_size);
         if (!err)
             err = baton_redis_append(h->redis, (int)(2 + n), del, NULL, errstr, errstr_size);
-        expected += 2;
+        queued += 2;
         free(ack);
         free(del);
     }
+    if (!err)
+        err = baton_redis_append(h->redis, 1, exec, NULL, errstr, errstr_size);
+    /* Replies: MULTI's, one per queued command (XACK, XDEL, XACK, ...),
+     * then EXEC's: the results in the same order, or -EXECABORT. */
     baton_err_t refused = BATON_OK;
-    for (size_t r = 0; !err && r < expected; r++) {
+    for (size_t r = 0; !err && r < queued + 2; r++) {
         redisReply *reply;
         err = baton_redis_get_reply(h->redis, &reply, errstr, errstr_size);
         if (err)
             break;
-        /* Replies come in append order: XACK, XDEL per stream. */
+        int last = r == queued + 1;
+        const char *what = r == 0 ? "MULTI" : last ? "EXEC" : r % 2 ? "XACK" : "XDEL";
         if (reply->type == REDIS_REPLY_ERROR && !refused)
-            refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s",
-                                   r % 2 ? "XDEL" : "XACK", reply->str);
+            refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what,
+                                   reply->str);
+        for (size_t j = 0; last && reply->type == REDIS_REPLY_ARRAY && j < reply->elements; j++)
+            if (reply->element[j]->type == REDIS_REPLY_ERROR && !refused)
+                refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s",
+                                       j % 2 ? "XDEL" : "XACK", reply->element[j]->str);
         freeReplyObject(reply);
     }
     if (!err)

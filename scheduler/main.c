@@ -162,6 +162,11 @@ static void register_metrics(baton_metrics_t *r, const struct scheduler_config *
         mx->history_written = baton_metrics_counter(
             r, "baton_history_events_written_total",
             "Events written to PostgreSQL by this scheduler's history writer.", NULL);
+        mx->history_takeovers = baton_metrics_counter(
+            r, "baton_history_takeovers_total",
+            "Events this writer took over: left pending by another writer (pending) or lost "
+            "by the consumer group (lost).",
+            "reason");
     }
 }
 

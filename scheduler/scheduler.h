@@ -70,6 +70,7 @@ struct scheduler_metrics {
     baton_metric_t *history_backlog;   /* gauge: events waiting for PostgreSQL */
     baton_metric_t *history_batch;     /* histogram: one batch, PostgreSQL to XACK */
     baton_metric_t *history_written;   /* counter: events written to PostgreSQL */
+    baton_metric_t *history_takeovers; /* counter {reason}: events taken over (take_over) */
 };
 
 /* Set by the signal handler; every loop checks it. */

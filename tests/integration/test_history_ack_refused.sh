@@ -2,11 +2,12 @@
 # test_history_ack_refused.sh: an error reply to the writer's XACK or XDEL
 # fails the batch like a lost connection does (scheduler/history.c,
 # ack_batch). The writer's Redis user may run everything but XDEL, so each
-# batch is written to PostgreSQL and acknowledged, and its XDEL refused
-# (-NOPERM). Taken as done, the batch would leave its entries in the stream
-# acknowledged and never deleted, where no reader gets them again: a
-# backlog that never drains. Held, it is written and acknowledged again
-# until the XDEL goes through, which it does once the user may run XDEL.
+# batch is written to PostgreSQL and its XDEL refused (-NOPERM). The XACK
+# and the XDEL are one MULTI/EXEC, so the refusal aborts both: the entries
+# stay pending, never acknowledged and left in the stream, where no reader
+# would get them again. Taken as done, the batch would leave a backlog that
+# never drains. Held, it is written and acknowledged again until the XDEL
+# goes through, which it does once the user may run XDEL.
 . "$(dirname "$0")/lib.sh"
 use_redis_db 9
 
@@ -33,7 +34,9 @@ refused() { grep -q 'events held, retrying .*Redis XDEL: NOPERM' "$WORK/s.log"; 
 wait_until 60 "the writer to hold its batch when XDEL is refused" refused
 acked_left=$(rcli xlen "$stream")
 [ "$acked_left" -gt 0 ] || fail "the stream is empty although XDEL was refused"
-echo "XDEL refused: the writer holds its batch; $acked_left entries in the stream"
+held=$(rcli xpending "$stream" baton-history | sed -n 1p)
+[ "$held" -gt 0 ] || fail "no entry is pending while XDEL is refused: the XACK went through without its XDEL"
+echo "XDEL refused: the writer holds its batch, $held entries pending; $acked_left entries in the stream"
 
 rcli acl setuser "$user" '+xdel' >/dev/null || fail "could not allow XDEL"
 drained() {
