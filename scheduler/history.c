@@ -618,20 +618,23 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
     return err;
 }
 
-/* After COMMIT: acknowledge and delete the entries in one MULTI/EXEC. The
- * two must not come apart: an entry acknowledged but left in the stream
- * is one no reader gets again (a writer killed between a separate XACK and
- * XDEL left such entries; orphans.lua now finds them). An error reply,
- * whether to queueing a command (-NOPERM, -LOADING) or inside EXEC, fails
- * the batch like a broken connection does: the caller keeps the batch and
- * writes and acknowledges it again. Every reply is read even after an
- * error, to keep the pipeline in step. */
+/* After COMMIT: acknowledge and delete the entries, each stream's XACK and
+ * XDEL in one MULTI/EXEC (one hash slot per transaction), all streams in
+ * one pipeline. The two must not come apart: an entry acknowledged but left
+ * in the stream is one no reader gets again (a writer killed between a
+ * separate XACK and XDEL left such entries; orphans.lua now finds them).
+ * An error reply, whether to queueing a command (-NOPERM, -LOADING) or
+ * inside EXEC, fails the batch like a broken connection does: the caller
+ * keeps the batch and writes and acknowledges it again (a stream already
+ * done acknowledges nothing the second time). Every reply is read even
+ * after an error, to keep the pipeline in step. */
 static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size) {
+    static const char *what[] = {"MULTI", "XACK", "XDEL", "EXEC"};
+    enum { PER_STREAM = 4 }; /* replies: +OK, +QUEUED, +QUEUED, EXEC's results */
     int64_t started_ns = baton_metrics_now_ns();
     baton_redis_pipeline_begin(h->redis);
-    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-    baton_err_t err = baton_redis_append(h->redis, 1, multi, NULL, errstr, errstr_size);
-    size_t queued = 0; /* XACK, XDEL per stream with entries in the batch */
+    baton_err_t err = BATON_OK;
+    size_t expected = 0;
     for (size_t s = 0; !err && s < h->nstreams; s++) {
         size_t n = 0;
         for (size_t i = 0; i < h->batch.count; i++)
@@ -655,32 +658,33 @@ static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size
                 k++;
             }
         }
-        err = baton_redis_append(h->redis, (int)(3 + n), ack, NULL, errstr, errstr_size);
+        err = baton_redis_append(h->redis, 1, &what[0], NULL, errstr, errstr_size);
+        if (!err)
+            err = baton_redis_append(h->redis, (int)(3 + n), ack, NULL, errstr, errstr_size);
         if (!err)
             err = baton_redis_append(h->redis, (int)(2 + n), del, NULL, errstr, errstr_size);
-        queued += 2;
+        if (!err)
+            err = baton_redis_append(h->redis, 1, &what[3], NULL, errstr, errstr_size);
+        expected += PER_STREAM;
         free(ack);
         free(del);
     }
-    if (!err)
-        err = baton_redis_append(h->redis, 1, exec, NULL, errstr, errstr_size);
-    /* Replies: MULTI's, one per queued command (XACK, XDEL, XACK, ...),
-     * then EXEC's: the results in the same order, or -EXECABORT. */
     baton_err_t refused = BATON_OK;
-    for (size_t r = 0; !err && r < queued + 2; r++) {
+    for (size_t r = 0; !err && r < expected; r++) {
         redisReply *reply;
         err = baton_redis_get_reply(h->redis, &reply, errstr, errstr_size);
         if (err)
             break;
-        int last = r == queued + 1;
-        const char *what = r == 0 ? "MULTI" : last ? "EXEC" : r % 2 ? "XACK" : "XDEL";
+        size_t step = r % PER_STREAM;
         if (reply->type == REDIS_REPLY_ERROR && !refused)
-            refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what,
-                                   reply->str);
-        for (size_t j = 0; last && reply->type == REDIS_REPLY_ARRAY && j < reply->elements; j++)
+            refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s",
+                                   what[step], reply->str);
+        /* EXEC's results: XACK's, then XDEL's. */
+        size_t results = step == 3 && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+        for (size_t j = 0; j < results && j < 2; j++)
             if (reply->element[j]->type == REDIS_REPLY_ERROR && !refused)
                 refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s",
-                                       j % 2 ? "XDEL" : "XACK", reply->element[j]->str);
+                                       what[1 + j], reply->element[j]->str);
         freeReplyObject(reply);
     }
     if (!err)
