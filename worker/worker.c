@@ -903,7 +903,9 @@ static void finish_job(baton_worker_t *w, baton_redis_t *r, baton_job_t *job,
                        "lease lost: abandoning the attempt without writing");
         return;
     } else if (reason == JOB_STOP_SHUTDOWN) {
-        return; /* returned to its queue by the stopping worker */
+        /* Not reached: return_unfinished takes the outcome before it stops
+         * the handler. A stop for shutdown never writes one. */
+        return;
     } else if (reason == JOB_STOP_CANCELED) {
         const struct worker_queue *q = job->wq;
         const char *argv[] = {q->running, q->events, q->prefix, job->id, job->token,
@@ -1282,11 +1284,21 @@ static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
     if (!jobs)
         return;
     qsort(jobs, n, sizeof *jobs, by_claim_desc);
+    /* Failure point for tests: a pause after a handler is told to stop and
+     * before its task is handed back, in which its executor wakes. */
+    const char *pause = getenv("BATON_TEST_RETURN_PAUSE_MS");
+    int64_t pause_ms = pause ? strtoll(pause, NULL, 10) : 0;
     for (size_t i = 0; i < n; i++) {
         baton_job_t *job = jobs[i];
-        job_request_stop(job, JOB_STOP_SHUTDOWN);
+        /* The outcome first, then the stop: a handler told to stop returns
+         * at once, and its executor must find the outcome taken. Taking it
+         * itself, it gave the task up as returned, this loop skipped it,
+         * and the task stayed running in Redis until its lease ran out. */
         if (!job_take_finish(job))
-            continue;
+            continue; /* finished meanwhile: its executor writes the outcome */
+        job_request_stop(job, JOB_STOP_SHUTDOWN);
+        if (pause_ms > 0)
+            usleep((useconds_t)(pause_ms * 1000));
         const struct worker_queue *q = job->wq;
         const char *argv[] = {q->running, q->ready, q->seq, q->events, q->notify,
                               q->prefix, job->id, job->token, w->retention_text};

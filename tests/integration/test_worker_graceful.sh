@@ -108,7 +108,11 @@ sys.exit(1 if bad else 0)
 PY
 
 # -------------------------------------------- 2. short grace: back to head
-start_worker w2 --queues "$q2" --concurrency 4 --grace-ms 300
+# The failure point pauses 100 ms after each handler is told to stop and
+# before its task is handed back: its executor wakes meanwhile and must
+# leave the task to the stopping worker, not drop it (left running in Redis
+# until its lease ends, as once seen in CI).
+BATON_TEST_RETURN_PAUSE_MS=100 start_worker w2 --queues "$q2" --concurrency 4 --grace-ms 300
 wait_until 30 "4 tasks of $q2 to run" running_is "$q2" 4
 t0=$(now_ms)
 kill -TERM "$w2_pid"
