@@ -91,16 +91,16 @@ chaos_verify() {
 # all the same, so the checker passes; the line keeps them in sight, since
 # no scenario is known to cause them.
 chaos_history_takeovers() {
-  local pending=0 lost=0 log n
-  for log in "$WORK"/*.log; do
-    [ -f "$log" ] || continue
-    # grep finding nothing must not end the script (errexit, pipefail).
-    n=$({ grep -o 'took over [0-9]* events left pending' "$log" || true; } | awk '{s += $3} END {print s + 0}')
-    pending=$((pending + n))
-    n=$({ grep -o '[0-9]* events on [^ ]* were in no pending list' "$log" || true; } | awk '{s += $1} END {print s + 0}')
-    lost=$((lost + n))
-  done
-  echo "CHAOS HISTORY $TEST_NAME: $pending events taken over from pending lists, $lost events the consumer group had lost"
+  echo "CHAOS HISTORY $TEST_NAME: $(logged_sum 'took over [0-9]* events left pending' 3) events" \
+    "taken over from pending lists, $(logged_sum '[0-9]* events on [^ ]* were in no pending list' 1)" \
+    "events the consumer group had lost"
+}
+
+# logged_sum REGEX FIELD: the sum of word FIELD of every match of REGEX in
+# the scenario's logs (0 without any; grep finding nothing must not end the
+# script under errexit and pipefail).
+logged_sum() {
+  { grep -ho "$1" "$WORK"/*.log 2>/dev/null || true; } | awk -v f="$2" '{s += $f} END {print s + 0}'
 }
 
 # chaos_history_state: where the history writer stands on $QUEUE's events
