@@ -425,6 +425,20 @@ baton_err_t baton_redis_check_policy(baton_redis_t *r, char *errstr, size_t errs
     return BATON_OK;
 }
 
+int baton_redis_memory_parse(const char *info, uint64_t *used, uint64_t *max) {
+    char buf[64];
+    *used = *max = 0;
+    if (!info_field(info, "used_memory", buf, sizeof buf))
+        return 0;
+    uint64_t total = strtoull(buf, NULL, 10), not_counted = 0;
+    if (info_field(info, "mem_not_counted_for_evict", buf, sizeof buf))
+        not_counted = strtoull(buf, NULL, 10);
+    *used = total > not_counted ? total - not_counted : 0;
+    if (info_field(info, "maxmemory", buf, sizeof buf))
+        *max = strtoull(buf, NULL, 10);
+    return 1;
+}
+
 baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max,
                                char *errstr, size_t errstr_size) {
     const char *argv[2] = {"INFO", "memory"};
@@ -432,15 +446,12 @@ baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max,
     baton_err_t err = baton_redis_command(r, &reply, 2, argv, NULL, errstr, errstr_size);
     if (err)
         return err;
-    char buf[64];
-    *used = *max = 0;
-    if (reply->type == REDIS_REPLY_STRING) {
-        if (info_field(reply->str, "used_memory", buf, sizeof buf))
-            *used = strtoull(buf, NULL, 10);
-        if (info_field(reply->str, "maxmemory", buf, sizeof buf))
-            *max = strtoull(buf, NULL, 10);
-    }
+    int found =
+        reply->type == REDIS_REPLY_STRING && baton_redis_memory_parse(reply->str, used, max);
     freeReplyObject(reply);
+    if (!found)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
+                            "Redis INFO memory: no used_memory field in the reply");
     return BATON_OK;
 }
 

@@ -128,10 +128,16 @@ baton_err_t baton_redis_probe(baton_redis_t **cached, const char *url, int timeo
 baton_err_t baton_redis_check_policy(baton_redis_t *r, char *errstr, size_t errstr_size);
 
 /*
- * Reads INFO memory: *used and *max bytes (max 0 = no limit).
+ * Reads INFO memory: *max is maxmemory in bytes (0 = no limit), *used the
+ * bytes Redis compares with it before it refuses a write: used_memory less
+ * mem_not_counted_for_evict (the AOF buffer and replicas' output buffers,
+ * which can be large for a moment and never make Redis refuse a write).
  */
 baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max,
                                char *errstr, size_t errstr_size);
+
+/* The same from an INFO memory text; 0 if it has no used_memory field. */
+int baton_redis_memory_parse(const char *info, uint64_t *used, uint64_t *max);
 
 /* Redis TIME in Unix epoch milliseconds (guarantee 5: time from Redis). */
 baton_err_t baton_redis_time_ms(baton_redis_t *r, int64_t *ms, char *errstr,

@@ -45,8 +45,9 @@ static const struct baton_opt options[] = {
     {"max-payload-bytes", BATON_OPT_INT, "1048576", "payload size limit (compact JSON bytes)",
      CFG(max_payload_bytes), 1, 268435456},
     {"memory-pause-fraction", BATON_OPT_DOUBLE, "0.9",
-     "pause ingest while Redis used_memory / maxmemory is above this", CFG(memory_pause_fraction),
-     0.01, 1.0},
+     "pause ingest while the memory Redis counts against maxmemory (used_memory less "
+     "mem_not_counted_for_evict) / maxmemory is above this",
+     CFG(memory_pause_fraction), 0.01, 1.0},
     {"retention-ms", BATON_OPT_INT, "604800000",
      "how long finished tasks stay in Redis (ms; history keeps them for good)", CFG(retention_ms),
      1000, 31536000000.0},
