@@ -86,7 +86,7 @@ batonctl queues
 say "starting two baton-workers"
 for w in 1 2; do
   "$build/worker/baton-worker" --redis-url "$BATON_REDIS_URL" --queues demo --concurrency 4 \
-    --backoff-base-ms 200 --backoff-cap-ms 1000 \
+    --backoff-base-ms 200 --backoff-cap-ms 1000 --builtins noop,sleep,echo,fail \
     --command 'flaky=[ "$BATON_TASK_ATTEMPT" -ge 2 ] || { echo "flaky: first attempt fails" >&2; exit 1; }; cat' \
     >"$logs/worker$w.log" 2>&1 &
   pids+=($!)

@@ -34,7 +34,7 @@ struct worker_flags {
     int64_t redis_timeout_ms;
     char *worker_id;
     char *commands;
-    int builtins;
+    char *builtins;
     char *log_level;
     int64_t metrics_port;
     char *metrics_bind;
@@ -72,7 +72,9 @@ static const struct baton_opt options[] = {
      "TYPE=PROGRAM: run PROGRAM (sh -c) for tasks of TYPE; repeat the flag, or one per line in "
      "the environment variable",
      CFG(commands), 0, 0},
-    {"builtins", BATON_OPT_BOOL, "true", "register noop, sleep, echo, fail, crash",
+    {"builtins", BATON_OPT_STRING, "noop,sleep,echo",
+     "built-in handlers to register, comma-separated: noop, sleep, echo, and the test-only fail "
+     "and crash (crash SIGKILLs the worker: never where producers are untrusted); none for none",
      CFG(builtins), 0, 0},
     {"log-level", BATON_OPT_STRING, "info", "debug, info, warn, error or off", CFG(log_level), 0,
      0},
@@ -173,8 +175,11 @@ int main(int argc, char **argv) {
                    : baton_seterr(errstr, sizeof errstr, BATON_ERR_NOMEM, "out of memory");
     if (!err)
         err = baton_worker_new(&config, &the_worker, errstr, sizeof errstr);
-    if (!err && flags.builtins)
-        err = baton_worker_register_builtins(the_worker);
+    if (!err) {
+        err = baton_worker_register_builtins(the_worker, flags.builtins, errstr, sizeof errstr);
+        if (err == BATON_ERR_CONFIG)
+            rc = 2;
+    }
     if (!err && flags.commands)
         err = register_commands(the_worker, flags.commands, errstr, sizeof errstr);
     if (!err && flags.metrics_port > 0) {

@@ -467,16 +467,34 @@ baton_err_t baton_worker_register_command(baton_worker_t *w, const char *type,
     return err;
 }
 
-baton_err_t baton_worker_register_builtins(baton_worker_t *w) {
+baton_err_t baton_worker_register_builtins(baton_worker_t *w, const char *names, char *errstr,
+                                          size_t errstr_size) {
     static const struct {
         const char *type;
         baton_handler_fn fn;
     } builtins[] = {{"noop", builtin_noop}, {"sleep", builtin_sleep}, {"echo", builtin_echo},
                     {"fail", builtin_fail}, {"crash", builtin_crash}};
-    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
+    const char *p = names ? names : "";
+    if (strcmp(p, "none") == 0)
+        return BATON_OK;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        size_t i = 0;
+        while (i < sizeof builtins / sizeof builtins[0] &&
+               !(strlen(builtins[i].type) == len && strncmp(builtins[i].type, p, len) == 0))
+            i++;
+        if (i == sizeof builtins / sizeof builtins[0])
+            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                                "unknown built-in handler '%.*s' (known: noop, sleep, echo, fail, "
+                                "crash; or none)",
+                                (int)(len > 64 ? 64 : len), p);
         baton_err_t err = baton_worker_register(w, builtins[i].type, builtins[i].fn, NULL);
         if (err)
-            return err;
+            return baton_seterr(errstr, errstr_size, err, "cannot register built-in '%s'",
+                                builtins[i].type);
+        p += len;
+        if (*p == ',')
+            p++;
     }
     return BATON_OK;
 }

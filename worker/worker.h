@@ -101,11 +101,16 @@ baton_err_t baton_worker_register_command(baton_worker_t *worker, const char *ty
                                           const char *command);
 
 /*
- * Registers the built-in handlers: noop, sleep (payload: milliseconds),
- * echo (result = payload), fail (always fails; payload is the message),
- * crash (kills its own worker process with SIGKILL, for fault tests).
+ * Registers the built-in handlers named in `names`, a comma-separated list
+ * of: noop, sleep (payload: milliseconds), echo (result = payload), fail
+ * (always fails; payload is the message), crash (kills its own worker
+ * process with SIGKILL, for fault tests). "" or "none" registers none. Only
+ * name fail and crash where every producer is trusted: anyone who can
+ * publish a task of type crash can kill the worker. An unknown name is
+ * BATON_ERR_CONFIG, naming it in errstr.
  */
-baton_err_t baton_worker_register_builtins(baton_worker_t *worker);
+baton_err_t baton_worker_register_builtins(baton_worker_t *worker, const char *names,
+                                          char *errstr, size_t errstr_size);
 
 /*
  * Runs until baton_worker_stop(): claims and runs tasks. Then stops in

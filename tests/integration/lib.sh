@@ -115,12 +115,14 @@ task_count() {
 }
 
 # start_worker NAME [ARGS...]: a baton-worker on the stack, logging to
-# $WORK/NAME.log; its pid goes to TEST_PIDS and to the variable NAME_pid.
+# $WORK/NAME.log, with every built-in handler (the test-only fail and crash
+# too; a later --builtins in ARGS wins); its pid goes to TEST_PIDS and to
+# the variable NAME_pid.
 start_worker() {
   local name=$1
   shift
   "$BATON_BIN_DIR/worker/baton-worker" --redis-url "$BATON_REDIS_URL" --log-level debug \
-    --worker-id "$name.$UNIQ" "$@" >"$WORK/$name.log" 2>&1 &
+    --worker-id "$name.$UNIQ" --builtins noop,sleep,echo,fail,crash "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   TEST_PIDS+=("$pid")
   printf -v "${name}_pid" '%s' "$pid"
