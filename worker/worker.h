@@ -3,16 +3,16 @@
  *
  * A worker claims tasks from Redis queues with leases, runs the handler
  * registered for each task's type, and reports the outcome with the task's
- * fencing token (DESIGN.md guarantees 3, 6, 7, 8). baton-worker is this
- * library plus the built-in and command handlers; a user's program can
- * register its own C handlers instead:
+ * fencing token (guarantees 3, 6, 7 and 8 of docs/guarantees.md).
+ * baton-worker is this library plus the built-in and command handlers; a
+ * user's program can register its own C handlers instead:
  *
  *     static baton_handler_status_t resize(baton_job_t *job, void *ctx) {
  *         const json_t *payload = baton_job_payload(job);
  *         ...
  *         if (baton_job_should_stop(job))      // timeout, lease lost, stop
  *             return BATON_HANDLER_FAILED;
- *         baton_job_set_result(job, "{\"ok\":true}");
+ *         baton_job_set_result(job, "{\"ok\":true}", 11);
  *         return BATON_HANDLER_OK;
  *     }
  *     baton_worker_register(worker, "image.resize", resize, NULL);

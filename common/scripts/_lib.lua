@@ -12,7 +12,7 @@ local function num(n)
   return string.format('%.0f', n)
 end
 
--- Redis TIME in milliseconds (DESIGN.md guarantee 5: time from Redis).
+-- Redis TIME in milliseconds (docs/guarantees.md guarantee 5: time from Redis).
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scenario_clock_skew.sh: workers whose clocks are 5 minutes fast and 5
-# minutes slow change nothing (DESIGN.md guarantee 5: time comes from Redis
+# minutes slow change nothing (docs/guarantees.md guarantee 5: time comes from Redis
 # TIME inside scripts, never from a client clock; guarantee 7: leases).
 #
 # Both workers run under libfaketime (FAKETIME=+5m and FAKETIME=-5m, the

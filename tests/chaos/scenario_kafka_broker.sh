@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scenario_kafka_broker.sh: a Kafka broker taken down under load for longer
 # than the consumer's session timeout, then brought back; nothing is lost,
-# and the scheduler recovers by itself (DESIGN.md guarantees 1 and 2).
+# and the scheduler recovers by itself (docs/guarantees.md guarantees 1 and 2).
 #
 # Which broker: the one that matters most. The checker keys every task by
 # its queue, so the whole workload goes to one partition of baton.tasks

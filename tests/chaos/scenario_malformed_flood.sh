@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scenario_malformed_flood.sh: a flood of malformed messages from a foreign
 # client (kcat), mixed in time with a steady stream of good tasks. Bad input
-# never stops, crashes or blocks the scheduler (DESIGN.md, task contract):
+# never stops, crashes or blocks the scheduler (docs/task-contract.md):
 # every good task succeeds, and every bad message is dead-lettered exactly
 # once (topic baton.tasks.dlq, with its reason) and recorded exactly once in
 # history (baton.rejections).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scenario_memory_pressure.sh: Redis close to its memory limit; ingest
 # pauses instead of dropping or failing, and resumes once workers have made
-# room (DESIGN.md guarantee 9: backpressure, never drops).
+# room (docs/guarantees.md guarantee 9: backpressure, never drops).
 #
 # Redis gets a small maxmemory (used memory at start + HEADROOM, set at
 # runtime; the policy stays noeviction) and no worker runs at first, so the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scenario_pg_outage.sh: PostgreSQL stops for 10 s under load and comes
-# back; nothing is dropped and history catches up (DESIGN.md guarantee 4:
+# back; nothing is dropped and history catches up (docs/guarantees.md guarantee 4:
 # "if PostgreSQL is down, events wait and nothing is dropped").
 #
 # Two workers run the chaos handler while the checker publishes a few

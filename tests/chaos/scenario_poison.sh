@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scenario_poison.sh: a poison task that kills every worker running it ends
 # `dead` after max_attempts, and the fleet around it keeps working
-# (DESIGN.md guarantees 1 and 7: reclaims count attempts).
+# (docs/guarantees.md guarantees 1 and 7: reclaims count attempts).
 #
 # Three workers (--concurrency 4, --lease-ms 1000) serve two queues: the
 # chaos workload ($QUEUE, a few thousand tasks at a steady rate,

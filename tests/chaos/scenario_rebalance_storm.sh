@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scenario_rebalance_storm.sh: a consumer group in a rebalance storm loses
-# no task and makes none twice (DESIGN.md guarantees 1 and 2).
+# no task and makes none twice (docs/guarantees.md guarantees 1 and 2).
 #
 # Two schedulers, A and B, share one consumer group while the checker
 # publishes tasks without pause (chunks of CHUNK at RATE/s). B is killed

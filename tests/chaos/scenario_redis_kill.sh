@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scenario_redis_kill.sh: Redis killed with SIGKILL under load, twice, and
-# restarted from its AOF; nothing acknowledged is lost (DESIGN.md
+# restarted from its AOF; nothing acknowledged is lost (docs/guarantees.md
 # guarantees 1 and 3).
 #
 # Two workers run the chaos handler while the checker publishes a few

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scenario_scheduler_kill.sh: the scheduler killed with SIGKILL in the middle
-# of ingest, again and again, loses no task and makes none twice (DESIGN.md
+# of ingest, again and again, loses no task and makes none twice (docs/guarantees.md
 # guarantees 1 and 2).
 #
 # The checker publishes tasks without pause (chunks of CHUNK at RATE/s)

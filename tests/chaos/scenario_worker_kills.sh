@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scenario_worker_kills.sh: workers killed with SIGKILL at random instants,
-# over and over, while tasks stream in, lose nothing (DESIGN.md guarantees 1,
+# over and over, while tasks stream in, lose nothing (docs/guarantees.md guarantees 1,
 # 3 and 7).
 #
 # Four workers (--concurrency 6, --lease-ms 1000) run the chaos handler

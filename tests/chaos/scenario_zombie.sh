@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scenario_zombie.sh: a worker frozen past its lease comes back as a zombie
-# and none of its writes land (DESIGN.md guarantee 3, fencing tokens).
+# and none of its writes land (docs/guarantees.md guarantee 3, fencing tokens).
 #
 #  1. worker A (--concurrency 4, --lease-ms 1000, chaos tasks that run 3 s)
 #     is alone: it claims the FROZEN first tasks and starts all of them;

@@ -3,7 +3,7 @@
  *
  * After a fault scenario, this waits for every acknowledged task (the ids
  * `produce` wrote down) to settle, then judges one queue against the
- * guarantees of DESIGN.md, as invariants I1-I4 of docs/reliability.md:
+ * guarantees of docs/guarantees.md, as invariants I1-I4 of docs/reliability.md:
  *
  *   I1 no loss: every acked id is terminal in Redis and has a history row
  *      in the same terminal state (and, with --expect, a state listed);

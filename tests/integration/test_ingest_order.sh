@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_ingest_order.sh: 500 tasks of mixed priorities published to one queue
 # come out of the ready queue in strict priority order, FIFO within each
-# priority (DESIGN.md guarantee 6). The key is the queue, so every message
+# priority (docs/guarantees.md guarantee 6). The key is the queue, so every message
 # lands in one partition and publish order is arrival order.
 . "$(dirname "$0")/lib.sh"
 

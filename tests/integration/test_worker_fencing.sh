@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_worker_fencing.sh: a worker whose lease was taken over cannot
-# overwrite the new owner's result (DESIGN.md guarantee 3, fencing tokens).
+# overwrite the new owner's result (docs/guarantees.md guarantee 3, fencing tokens).
 #
 #  1. worker A (--lease-ms 600) claims a `sleep` task (2000 ms, long
 #     timeout): token 1;

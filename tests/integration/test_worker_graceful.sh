@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_worker_graceful.sh: graceful stop on SIGTERM (DESIGN.md guarantee 8),
+# test_worker_graceful.sh: graceful stop on SIGTERM (docs/guarantees.md guarantee 8),
 # three scenarios on three queues of one topic:
 #
 #  1. backlog, long grace: 30 `sleep` tasks of 400 ms, --concurrency 4,

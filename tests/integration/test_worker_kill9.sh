@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_worker_kill9.sh: a worker killed with SIGKILL while it runs tasks
-# loses none of them (DESIGN.md guarantees 1 and 7).
+# loses none of them (docs/guarantees.md guarantees 1 and 7).
 #
 # Worker A (--concurrency 4, --lease-ms 1000) claims 4 `sleep` tasks of
 # 2000 ms; once all 4 are running on A it gets SIGKILL: it writes nothing
