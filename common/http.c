@@ -116,7 +116,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 baton_err_t baton_http_start(const struct baton_http_config *config, baton_http_t **out,
                              char *errstr, size_t errstr_size) {
     *out = NULL;
-    const char *bind = config->bind && *config->bind ? config->bind : "0.0.0.0";
+    const char *bind = config->bind && *config->bind ? config->bind : "127.0.0.1";
     if (config->port < 0 || config->port > 65535)
         return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                             "metrics port %d is out of range", config->port);

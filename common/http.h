@@ -30,7 +30,7 @@ typedef struct baton_http baton_http_t;
 typedef int (*baton_http_ready_fn)(void *ctx, char *why, size_t why_size);
 
 struct baton_http_config {
-    const char *bind;          /* IPv4 or IPv6 address to listen on; NULL = "0.0.0.0" */
+    const char *bind;          /* IPv4 or IPv6 address to listen on; NULL = "127.0.0.1" */
     int port;                  /* TCP port; 0 = any free port (see baton_http_port()) */
     baton_metrics_t *metrics;  /* borrowed, must outlive the server; NULL = empty /metrics */
     baton_http_ready_fn ready; /* NULL = always ready */

@@ -51,8 +51,8 @@ if mapfile -d '' -t envs 2>/dev/null <"$proc/$daemon_pid/environ"; then
   done
 fi
 port=${port:-$env_port} bind=${bind:-$env_bind}
-# The daemons listen on every interface by default (--metrics-bind 0.0.0.0):
-# ask on loopback then; a specific address is asked directly.
+# The image sets BATON_METRICS_BIND=0.0.0.0 (every interface): ask on
+# loopback then; a specific address is asked directly.
 case "$bind" in
   '' | 0.0.0.0 | '*') host=127.0.0.1 ;;
   :: | '[::]') host=::1 ;;

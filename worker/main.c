@@ -81,7 +81,8 @@ static const struct baton_opt options[] = {
     {"metrics-port", BATON_OPT_INT, "0",
      "port of /metrics, /healthz and /readyz (0 = off; 9465 by convention)", CFG(metrics_port),
      0, 65535},
-    {"metrics-bind", BATON_OPT_STRING, "0.0.0.0", "address the metrics endpoint listens on",
+    {"metrics-bind", BATON_OPT_STRING, "127.0.0.1",
+     "address the metrics endpoint listens on (the container image sets 0.0.0.0)",
      CFG(metrics_bind), 0, 0},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])

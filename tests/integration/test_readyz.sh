@@ -30,8 +30,8 @@ W="http://127.0.0.1:$wport"
 SCHEDULER_HISTORY=true start_scheduler sched --topic "$topic" --group-id "g.$UNIQ" \
   --dlq-topic "dlq.$UNIQ" --redis-timeout-ms 1000 --metrics-port "$sport" \
   --metrics-bind 127.0.0.1
-start_worker w --queues "$queue" --redis-timeout-ms 1000 --metrics-port "$wport" \
-  --metrics-bind 127.0.0.1
+# The worker's endpoint without --metrics-bind: loopback is the default.
+start_worker w --queues "$queue" --redis-timeout-ms 1000 --metrics-port "$wport"
 
 # code URL: the HTTP status of URL, the body in $WORK/body (000: no answer).
 code() { curl -sS --max-time 5 -o "$WORK/body" -w '%{http_code}' "$1" 2>/dev/null || true; }
@@ -43,6 +43,9 @@ ready_is() {
 
 wait_until 30 "the scheduler to be ready" ready_is "$S" 200
 wait_until 30 "the worker to be ready" ready_is "$W" 200
+listening=$(ss -Hltn "sport = :$wport" | awk '{print $4}')
+[ "$listening" = "127.0.0.1:$wport" ] ||
+  fail "the worker's metrics endpoint listens on '$listening', not loopback only"
 
 # /healthz of both, every 100 ms, for the whole test.
 (
