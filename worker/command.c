@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "timeutil.h"
+#include "utf8.h"
 #include "worker_internal.h"
 
 #define STDERR_TAIL 2048      /* bytes of stderr kept for the error text */
@@ -208,7 +209,8 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
     fcntl(perr[0], F_SETFL, O_NONBLOCK);
 
     struct capture out = {.limit = max_result + 1};
-    struct capture err = {.limit = STDERR_TAIL, .tail = 1, .data = malloc(STDERR_TAIL)};
+    struct capture err = {
+        .limit = STDERR_TAIL + 3, .tail = 1, .data = malloc(STDERR_TAIL + 3)};
     size_t input_len = strlen(input), written = 0;
     int in_fd = pin[1], out_fd = pout[0], err_fd = perr[0];
     int status = 0, exited = 0;
@@ -288,15 +290,19 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
         }
         result = BATON_HANDLER_OK;
     } else {
-        int len = (int)err.len;
-        while (len > 0 && (err.data[len - 1] == '\n' || err.data[len - 1] == '\r'))
+        /* The tail starts on a character boundary (the 3 bytes kept past
+         * STDERR_TAIL tell where); baton_job_set_error() cleans the rest. */
+        size_t start = err.data ? baton_utf8_tail_start(err.data, err.len, STDERR_TAIL) : 0;
+        int len = (int)(err.len - start);
+        const char *tail = err.data ? err.data + start : "";
+        while (len > 0 && (tail[len - 1] == '\n' || tail[len - 1] == '\r'))
             len--;
         if (WIFEXITED(status))
             baton_job_set_error(job, "exit status %d%s%.*s", WEXITSTATUS(status),
-                                len ? ": " : "", len, err.data ? err.data : "");
+                                len ? ": " : "", len, tail);
         else
             baton_job_set_error(job, "killed by signal %d%s%.*s", WTERMSIG(status),
-                                len ? ": " : "", len, err.data ? err.data : "");
+                                len ? ": " : "", len, tail);
     }
     free(out.data);
     free(err.data);

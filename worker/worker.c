@@ -35,6 +35,7 @@
 #include "redis.h"
 #include "task.h"
 #include "timeutil.h"
+#include "utf8.h"
 #include "worker_internal.h"
 
 #define COMPONENT "worker"
@@ -201,8 +202,12 @@ baton_err_t baton_job_set_result(baton_job_t *job, const char *text, size_t len)
         copy = json_dumps(parsed, JSON_COMPACT | JSON_ENCODE_ANY);
         json_decref(parsed);
     } else {
-        /* Not JSON (plain program output): keep it as a JSON string. */
-        json_t *s = json_stringn_nocheck(text, len);
+        /* Not JSON (plain program output): keep it as a JSON string, made
+         * valid UTF-8 (invalid bytes become U+FFFD) for PostgreSQL. */
+        size_t clean_len;
+        char *clean = baton_utf8_sanitize(text, len, &clean_len);
+        json_t *s = clean ? json_stringn_nocheck(clean, clean_len) : NULL;
+        free(clean);
         copy = s ? json_dumps(s, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         json_decref(s);
     }
@@ -215,13 +220,18 @@ baton_err_t baton_job_set_result(baton_job_t *job, const char *text, size_t len)
 }
 
 void baton_job_set_error(baton_job_t *job, const char *fmt, ...) {
-    char buf[4096];
+    /* At most ERROR_MAX bytes, cut on a character boundary (the 3 bytes
+     * past it tell where a character ends), then made valid UTF-8. */
+    enum { ERROR_MAX = 4095 };
+    char buf[ERROR_MAX + 4];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    len = baton_utf8_head_len(buf, len, ERROR_MAX);
     free(job->error);
-    job->error = strdup(buf);
+    job->error = baton_utf8_sanitize(buf, len, NULL);
 }
 
 /* ------------------------------------------------------------ config */
