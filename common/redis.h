@@ -8,7 +8,7 @@
  * their replies in order, so a batch costs one round trip.
  *
  * Scripts are the files of common/scripts/, embedded at build time, loaded
- * once with SCRIPT LOAD and called by SHA1 (STYLE.md habit 9).
+ * once with SCRIPT LOAD and called by SHA1.
  *
  * Not thread-safe: one baton_redis_t per thread.
  */

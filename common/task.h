@@ -2,7 +2,7 @@
  * task.h - the task model and its JSON codec (contract version 1).
  *
  * A task is one Kafka message whose value is a UTF-8 JSON object (see
- * docs/task-contract.md and ../shared/DESIGN.md). baton_task_parse() turns a
+ * docs/task-contract.md). baton_task_parse() turns a
  * message value into a struct baton_task, applying the defaults of the
  * contract and rejecting bad input with a precise, stable reason that the
  * scheduler puts in the dead-letter headers. baton_task_encode() writes a
@@ -20,7 +20,7 @@
 
 #include "error.h"
 
-/* Contract limits and defaults (DESIGN.md, "Task contract, version 1"). */
+/* Contract limits and defaults (docs/task-contract.md, "version 1"). */
 #define BATON_TASK_NAME_MAX 128             /* type and queue length */
 #define BATON_TASK_ID_MAX 128               /* id length */
 #define BATON_TASK_DEFAULT_QUEUE "default"

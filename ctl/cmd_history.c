@@ -2,7 +2,7 @@
  * cmd_history.c - `batonctl history`: tasks from baton.tasks, newest first.
  *
  * One fixed statement whose filters are all parameters ("$1 IS NULL OR
- * type = $1"): nothing the user types becomes SQL text (STYLE.md habit 10).
+ * type = $1"): nothing the user types becomes SQL text.
  * --since takes a duration back from PostgreSQL's now() or an RFC 3339
  * time, and filters on submitted_at, the time that orders the output.
  */
