@@ -24,6 +24,7 @@ PACKAGES=(
   curl
   python3
   procps
+  iproute2
   docker-compose
   clang
   libclang-rt-14-dev
