@@ -9,11 +9,16 @@ under one heading per binary, after the text below. The same tables make
   configuration.py --write OUT.md NAME=BINARY...   regenerate the page
   configuration.py --check OUT.md NAME=BINARY...   exit 1 (and a diff) when
                                                    the page is out of date
+With --check it also reads the ```sh blocks of README.md and docs/*.md and
+fails on a flag given to one of these binaries that its --help does not
+list (batonctl: its commands' --help too).
 
 Regenerate with: cmake --build build --target configuration-doc
 """
 import difflib
+import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -111,6 +116,47 @@ def wrap(text, width=76):
     return "\n".join(lines)
 
 
+def known_flags(name, binary):
+    def help_of(*args):
+        return subprocess.run([binary] + list(args) + ["--help"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+    text = help_of()
+    if name == "batonctl" and "commands:" in text:
+        for command in re.findall(r"^  ([a-z]+) ", text.split("commands:")[1], re.M):
+            text += help_of(command)
+    return set(re.findall(r"--[a-z0-9][a-z0-9-]*", text)) | {"--help"}
+
+
+def unknown_shell_flags(root, binaries):
+    """Lines of ```sh examples that pass a binary a flag it does not have."""
+    known = {name: known_flags(name, binary) for name, binary in binaries}
+    found = []
+    for path in [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md"))):
+        lines = open(path, encoding="utf-8").read().split("\n")
+        shell, i = False, 0
+        while i < len(lines):
+            fence = re.match(r"^\s*```(\S*)", lines[i])
+            if fence:
+                shell = not shell and fence.group(1) in ("sh", "bash")
+                i += 1
+                continue
+            start, text = i, lines[i]
+            while shell and text.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                text = text[:-1] + " " + lines[i]
+            i += 1
+            if not shell:
+                continue
+            for part in re.split(r"\||;|&&|\$\(", re.sub(r"(^|\s)#.*", "", text)):
+                words = [w for w in part.split() if not re.match(r"^[A-Z_][A-Z0-9_]*=", w)]
+                name = os.path.basename(words[0]) if words else ""
+                for flag in re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", " ".join(words[1:])):
+                    if name in known and flag not in known[name]:
+                        found.append("%s:%d: %s has no flag %s" % (os.path.relpath(path, root),
+                                                                   start + 1, name, flag))
+    return found
+
+
 def main(argv):
     if len(argv) < 3 or argv[0] not in ("--write", "--check"):
         sys.exit(__doc__)
@@ -126,9 +172,16 @@ def main(argv):
         have = open(path, encoding="utf-8").read()
     except FileNotFoundError:
         have = ""
-    if have == want:
-        print("%s matches the option tables of %d binaries" % (path, len(binaries)))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    unknown = unknown_shell_flags(root, binaries)
+    for line in unknown:
+        print("FAIL " + line)
+    if have == want and not unknown:
+        print("%s matches the option tables of %d binaries; the shell examples use only "
+              "flags that exist" % (path, len(binaries)))
         return 0
+    if have == want:
+        return 1
     sys.stdout.writelines(difflib.unified_diff(
         have.splitlines(True), want.splitlines(True), path, "the binaries' option tables"))
     build_dir = os.environ.get("BATON_BUILD_DIR", "build")
