@@ -119,11 +119,15 @@ def wrap(text, width=76):
 def known_flags(name, binary):
     def help_of(*args):
         return subprocess.run([binary] + list(args) + ["--help"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, universal_newlines=True).stdout
-    text = help_of()
+                              stderr=subprocess.PIPE, universal_newlines=True)
+    run = help_of()
+    if run.returncode != 0:  # e.g. a leak report under ASan: the text is lost
+        sys.exit("configuration.py: %s --help failed (exit %d): %s"
+                 % (binary, run.returncode, run.stderr.strip()[-2000:]))
+    text = run.stdout
     if name == "batonctl" and "commands:" in text:
         for command in re.findall(r"^  ([a-z]+) ", text.split("commands:")[1], re.M):
-            text += help_of(command)
+            text += help_of(command).stdout
     return set(re.findall(r"--[a-z0-9][a-z0-9-]*", text)) | {"--help"}
 
 
