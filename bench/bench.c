@@ -664,6 +664,7 @@ int main(int argc, char **argv) {
                           "End-to-end benchmark on a running local stack (deploy/stack.sh up; "
                           "BATON_* variables give the addresses).",
                           options, OPTION_COUNT);
+        baton_config_free(options, OPTION_COUNT, &cfg);
         return 0;
     }
     if (!err && first < argc)

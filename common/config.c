@@ -164,6 +164,14 @@ baton_err_t baton_config_parse(const struct baton_opt *table, size_t count,
             free(seen);
             return BATON_ERR_HELP;
         }
+        if (strcmp(arg, BATON_CONFIG_MARKDOWN_FLAG) == 0) {
+            /* Handled here, not by each main, so every binary with a table
+             * serves the docs generator (tests/docs/configuration.py). */
+            free(seen);
+            baton_config_markdown(stdout, table, count, count);
+            baton_config_free(table, count, config);
+            exit(fflush(stdout) == 0 ? 0 : 1);
+        }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
             if (arg[0] == '-' && arg[1] != '\0') {
                 free(seen);
@@ -245,16 +253,68 @@ void baton_config_help(FILE *out, const char *usage, const char *summary,
     fprintf(out, "  -h, --help\n      show this help and exit\n");
 }
 
-void baton_config_markdown(FILE *out, const struct baton_opt *table, size_t count) {
+/* Writes `text` as the content of a Markdown table cell: '|' would end the
+ * cell and '<' start an HTML tag ("<host>" in a doc line would vanish). */
+static void markdown_cell(FILE *out, const char *text) {
+    for (; *text; text++) {
+        if (*text == '|')
+            fputs("\\|", out);
+        else if (*text == '<')
+            fputs("&lt;", out);
+        else if (*text == '>')
+            fputs("&gt;", out);
+        else
+            fputc(*text, out);
+    }
+}
+
+/* The type column: the kind of value and, for numbers, the accepted range. */
+static void markdown_type(FILE *out, const struct baton_opt *opt) {
+    int ranged = opt->min != 0 || opt->max != 0;
+    switch (opt->type) {
+    case BATON_OPT_STRING: fputs("text", out); return;
+    case BATON_OPT_LIST: fputs("text, repeatable", out); return;
+    case BATON_OPT_BOOL: fputs("bool", out); return;
+    case BATON_OPT_INT:
+        fputs("integer", out);
+        if (ranged)
+            fprintf(out, " %.0f to %.0f", opt->min, opt->max);
+        return;
+    case BATON_OPT_DOUBLE:
+        fputs("number", out);
+        if (ranged)
+            fprintf(out, " %.15g to %.15g", opt->min, opt->max);
+        return;
+    }
+}
+
+void baton_config_markdown(FILE *out, const struct baton_opt *table, size_t count,
+                           size_t settings) {
     fprintf(out, "| flag | environment | type | default | meaning |\n");
     fprintf(out, "|---|---|---|---|---|\n");
     for (size_t i = 0; i < count; i++) {
         char env[128];
         baton_config_env_name(table[i].name, env, sizeof env);
-        fprintf(out, "| `--%s` | `%s` | %s | %s%s%s | %s |\n", table[i].name, env,
-                type_hint(table[i].type), table[i].default_value ? "`" : "",
-                table[i].default_value ? table[i].default_value : "(none)",
-                table[i].default_value ? "`" : "", table[i].doc);
+        fprintf(out, "| `--%s` | ", table[i].name);
+        if (i < settings)
+            fprintf(out, "`%s`", env);
+        else
+            fputs("(flag only)", out);
+        fputs(" | ", out);
+        markdown_type(out, &table[i]);
+        fputs(" | ", out);
+        if (!table[i].default_value) {
+            fputs("(none)", out);
+        } else if (!*table[i].default_value) {
+            fputs("(empty)", out);
+        } else {
+            fputc('`', out);
+            markdown_cell(out, table[i].default_value);
+            fputc('`', out);
+        }
+        fputs(" | ", out);
+        markdown_cell(out, table[i].doc);
+        fputs(" |\n", out);
     }
 }
 

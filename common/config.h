@@ -46,6 +46,9 @@ struct baton_opt {
  * or after "--"; its index goes to *first_arg (argc when none), so a CLI can
  * read a subcommand and its own flags after it.
  *
+ * BATON_CONFIG_MARKDOWN_FLAG among the flags prints the table as Markdown
+ * and exits the process with 0: the entry point of the docs generator.
+ *
  * Returns BATON_OK; BATON_ERR_HELP when -h/--help was given (the caller
  * prints baton_config_help()); BATON_ERR_CONFIG with one clear line in
  * errstr naming the flag or variable and the problem. On error, strings
@@ -78,8 +81,22 @@ void baton_config_free(const struct baton_opt *table, size_t count, void *config
 void baton_config_help(FILE *out, const char *usage, const char *summary,
                        const struct baton_opt *table, size_t count);
 
-/* Writes the same table as a Markdown table (for docs/configuration.md). */
-void baton_config_markdown(FILE *out, const struct baton_opt *table, size_t count);
+/*
+ * Writes the table as a Markdown table (flag, environment variable, type
+ * and range, default, doc) for docs/configuration.md. Entries from index
+ * `settings` on are flags only (a binary that ignores their variables says
+ * so); pass `count` when every entry has its variable.
+ */
+void baton_config_markdown(FILE *out, const struct baton_opt *table, size_t count, size_t settings);
+
+/*
+ * The hidden flag that prints a binary's table with baton_config_markdown()
+ * to stdout and exits 0: baton_config_parse() handles it wherever it meets
+ * it among the flags, so a main needs no code for it (baton-submit handles
+ * it first, to mark its flags-only entries). docs/configuration.md is
+ * generated from it (cmake --build build --target configuration-doc).
+ */
+#define BATON_CONFIG_MARKDOWN_FLAG "--help-markdown"
 
 /* Writes "BATON_" + upper(name, '-' -> '_') into buf. */
 void baton_config_env_name(const char *name, char *buf, size_t size);

@@ -13,17 +13,30 @@
  * with the task id, BATON_OK or the error, and where the message landed.
  * Reports are served by baton_producer_poll() and baton_producer_flush()
  * (and by baton_submit() itself while librdkafka's local queue is full), on
- * the thread that calls them. A typical lifecycle:
+ * the thread that calls them. A typical lifecycle (example: unit):
  *
- *     struct baton_producer_config cfg = {.kafka_brokers = "host:9092",
- *                                         .on_delivery = delivered};
- *     baton_producer_t *p = baton_producer_new(&cfg, errstr, sizeof errstr);
- *     for (each task) {
- *         baton_submit(p, task, NULL, NULL, errstr, sizeof errstr);
- *         baton_producer_poll(p, 0);
+ *     static void delivered(const struct baton_delivery *report, void *opaque) {
+ *         if (report->err != BATON_OK)
+ *             ++*(size_t *)opaque; // count the tasks not delivered
  *     }
- *     baton_producer_flush(p, -1);
- *     baton_producer_destroy(p);
+ *
+ *     static size_t publish(struct baton_task **tasks, size_t count) {
+ *         char errstr[512];
+ *         size_t failed = 0;
+ *         struct baton_producer_config cfg = {
+ *             .kafka_brokers = "host:9092", .on_delivery = delivered, .opaque = &failed};
+ *         baton_producer_t *p = baton_producer_new(&cfg, errstr, sizeof errstr);
+ *         if (!p)
+ *             return count;
+ *         for (size_t i = 0; i < count; i++) {
+ *             if (baton_submit(p, tasks[i], NULL, NULL, errstr, sizeof errstr) != BATON_OK)
+ *                 failed++; // no report follows: errstr says why
+ *             baton_producer_poll(p, 0);
+ *         }
+ *         baton_producer_flush(p, -1);
+ *         baton_producer_destroy(p);
+ *         return failed;
+ *     }
  *
  * The partition key of a task is its queue unless the caller gives one, so
  * the tasks of one queue keep their publish order (one partition, and the

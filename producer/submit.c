@@ -667,6 +667,12 @@ static int parse_command_line(int argc, char **argv, struct submit_config *confi
     memset(config, 0, sizeof *config);
     config->priority = config->delay_ms = config->max_attempts = config->timeout_ms = UNSET;
     ignore_flag_only_environment();
+    if (argc == 2 && strcmp(argv[1], BATON_CONFIG_MARKDOWN_FLAG) == 0) {
+        /* Ahead of the parser's own handling: only the settings have a
+         * variable (docs/configuration.md). */
+        baton_config_markdown(stdout, options, OPTION_COUNT, SETTINGS_COUNT);
+        return -1;
+    }
 
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     if (!rest) {

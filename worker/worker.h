@@ -5,17 +5,25 @@
  * registered for each task's type, and reports the outcome with the task's
  * fencing token (guarantees 3, 6, 7 and 8 of docs/guarantees.md).
  * baton-worker is this library plus the built-in and command handlers; a
- * user's program can register its own C handlers instead:
+ * user's program can register its own C handlers instead (example: unit):
  *
  *     static baton_handler_status_t resize(baton_job_t *job, void *ctx) {
  *         const json_t *payload = baton_job_payload(job);
- *         ...
- *         if (baton_job_should_stop(job))      // timeout, lease lost, stop
- *             return BATON_HANDLER_FAILED;
+ *         json_int_t width = json_integer_value(json_object_get(payload, "width"));
+ *         if (width <= 0) {
+ *             baton_job_set_error(job, "payload needs a positive \"width\"");
+ *             return BATON_HANDLER_FAILED_PERMANENT; // retrying cannot help
+ *         }
+ *         for (int slice = 0; slice < 10; slice++) // the work, in slices
+ *             if (baton_job_sleep(job, 100))       // timeout, lease lost, stop
+ *                 return BATON_HANDLER_FAILED;
  *         baton_job_set_result(job, "{\"ok\":true}", 11);
  *         return BATON_HANDLER_OK;
  *     }
- *     baton_worker_register(worker, "image.resize", resize, NULL);
+ *
+ *     static void add_handlers(baton_worker_t *worker) {
+ *         baton_worker_register(worker, "image.resize", resize, NULL);
+ *     }
  *
  * See worker/examples/example_worker.c for a complete program.
  *

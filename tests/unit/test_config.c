@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -250,6 +252,76 @@ START_TEST(test_config_start) {
 }
 END_TEST
 
+/* docs/configuration.md's rows: env column, type with range, default,
+ * doc; entries from `settings` on are flags only. */
+START_TEST(test_markdown) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    baton_config_markdown(out, table, N, 4);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(text, "| flag | environment | type | default | meaning |\n"
+                                       "|---|---|---|---|---|\n"
+                                       "| `--redis-url` | `BATON_REDIS_URL` | text | "
+                                       "`redis://127.0.0.1:6379/0` | Redis URL |\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "| `--batch-size` | `BATON_BATCH_SIZE` | integer 1 to 100000 | `500` |"));
+    ck_assert_ptr_nonnull(strstr(text, "| `--verbose` | `BATON_VERBOSE` | bool | `false` |"));
+    ck_assert_ptr_nonnull(strstr(text, "| number 0 to 1 | `0.9` |"));
+    ck_assert_ptr_nonnull(strstr(text, "| `--unset` | (flag only) | text | (none) | no default |"));
+    ck_assert_ptr_nonnull(strstr(text, "| `--command` | (flag only) | text, repeatable |"));
+    free(text);
+
+    /* A '|' would split the cell, "<host>" would vanish as an HTML tag. */
+    static const struct baton_opt odd[] = {
+        {"id", BATON_OPT_STRING, "a|b", "default <host>-<pid> | none", 0, 0, 0},
+        {"extra", BATON_OPT_STRING, "", "empty default", 0, 0, 0},
+    };
+    out = open_memstream(&text, &size);
+    baton_config_markdown(out, odd, 2, 2);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(
+        text,
+        "| `--id` | `BATON_ID` | text | `a\\|b` | default &lt;host&gt;-&lt;pid&gt; \\| none |"));
+    ck_assert_ptr_nonnull(strstr(text, "| `--extra` | `BATON_EXTRA` | text | (empty) |"));
+    free(text);
+}
+END_TEST
+
+/* The hidden flag: any binary's parser prints its table and exits 0, so
+ * the docs generator needs no code in the mains. Runs in a child: it exits. */
+START_TEST(test_markdown_flag_exits) {
+    clear_env();
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], STDOUT_FILENO);
+        struct test_config c;
+        char err[256];
+        char *argv[] = {"prog", "--verbose", BATON_CONFIG_MARKDOWN_FLAG, "--batch-size", "0", NULL};
+        parse(&c, err, NULL, argv);
+        _exit(99); /* not reached when the flag is handled */
+    }
+    close(fds[1]);
+    char text[4096];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof text - 1 && (n = read(fds[0], text + len, sizeof text - 1 - len)) > 0)
+        len += (size_t)n;
+    text[len] = '\0';
+    close(fds[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    ck_assert_ptr_nonnull(strstr(text, "| `--redis-url` | `BATON_REDIS_URL` |"));
+    ck_assert_ptr_nonnull(strstr(text, "| `--command` | `BATON_COMMAND` |"));
+}
+END_TEST
+
 START_TEST(test_env_name) {
     char buf[64];
     baton_config_env_name("kafka-brokers", buf, sizeof buf);
@@ -268,6 +340,8 @@ static Suite *config_suite(void) {
     tcase_add_test(core, test_env_name);
     tcase_add_test(core, test_list_repeats);
     tcase_add_test(core, test_config_start);
+    tcase_add_test(core, test_markdown);
+    tcase_add_test(core, test_markdown_flag_exits);
     suite_add_tcase(s, core);
     TCase *limits = tcase_create("limits");
     tcase_add_test(limits, test_int_range);
