@@ -6,6 +6,7 @@ add_executable(baton-scheduler-testhooks scheduler_test_hooks.c)
 target_link_libraries(baton-scheduler-testhooks PRIVATE baton_scheduler_objects)
 
 foreach(t test_history_complete test_history_crash test_history_two_writers
-          test_history_ack_refused test_history_orphans test_history_set_aside)
+          test_history_ack_refused test_history_orphans test_history_set_aside
+          test_history_bad_text)
   baton_integration_test(${t} ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
 endforeach()
