@@ -57,7 +57,6 @@ void (*history_after_commit_hook)(size_t events);
 #define ENTRY_OVERHEAD (128 * 1024)
 #define COPY_CHUNK (1 << 20) /* bytes per PQputCopyData, whose length is an int */
 
-
 /* One COPY text-format field: NULL as \N, specials escaped; a JSON
  * "\u0000" (which jsonb refuses) becomes U+FFFD so one bad value cannot
  * block the writer. `tab` ends the field with a tab, else a newline. */
@@ -127,8 +126,8 @@ struct batch {
     size_t nreplies, rcap;
     struct entry *entries;
     size_t count, cap;
-    size_t bytes;         /* field names and values of the entries */
-    size_t largest;       /* bytes of the largest entry */
+    size_t bytes;   /* field names and values of the entries */
+    size_t largest; /* bytes of the largest entry */
 };
 
 static void batch_clear(struct batch *b) {
@@ -205,10 +204,10 @@ struct history {
     struct batch batch;
     struct baton_buf events, rejections;
     uint64_t written, backlog;
-    size_t largest_entry; /* bytes of the largest entry read so far */
-    char sqlstate[6];     /* of PostgreSQL's last refusal; "" when none came */
-    int staged;           /* the staging tables hold rows of this transaction */
-    size_t set_aside;     /* entries of the batch in hand set aside */
+    size_t largest_entry;         /* bytes of the largest entry read so far */
+    char sqlstate[6];             /* of PostgreSQL's last refusal; "" when none came */
+    int staged;                   /* the staging tables hold rows of this transaction */
+    size_t set_aside;             /* entries of the batch in hand set aside */
     size_t set_aside_by_class[3]; /* the same, by SQLSTATE class (REFUSED_CLASSES) */
 };
 
@@ -564,8 +563,8 @@ static baton_err_t pg_open(struct history *h, char *errstr, size_t errstr_size) 
 
 /* Records the SQLSTATE of a failed statement (none when `res` is NULL: the
  * connection failed) for refused_by_data(), and words the error. */
-static baton_err_t pg_fail(struct history *h, const PGresult *res, const char *what,
-                           char *errstr, size_t errstr_size) {
+static baton_err_t pg_fail(struct history *h, const PGresult *res, const char *what, char *errstr,
+                           size_t errstr_size) {
     const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(h->sqlstate, sizeof h->sqlstate, "%s", code ? code : "");
     return baton_pg_error(h->pg, res, what, errstr, errstr_size);
@@ -772,8 +771,8 @@ static baton_err_t write_range(struct history *h, size_t lo, size_t hi, char *er
                                size_t errstr_size) {
     /* Rows of ranges written before this one are in the tables already. */
     baton_err_t err = baton_pg_exec(
-        h->pg, h->staged ? "DELETE FROM batch; DELETE FROM rejbatch; SAVEPOINT part"
-                         : "SAVEPOINT part",
+        h->pg,
+        h->staged ? "DELETE FROM batch; DELETE FROM rejbatch; SAVEPOINT part" : "SAVEPOINT part",
         errstr, errstr_size);
     if (err)
         return err;
