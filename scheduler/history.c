@@ -459,6 +459,8 @@ static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_siz
         baton_err_t err = read_new(h, ask, first, errstr, errstr_size);
         if (h->batch.largest > h->largest_entry)
             h->largest_entry = h->batch.largest;
+        if (err && !first)
+            return BATON_OK; /* write what is in hand; the next read meets the error again */
         if (err || h->batch.count - before < ask)
             return err; /* fewer than asked: the streams are drained */
     }
