@@ -4,7 +4,8 @@
  * A hand-written decoder after the Unicode "maximal subpart" practice: the
  * allowed range of the second byte depends on the lead byte, which is what
  * rejects overlongs (E0 80.., F0 80..), surrogates (ED A0..) and code points
- * above U+10FFFF (F4 90..); C0, C1 and F5..FF never lead.
+ * above U+10FFFF (F4 90..); C0, C1 and F5..FF never lead. NUL is treated
+ * as invalid too: it is what PostgreSQL refuses in text and jsonb.
  */
 #include "utf8.h"
 
@@ -18,6 +19,10 @@ static size_t seq_len(const unsigned char *p, size_t avail, size_t *bad) {
     unsigned char c = p[0];
     size_t need;
     unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+    if (c == 0) {
+        *bad = 1; /* valid UTF-8, but no PostgreSQL text can hold U+0000 */
+        return 0;
+    }
     if (c < 0x80)
         return 1;
     if (c >= 0xC2 && c <= 0xDF) {

@@ -2,9 +2,9 @@
  * utf8.h - make handler text valid UTF-8 before baton stores it.
  *
  * Text a handler gives baton (its error text, its result, a command's
- * stderr tail) ends up in PostgreSQL, which refuses invalid UTF-8 and would
- * refuse the whole history batch with it. These functions clean such text
- * where it enters and cut it on character boundaries.
+ * stderr tail) ends up in PostgreSQL, whose text and jsonb types refuse
+ * invalid UTF-8 and the character U+0000 alike. These functions clean such
+ * text where it enters and cut it on character boundaries.
  */
 #ifndef BATON_UTF8_H
 #define BATON_UTF8_H
@@ -18,7 +18,9 @@
  * code points above U+10FFFF, stray continuation bytes and truncated
  * sequences each become U+FFFD (EF BF BD): one per invalid byte, or one per
  * truncated sequence (its lead byte with the continuation bytes that fit).
- * s may hold NUL bytes; they are copied.
+ * s may hold NUL bytes: each becomes U+FFFD too, since PostgreSQL's text
+ * and jsonb cannot hold U+0000 (a jsonb "\u0000" is refused), so the copy
+ * is text PostgreSQL stores as it is, and C string functions see it whole.
  */
 char *baton_utf8_sanitize(const char *s, size_t len, size_t *out_len);
 

@@ -13,6 +13,12 @@
  *   3. after COMMIT: XACK and XDEL the entries (Redis keeps only what
  *      PostgreSQL does not have yet: the backlog).
  * A crash between 2 and 3 re-delivers the batch, which changes nothing.
+ * An entry whose data PostgreSQL refuses (invalid UTF-8, a jsonb "\u0000",
+ * a value out of range) must not hold back the others: the writer finds it
+ * by writing the batch in halves under savepoints, stores it raw in
+ * baton.history_set_aside (migration 0003), and the batch goes through.
+ * A batch is bounded by --history-batch-bytes as well as by
+ * --history-batch events (read_batch).
  * Entries a dead writer left pending are taken over with XAUTOCLAIM after
  * --history-claim-idle-ms. While PostgreSQL is down the batch in hand is
  * retried with backoff and events wait in Redis; execution is unaffected.
@@ -20,7 +26,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +40,7 @@
 #include "redis.h"
 #include "scheduler.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #define COMPONENT "history"
 #define GROUP "baton-history"
@@ -42,8 +48,14 @@
 #define BACKOFF_START_MS 100
 #define BACKOFF_MAX_MS 5000
 #define HISTORY_LOCK_KEY "7089075310396532855" /* "baton-hw" as a bigint */
-#define ORPHANS_PER_CALL 100 /* oldest delivered entries orphans.lua looks at */
+void (*history_after_commit_hook)(size_t events);
 
+#define ORPHANS_PER_CALL 100 /* oldest delivered entries orphans.lua looks at */
+/* Bytes of an event entry besides the task's payload: the rest of the task
+ * JSON (the contract allows 64 KiB), a result (the worker's default limit
+ * is 64 KiB) and the event's own fields. */
+#define ENTRY_OVERHEAD (128 * 1024)
+#define COPY_CHUNK (1 << 20) /* bytes per PQputCopyData, whose length is an int */
 
 /* One COPY text-format field: NULL as \N, specials escaped; a JSON
  * "\u0000" (which jsonb refuses) becomes U+FFFD so one bad value cannot
@@ -61,6 +73,9 @@ static void copy_field(struct baton_buf *t, const char *s, size_t n, int json, i
                 if (json && i + 5 < n && memcmp(s + i, "\\u0000", 6) == 0) {
                     rep = "\\\\ufffd";
                     skip = 6;
+                } else if (json && i + 1 < n && s[i + 1] == '\\') {
+                    rep = "\\\\\\\\"; /* an escaped backslash: "\\u0000" is text */
+                    skip = 2;
                 } else {
                     rep = "\\\\";
                 }
@@ -82,14 +97,19 @@ static void copy_field(struct baton_buf *t, const char *s, size_t n, int json, i
     baton_buf_put(t, tab ? "\t" : "\n", 1);
 }
 
-/* bytea in COPY text: "\\x" then hex. */
-static void copy_bytea(struct baton_buf *t, const char *s, size_t n, int tab) {
+/* Appends s[0..n) as lowercase hex digits. */
+static void put_hex(struct baton_buf *t, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    baton_buf_put(t, "\\\\x", 3);
     for (size_t i = 0; i < n; i++) {
         char pair[2] = {hex[(unsigned char)s[i] >> 4], hex[(unsigned char)s[i] & 15]};
         baton_buf_put(t, pair, 2);
     }
+}
+
+/* bytea in COPY text: "\\x" then hex. */
+static void copy_bytea(struct baton_buf *t, const char *s, size_t n, int tab) {
+    baton_buf_put(t, "\\\\x", 3);
+    put_hex(t, s, n);
     baton_buf_put(t, tab ? "\t" : "\n", 1);
 }
 
@@ -106,12 +126,14 @@ struct batch {
     size_t nreplies, rcap;
     struct entry *entries;
     size_t count, cap;
+    size_t bytes;   /* field names and values of the entries */
+    size_t largest; /* bytes of the largest entry */
 };
 
 static void batch_clear(struct batch *b) {
     for (size_t i = 0; i < b->nreplies; i++)
         freeReplyObject(b->replies[i]);
-    b->nreplies = b->count = 0;
+    b->nreplies = b->count = b->bytes = b->largest = 0;
 }
 
 static int batch_keep(struct batch *b, redisReply *reply) {
@@ -143,6 +165,12 @@ static int batch_add_entries(struct batch *b, const char *stream, redisReply *it
             b->cap = cap;
         }
         b->entries[b->count++] = (struct entry){stream, e->element[0]->str, e->element[1]};
+        size_t bytes = 0;
+        for (size_t f = 0; f < e->element[1]->elements; f++)
+            bytes += e->element[1]->element[f]->len;
+        b->bytes += bytes;
+        if (bytes > b->largest)
+            b->largest = bytes;
     }
     return 0;
 }
@@ -176,7 +204,19 @@ struct history {
     struct batch batch;
     struct baton_buf events, rejections;
     uint64_t written, backlog;
+    size_t largest_entry;         /* bytes of the largest entry read so far */
+    char sqlstate[6];             /* of PostgreSQL's last refusal; "" when none came */
+    int staged;                   /* the staging tables hold rows of this transaction */
+    size_t set_aside;             /* entries of the batch in hand set aside */
+    size_t set_aside_by_class[3]; /* the same, by SQLSTATE class (REFUSED_CLASSES) */
 };
+
+/* SQLSTATE classes of errors that are PostgreSQL refusing the data, not
+ * failing to store it: 22 data exception (invalid byte sequence, "\u0000"
+ * in jsonb, a number or time out of range), 23 integrity constraint
+ * violation (NULL where a value is required, a CHECK), 54 program limit
+ * exceeded (a value too large for an index row). */
+static const char *const REFUSED_CLASSES[] = {"22", "23", "54"};
 
 static int stop_requested(struct history *h) {
     pthread_mutex_lock(&h->lock);
@@ -257,6 +297,30 @@ static baton_err_t refresh_streams(struct history *h, char *errstr, size_t errst
     return err;
 }
 
+/* The largest an entry can be, as far as this writer knows: a "submitted"
+ * event carries the task JSON, whose payload the contract bounds by
+ * --max-payload-bytes; or the largest entry seen, if larger (a result
+ * under a worker's higher --max-result-bytes). */
+static size_t entry_bound(const struct history *h) {
+    size_t contract = (size_t)h->config->max_payload_bytes + ENTRY_OVERHEAD;
+    return h->largest_entry > contract ? h->largest_entry : contract;
+}
+
+/* How many entries to ask each of `streams` streams for, so that the batch
+ * stays within --history-batch events and --history-batch-bytes even if
+ * every entry is as large as entry_bound(). At least 1: a batch holds at
+ * least one entry per stream read, however large. */
+static size_t entries_that_fit(const struct history *h, size_t streams) {
+    size_t max_count = (size_t)h->config->history_batch;
+    size_t max_bytes = (size_t)h->config->history_batch_bytes;
+    size_t left_count = max_count > h->batch.count ? max_count - h->batch.count : 0;
+    size_t left_bytes = max_bytes > h->batch.bytes ? max_bytes - h->batch.bytes : 0;
+    size_t fit = left_bytes / entry_bound(h) / (streams ? streams : 1);
+    if (fit > left_count)
+        fit = left_count;
+    return fit ? fit : 1;
+}
+
 /* Keeps a take-over reply (XAUTOCLAIM's, or orphans.lua's) and its
  * `items` in the batch; frees a reply without any. */
 static baton_err_t take_entries(struct history *h, const char *stream, redisReply *reply,
@@ -280,7 +344,8 @@ static baton_err_t take_entries(struct history *h, const char *stream, redisRepl
  * in no pending list, which XREADGROUP never returns again). */
 static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t errstr_size) {
     char count[24], idle[24];
-    snprintf(count, sizeof count, "%" PRId64, h->config->history_batch);
+    size_t fit = entries_that_fit(h, 1);
+    snprintf(count, sizeof count, "%zu", fit);
     snprintf(idle, sizeof idle, "%" PRId64, h->config->history_claim_idle_ms);
     const char *stream = h->streams[i];
     const char *argv[] = {"XAUTOCLAIM", stream, GROUP, h->consumer, idle, "0-0", "COUNT", count};
@@ -303,7 +368,7 @@ static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t e
     if (err || h->batch.count)
         return err;
     char most[24];
-    snprintf(most, sizeof most, "%d", ORPHANS_PER_CALL);
+    snprintf(most, sizeof most, "%zu", fit < ORPHANS_PER_CALL ? fit : ORPHANS_PER_CALL);
     const char *args[] = {stream, GROUP, h->consumer, most};
     err = baton_redis_script(h->redis, "orphans.lua", 1, 4, args, NULL, &reply, errstr,
                              errstr_size);
@@ -320,24 +385,12 @@ static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t e
     return take_entries(h, stream, reply, reply, errstr, errstr_size);
 }
 
-/* Reads the next batch: first what no live writer will write (take_over,
- * every half --history-claim-idle-ms), else new entries (XREADGROUP,
- * blocking briefly). */
-static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_size) {
-    char count[24], block[24];
-    snprintf(count, sizeof count, "%" PRId64, h->config->history_batch);
-    snprintf(block, sizeof block, "%d", 100);
-    int64_t now = baton_time_mono_ms();
-    if (now - h->claimed_ms >= h->config->history_claim_idle_ms / 2) {
-        h->claimed_ms = now;
-        for (size_t i = 0; i < h->nstreams && h->batch.count == 0; i++) {
-            baton_err_t err = take_over(h, i, errstr, errstr_size);
-            if (err)
-                return err;
-        }
-        if (h->batch.count)
-            return BATON_OK;
-    }
+/* One XREADGROUP of up to `count` new entries per stream into the batch;
+ * blocks up to 100 ms when `block`. */
+static baton_err_t read_new(struct history *h, size_t count, int block, char *errstr,
+                            size_t errstr_size) {
+    char count_arg[24];
+    snprintf(count_arg, sizeof count_arg, "%zu", count);
     size_t argc = 9 + 2 * h->nstreams;
     const char **argv = malloc(argc * sizeof *argv);
     if (!argv)
@@ -348,9 +401,11 @@ static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_siz
     argv[n++] = GROUP;
     argv[n++] = h->consumer;
     argv[n++] = "COUNT";
-    argv[n++] = count;
-    argv[n++] = "BLOCK";
-    argv[n++] = block;
+    argv[n++] = count_arg;
+    if (block) {
+        argv[n++] = "BLOCK";
+        argv[n++] = "100";
+    }
     argv[n++] = "STREAMS";
     for (size_t i = 0; i < h->nstreams; i++)
         argv[n++] = h->streams[i];
@@ -374,6 +429,41 @@ static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_siz
             return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     }
     return BATON_OK;
+}
+
+/* Reads the next batch: first what no live writer will write (take_over,
+ * every half --history-claim-idle-ms), else new entries. Redis cannot cap
+ * a reply by bytes, so new entries come in as many XREADGROUP calls as it
+ * takes to reach --history-batch events or --history-batch-bytes, each
+ * asking for what fits if every entry were as large as entry_bound(); only
+ * the first call blocks. */
+static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_size) {
+    int64_t now = baton_time_mono_ms();
+    if (now - h->claimed_ms >= h->config->history_claim_idle_ms / 2) {
+        h->claimed_ms = now;
+        for (size_t i = 0; i < h->nstreams && h->batch.count == 0; i++) {
+            baton_err_t err = take_over(h, i, errstr, errstr_size);
+            if (err)
+                return err;
+        }
+        if (h->batch.count)
+            return BATON_OK;
+    }
+    size_t max_count = (size_t)h->config->history_batch;
+    size_t max_bytes = (size_t)h->config->history_batch_bytes;
+    for (int first = 1;; first = 0) {
+        if (!first && (h->batch.count >= max_count ||
+                       h->batch.bytes + entry_bound(h) * h->nstreams > max_bytes))
+            return BATON_OK;
+        size_t before = h->batch.count, ask = entries_that_fit(h, h->nstreams);
+        baton_err_t err = read_new(h, ask, first, errstr, errstr_size);
+        if (h->batch.largest > h->largest_entry)
+            h->largest_entry = h->batch.largest;
+        if (err && !first)
+            return BATON_OK; /* write what is in hand; the next read meets the error again */
+        if (err || h->batch.count - before < ask)
+            return err; /* fewer than asked: the streams are drained */
+    }
 }
 
 /* ------------------------------------------------------------ PostgreSQL */
@@ -438,6 +528,12 @@ static const char INSERT_REJECTIONS_SQL[] =
     " SELECT kafka_topic, kafka_partition, kafka_offset, to_timestamp(at_ms / 1000.0), reason,"
     " nullif(field, ''), detail, message_value FROM rejbatch ON CONFLICT DO NOTHING";
 
+/* An entry PostgreSQL refused, in a form it cannot refuse: its fields as
+ * bytea, the stream name and the message made valid UTF-8 by the writer. */
+static const char SET_ASIDE_SQL[] =
+    "INSERT INTO baton.history_set_aside (stream, entry_id, sqlstate, error, fields)"
+    " VALUES ($1, $2, $3, $4, $5::bytea[]) ON CONFLICT DO NOTHING";
+
 static void pg_close(struct history *h) {
     if (h->pg)
         PQfinish(h->pg);
@@ -452,10 +548,11 @@ static baton_err_t pg_open(struct history *h, char *errstr, size_t errstr_size) 
                                        errstr, errstr_size);
     if (!err)
         err = baton_pg_exec(h->pg, STAGING_SQL, errstr, errstr_size);
-    const char *names[] = {"insert_events", "insert_tasks", "update_tasks", "insert_rejections"};
+    const char *names[] = {"insert_events", "insert_tasks", "update_tasks", "insert_rejections",
+                           "set_aside"};
     const char *sqls[] = {INSERT_EVENTS_SQL, INSERT_TASKS_SQL, UPDATE_TASKS_SQL,
-                          INSERT_REJECTIONS_SQL};
-    for (int i = 0; !err && i < 4; i++) {
+                          INSERT_REJECTIONS_SQL, SET_ASIDE_SQL};
+    for (size_t i = 0; !err && i < sizeof names / sizeof names[0]; i++) {
         PGresult *res = PQprepare(h->pg, names[i], sqls[i], 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             err = baton_pg_error(h->pg, res, "prepare", errstr, errstr_size);
@@ -466,24 +563,59 @@ static baton_err_t pg_open(struct history *h, char *errstr, size_t errstr_size) 
     return err;
 }
 
-/* Streams `data` into the table `table` with COPY FROM STDIN. */
+/* Records the SQLSTATE of a failed statement (none when `res` is NULL: the
+ * connection failed) for refused_by_data(), and words the error. */
+static baton_err_t pg_fail(struct history *h, const PGresult *res, const char *what, char *errstr,
+                           size_t errstr_size) {
+    const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(h->sqlstate, sizeof h->sqlstate, "%s", code ? code : "");
+    return baton_pg_error(h->pg, res, what, errstr, errstr_size);
+}
+
+/* Index in REFUSED_CLASSES of the error just met when it is PostgreSQL
+ * refusing the data of the batch, on a healthy connection; -1 for every
+ * other failure (a lost connection, 08; too little memory or disk, 53; a
+ * shutdown, 57; a deadlock, 40; a missing table, 42), which the caller
+ * retries with the batch whole. */
+static int refused_by_data(const struct history *h) {
+    if (!h->pg || PQstatus(h->pg) != CONNECTION_OK)
+        return -1;
+    for (int i = 0; i < (int)(sizeof REFUSED_CLASSES / sizeof REFUSED_CLASSES[0]); i++)
+        if (strncmp(h->sqlstate, REFUSED_CLASSES[i], 2) == 0)
+            return i;
+    return -1;
+}
+
+/* Streams `data` into the table `table` with COPY FROM STDIN, in chunks
+ * (PQputCopyData takes an int length). */
 static baton_err_t pg_copy(struct history *h, const char *table, const struct baton_buf *data,
                            char *errstr, size_t errstr_size) {
     char sql[96];
     snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
     PGresult *res = PQexec(h->pg, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        baton_err_t err = baton_pg_error(h->pg, res, "COPY", errstr, errstr_size);
+        baton_err_t err = pg_fail(h, res, "COPY", errstr, errstr_size);
         PQclear(res);
         return err;
     }
     PQclear(res);
-    if (PQputCopyData(h->pg, data->data, (int)data->len) != 1 || PQputCopyEnd(h->pg, NULL) != 1)
-        return baton_pg_error(h->pg, NULL, "COPY", errstr, errstr_size);
+    for (size_t off = 0; off < data->len; off += COPY_CHUNK) {
+        size_t n = data->len - off < COPY_CHUNK ? data->len - off : COPY_CHUNK;
+        if (PQputCopyData(h->pg, data->data + off, (int)n) != 1) {
+            baton_err_t err = pg_fail(h, NULL, "COPY", errstr, errstr_size);
+            pg_close(h); /* mid-COPY: the session cannot be reused */
+            return err;
+        }
+    }
+    if (PQputCopyEnd(h->pg, NULL) != 1) {
+        baton_err_t err = pg_fail(h, NULL, "COPY", errstr, errstr_size);
+        pg_close(h);
+        return err;
+    }
     res = PQgetResult(h->pg);
     baton_err_t err = BATON_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        err = baton_pg_error(h->pg, res, "COPY", errstr, errstr_size);
+        err = pg_fail(h, res, "COPY", errstr, errstr_size);
     PQclear(res);
     while ((res = PQgetResult(h->pg)))
         PQclear(res);
@@ -495,16 +627,16 @@ static baton_err_t pg_run(struct history *h, const char *name, int nparams,
     PGresult *res = PQexecPrepared(h->pg, name, nparams, params, NULL, NULL, 0);
     baton_err_t err = BATON_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        err = baton_pg_error(h->pg, res, name, errstr, errstr_size);
+        err = pg_fail(h, res, name, errstr, errstr_size);
     PQclear(res);
     return err;
 }
 
-/* Turns the batch into COPY text for batch / rejbatch. */
-static baton_err_t build_copy(struct history *h) {
+/* Turns entries [lo, hi) of the batch into COPY text for batch / rejbatch. */
+static baton_err_t build_copy(struct history *h, size_t lo, size_t hi) {
     baton_buf_reset(&h->events);
     baton_buf_reset(&h->rejections);
-    for (size_t i = 0; i < h->batch.count; i++) {
+    for (size_t i = lo; i < hi; i++) {
         const struct entry *e = &h->batch.entries[i];
         size_t n;
         const char *v;
@@ -577,24 +709,11 @@ static baton_err_t build_copy(struct history *h) {
     return h->events.failed || h->rejections.failed ? BATON_ERR_NOMEM : BATON_OK;
 }
 
-/* One transaction for the whole batch. */
-static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_size) {
-    baton_err_t err = pg_open(h, errstr, errstr_size);
-    if (err)
-        return err;
-    if (build_copy(h))
-        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+/* Sends the staged COPY text and folds it into the tables. */
+static baton_err_t write_staged(struct history *h, char *errstr, size_t errstr_size) {
     const char *keep_payload[] = {h->config->history_payload ? "true" : "false"};
-    err = baton_pg_exec(h->pg, "BEGIN", errstr, errstr_size);
-    /* Writers take turns: a task row is recomputed from the events visible
-     * to the statement, so two writers committing events of one task at
-     * the same time could each miss the other's and the later UPDATE would
-     * win with a stale row. Serialised batches see every committed event.
-     * (Writers still overlap their Redis reads with each other's writes.) */
-    if (!err)
-        err = baton_pg_exec(h->pg, "SELECT pg_advisory_xact_lock(" HISTORY_LOCK_KEY ")", errstr,
-                            errstr_size);
-    if (!err && h->events.len)
+    baton_err_t err = BATON_OK;
+    if (h->events.len)
         err = pg_copy(h, "batch", &h->events, errstr, errstr_size);
     if (!err && h->events.len)
         err = pg_run(h, "insert_events", 0, NULL, errstr, errstr_size);
@@ -606,6 +725,109 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
         err = pg_copy(h, "rejbatch", &h->rejections, errstr, errstr_size);
     if (!err && h->rejections.len)
         err = pg_run(h, "insert_rejections", 0, NULL, errstr, errstr_size);
+    return err;
+}
+
+/* Writes entry `e`, which PostgreSQL refused with `sqlstate` and `why`, to
+ * baton.history_set_aside: its fields as a bytea[] literal of hex values
+ * (`{"\\x..","\\x.."}`), which no byte can break, and the stream name and
+ * the message made valid UTF-8. */
+static baton_err_t set_aside(struct history *h, const struct entry *e, const char *sqlstate,
+                             const char *why, char *errstr, size_t errstr_size) {
+    struct baton_buf fields = {0};
+    baton_buf_put(&fields, "{", 1);
+    for (size_t i = 0; i < e->fields->elements; i++) {
+        const redisReply *f = e->fields->element[i];
+        baton_buf_put(&fields, i ? ",\"\\\\x" : "\"\\\\x", i ? 5 : 4);
+        put_hex(&fields, f->str ? f->str : "", f->str ? f->len : 0);
+        baton_buf_put(&fields, "\"", 1);
+    }
+    baton_buf_put(&fields, "}", 1);
+    char *stream = baton_utf8_sanitize(e->stream, strlen(e->stream), NULL);
+    char *message = baton_utf8_sanitize(why, strlen(why), NULL);
+    baton_err_t err = BATON_OK;
+    if (fields.failed || !stream || !message) {
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    } else {
+        const char *params[] = {stream, e->id, sqlstate, message, fields.data};
+        err = pg_run(h, "set_aside", 5, params, errstr, errstr_size);
+    }
+    if (!err)
+        BATON_WARN(COMPONENT,
+                   "set aside entry %s of %s: PostgreSQL refused it (%s); its raw fields are in "
+                   "baton.history_set_aside, the rest of the batch is written",
+                   e->id, stream, message);
+    free(stream);
+    free(message);
+    baton_buf_free(&fields);
+    return err;
+}
+
+/* Writes entries [lo, hi) of the batch inside the open transaction, under
+ * a savepoint. When PostgreSQL refuses their data, rolls back to the
+ * savepoint and writes each half the same way, down to single entries,
+ * which are set aside: k refused entries out of n cost about 2k*log2(n)
+ * tries, a batch with none a savepoint. Returns an error only for a
+ * failure that is not the data's; the caller rolls back and retries. */
+static baton_err_t write_range(struct history *h, size_t lo, size_t hi, char *errstr,
+                               size_t errstr_size) {
+    /* Rows of ranges written before this one are in the tables already. */
+    baton_err_t err = baton_pg_exec(
+        h->pg,
+        h->staged ? "DELETE FROM batch; DELETE FROM rejbatch; SAVEPOINT part" : "SAVEPOINT part",
+        errstr, errstr_size);
+    if (err)
+        return err;
+    if (build_copy(h, lo, hi))
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    h->sqlstate[0] = '\0';
+    err = write_staged(h, errstr, errstr_size);
+    if (!err) {
+        h->staged = 1;
+        return baton_pg_exec(h->pg, "RELEASE SAVEPOINT part", errstr, errstr_size);
+    }
+    int class = refused_by_data(h);
+    if (class < 0)
+        return err;
+    char sqlstate[sizeof h->sqlstate], why[512];
+    snprintf(sqlstate, sizeof sqlstate, "%s", h->sqlstate);
+    snprintf(why, sizeof why, "%s %s", sqlstate, errstr);
+    err = baton_pg_exec(h->pg, "ROLLBACK TO SAVEPOINT part; RELEASE SAVEPOINT part", errstr,
+                        errstr_size);
+    if (err)
+        return err;
+    if (hi - lo == 1) {
+        err = set_aside(h, &h->batch.entries[lo], sqlstate, why, errstr, errstr_size);
+        if (!err) {
+            h->set_aside++;
+            h->set_aside_by_class[class]++;
+        }
+        return err;
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    err = write_range(h, lo, mid, errstr, errstr_size);
+    return err ? err : write_range(h, mid, hi, errstr, errstr_size);
+}
+
+/* One transaction for the whole batch. */
+static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_size) {
+    baton_err_t err = pg_open(h, errstr, errstr_size);
+    if (err)
+        return err;
+    h->staged = 0; /* the staging tables are emptied at COMMIT and ROLLBACK */
+    h->set_aside = 0;
+    memset(h->set_aside_by_class, 0, sizeof h->set_aside_by_class);
+    err = baton_pg_exec(h->pg, "BEGIN", errstr, errstr_size);
+    /* Writers take turns: a task row is recomputed from the events visible
+     * to the statement, so two writers committing events of one task at
+     * the same time could each miss the other's and the later UPDATE would
+     * win with a stale row. Serialised batches see every committed event.
+     * (Writers still overlap their Redis reads with each other's writes.) */
+    if (!err)
+        err = baton_pg_exec(h->pg, "SELECT pg_advisory_xact_lock(" HISTORY_LOCK_KEY ")", errstr,
+                            errstr_size);
+    if (!err)
+        err = write_range(h, 0, h->batch.count, errstr, errstr_size);
     if (!err)
         err = baton_pg_exec(h->pg, "COMMIT", errstr, errstr_size);
     if (err) {
@@ -721,7 +943,6 @@ static void *history_main(void *arg) {
     int backoff = BACKOFF_START_MS;
     unsigned failures = 0;
     int64_t last_report = baton_time_mono_ms();
-    const char *crash_hook = getenv("BATON_TEST_HISTORY_CRASH_AFTER_COMMIT");
     while (!stop_requested(h)) {
         baton_err_t err = BATON_OK;
         if (h->batch.count == 0) {
@@ -735,18 +956,21 @@ static void *history_main(void *arg) {
         if (!err && h->batch.count) {
             int64_t started_ns = baton_metrics_now_ns();
             err = write_batch(h, errstr, sizeof errstr);
-            if (!err && crash_hook && *crash_hook) {
-                /* Failure point for tests: die between COMMIT and XACK. */
-                BATON_WARN(COMPONENT, "test hook: crashing after commit of %zu events",
-                           h->batch.count);
-                kill(getpid(), SIGKILL);
-            }
+            if (!err && history_after_commit_hook)
+                history_after_commit_hook(h->batch.count);
             if (!err)
                 err = ack_batch(h, errstr, sizeof errstr);
             if (!err) {
-                h->written += h->batch.count;
-                baton_metric_add(h->config->metrics->history_written, NULL,
-                                 (double)h->batch.count);
+                size_t written = h->batch.count - h->set_aside;
+                BATON_DEBUG(COMPONENT, "wrote a batch of %zu events, %zu bytes, %zu set aside",
+                            h->batch.count, h->batch.bytes, h->set_aside);
+                h->written += written;
+                baton_metric_add(h->config->metrics->history_written, NULL, (double)written);
+                for (size_t c = 0; c < sizeof REFUSED_CLASSES / sizeof REFUSED_CLASSES[0]; c++)
+                    if (h->set_aside_by_class[c])
+                        baton_metric_add(h->config->metrics->history_set_aside,
+                                         BATON_LABELS(REFUSED_CLASSES[c]),
+                                         (double)h->set_aside_by_class[c]);
                 baton_metric_observe(h->config->metrics->history_batch, NULL,
                                      baton_metrics_since(started_ns));
                 batch_clear(&h->batch);

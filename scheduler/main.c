@@ -62,6 +62,9 @@ static const struct baton_opt options[] = {
      0, 0},
     {"history-batch", BATON_OPT_INT, "2000", "most events per PostgreSQL transaction",
      CFG(history_batch), 1, 100000},
+    {"history-batch-bytes", BATON_OPT_INT, "67108864",
+     "most bytes of events per PostgreSQL transaction (a batch holds at least one event)",
+     CFG(history_batch_bytes), 65536, 1073741824},
     {"history-claim-idle-ms", BATON_OPT_INT, "30000",
      "take over events another writer left unacknowledged this long", CFG(history_claim_idle_ms),
      100, 86400000},
@@ -169,6 +172,11 @@ static void register_metrics(baton_metrics_t *r, const struct scheduler_config *
             "Events this writer took over: left pending by another writer (pending) or lost "
             "by the consumer group (lost).",
             "reason");
+        mx->history_set_aside = baton_metrics_counter(
+            r, "baton_history_set_aside_total",
+            "Stream entries PostgreSQL refused (SQLSTATE class 22, 23 or 54), written raw to "
+            "baton.history_set_aside instead.",
+            "class");
     }
 }
 

@@ -16,6 +16,7 @@
 #define BATON_SCHEDULER_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -39,6 +40,7 @@ struct scheduler_config {
     char *pg_dsn;                /* PostgreSQL, for the history writer */
     int history;                 /* run the history writer */
     int64_t history_batch;       /* most events per PostgreSQL transaction */
+    int64_t history_batch_bytes; /* most bytes of events per transaction (read_batch) */
     int64_t history_claim_idle_ms; /* take over events pending this long */
     int history_payload;         /* keep task payloads in history */
     int ingest;                  /* run ingest */
@@ -71,6 +73,7 @@ struct scheduler_metrics {
     baton_metric_t *history_batch;     /* histogram: one batch, PostgreSQL to XACK */
     baton_metric_t *history_written;   /* counter: events written to PostgreSQL */
     baton_metric_t *history_takeovers; /* counter {reason}: events taken over (take_over) */
+    baton_metric_t *history_set_aside; /* counter {class}: entries PostgreSQL refused */
 };
 
 /* Set by the signal handler; every loop checks it. */
@@ -118,5 +121,14 @@ uint64_t history_backlog(history_t *h);
 
 /* Stops the writer (the batch in hand stays pending for the next one). */
 void history_stop(history_t *h);
+
+/*
+ * Failure point between a batch's COMMIT and its XACK, called with the
+ * batch's size when not NULL. NULL in baton-scheduler: nothing in the
+ * product sets it. The test build (tests/integration/scheduler_test_hooks.c,
+ * linked into baton-scheduler-testhooks only) sets it to kill the process.
+ * @locality the history thread
+ */
+extern void (*history_after_commit_hook)(size_t events);
 
 #endif

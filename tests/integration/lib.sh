@@ -80,12 +80,15 @@ use_redis_db() {
 # start_scheduler NAME [ARGS...]: a baton-scheduler on the stack, logging to
 # $WORK/NAME.log; its pid goes to TEST_PIDS and to the variable NAME_pid.
 # The history writer is off unless SCHEDULER_HISTORY=true (see use_redis_db).
+# SCHEDULER_BIN=testhooks runs the test build with its failure hooks
+# (tests/integration/scheduler_test_hooks.c) instead of baton-scheduler.
 start_scheduler() {
   local name=$1
   shift
-  local history=(--history=false)
+  local history=(--history=false) bin="$BATON_BIN_DIR/scheduler/baton-scheduler"
   [ "${SCHEDULER_HISTORY:-false}" = true ] && history=(--pg-dsn "$BATON_PG_DSN" --history-claim-idle-ms 2000)
-  "$BATON_BIN_DIR/scheduler/baton-scheduler" --kafka-brokers "$BATON_KAFKA_BROKERS" \
+  [ "${SCHEDULER_BIN:-}" = testhooks ] && bin="$BATON_BIN_DIR/tests/integration/baton-scheduler-testhooks"
+  "$bin" --kafka-brokers "$BATON_KAFKA_BROKERS" \
     --redis-url "$BATON_REDIS_URL" --kafka-config "$TEST_KAFKA_CONFIG" \
     --maintenance-interval-ms 20 --log-level debug "${history[@]}" "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!

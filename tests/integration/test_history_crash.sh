@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_history_crash.sh: the history writer is idempotent. A writer killed
-# (SIGKILL, by the BATON_TEST_HISTORY_CRASH_AFTER_COMMIT failure point)
-# after its COMMIT and before its XACK leaves its batch pending in Redis;
+# (SIGKILL, by the BATON_TEST_HISTORY_CRASH_AFTER_COMMIT failure point of
+# the test build, tests/integration/scheduler_test_hooks.c) after its
+# COMMIT and before its XACK leaves its batch pending in Redis;
 # another writer takes the batch over after --history-claim-idle-ms and
 # writes it again: no duplicate rows, nothing missing, nothing left pending.
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +15,7 @@ for n in $(seq 1 300); do echo "{\"id\":\"c-$n\",\"type\":\"noop\",\"queue\":\"$
   produce "$topic" -k "$queue"
 
 # Writer A: ingest + history, dies right after its first commit.
-BATON_TEST_HISTORY_CRASH_AFTER_COMMIT=1 SCHEDULER_HISTORY=true start_scheduler a \
+BATON_TEST_HISTORY_CRASH_AFTER_COMMIT=1 SCHEDULER_BIN=testhooks SCHEDULER_HISTORY=true start_scheduler a \
   --topic "$topic" --group-id "g.$UNIQ" --dlq-topic "dlq.$UNIQ" --maintenance=false
 a_died() { ! kill -0 "$a_pid" 2>/dev/null; }
 wait_until 60 "writer A to crash after its commit" a_died
@@ -43,4 +44,9 @@ rows=$(psql "$BATON_PG_DSN" -qAtc "SELECT count(*) FROM baton.tasks WHERE queue 
 [ "$rows" -eq 300 ] || fail "$rows task rows, expected 300"
 left=$(rcli xpending "baton:{$queue}:events" baton-history | sed -n 1p)
 [ "$left" -eq 0 ] || fail "$left events still pending"
+# The failure point exists in the test build only: the product binary has
+# no code that reads the variable, so no environment can trigger it.
+if grep -q BATON_TEST_HISTORY_CRASH_AFTER_COMMIT "$BATON_BIN_DIR/scheduler/baton-scheduler"; then
+  fail "baton-scheduler reads BATON_TEST_HISTORY_CRASH_AFTER_COMMIT"
+fi
 echo "1 passed, 0 failed"

@@ -27,6 +27,15 @@ START_TEST(test_invalid_byte) {
 }
 END_TEST
 
+START_TEST(test_nul_byte) {
+    /* PostgreSQL text and jsonb refuse U+0000 (jsonb: "\u0000"): a NUL
+     * from a handler's output becomes U+FFFD, and the copy stays one C
+     * string. */
+    check_clean("a\0b", 3, "a" FFFD "b");
+    check_clean("\0", 1, FFFD);
+}
+END_TEST
+
 START_TEST(test_split_at_end) {
     /* U+20AC (E2 82 AC) cut after two bytes: one U+FFFD. */
     check_clean("x\xE2\x82", 3, "x" FFFD);
@@ -70,6 +79,7 @@ int main(void) {
     Suite *s = suite_create("utf8");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_invalid_byte);
+    tcase_add_test(tc, test_nul_byte);
     tcase_add_test(tc, test_split_at_end);
     tcase_add_test(tc, test_overlong);
     tcase_add_test(tc, test_surrogate_and_too_big);
