@@ -254,7 +254,7 @@ int main(int argc, char **argv) {
      * threads inherit the blocked stop signals. */
     if (!err && config.metrics_port > 0) {
         struct baton_http_config http_config = {config.metrics_bind, (int)config.metrics_port,
-                                                registry, scheduler_ready, &readiness};
+                                                registry, scheduler_ready, &readiness, {0}};
         err = baton_http_start(&http_config, &http, errstr, sizeof errstr);
         if (err == BATON_ERR_CONFIG)
             rc = 2;

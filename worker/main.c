@@ -185,7 +185,7 @@ int main(int argc, char **argv) {
         err = register_commands(the_worker, flags.commands, errstr, sizeof errstr);
     if (!err && flags.metrics_port > 0) {
         struct baton_http_config http_config = {flags.metrics_bind, (int)flags.metrics_port,
-                                                registry, worker_ready, &readiness};
+                                                registry, worker_ready, &readiness, {0}};
         err = baton_http_start(&http_config, &http, errstr, sizeof errstr);
         if (err == BATON_ERR_CONFIG)
             rc = 2;
