@@ -15,6 +15,15 @@
  * daemon thread never waits for a scrape longer than the formatting of one
  * family.
  *
+ * Label values come from producers (queue names, task types), so each
+ * label of a family admits at most the registry's limit of distinct values
+ * (BATON_METRICS_LABEL_VALUES by default); a new value past it is counted
+ * under "other" instead, and the update is counted in
+ * baton_metric_values_folded_total. The admitted values of a label are
+ * kept as a short array of hashes (and the strings), scanned only when a
+ * series is created or an update is folded, never on the common path of
+ * an existing series.
+ *
  * Values are doubles, as in Prometheus; they are printed in the shortest
  * form that reads back to the same double, so integral counts print as
  * integers ("50", not "5.0e+01").
@@ -24,6 +33,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +56,17 @@ struct series {
     struct series *next; /* hash chain */
 };
 
+/* The distinct values one label of a family has taken (since a reset). */
+struct label_values {
+    uint64_t *hashes; /* of each value, for a quick scan */
+    char **values;    /* owned */
+    size_t count, cap;
+};
+
 struct baton_metric {
     baton_metrics_t *registry; /* the owner */
+    int never_folds;           /* the fold counter itself: its labels are family names */
+    int hidden_when_empty;     /* not rendered while it has no series */
     enum family_type type;
     char *name, *help; /* owned */
     char **labels;     /* label names, owned */
@@ -62,13 +81,19 @@ struct baton_metric {
     size_t count, cap;
     struct series **table; /* hash chains; size is a power of two */
     size_t table_size;
+    struct label_values *seen; /* per label, nlabels of them */
 };
 
 struct baton_metrics {
     pthread_mutex_t lock; /* family list; serializes scrapes */
     struct baton_metric **families;
     size_t count, cap;
+    atomic_size_t label_values;  /* distinct values a label admits */
+    struct baton_metric *folded; /* baton_metric_values_folded_total; NULL if out of memory */
 };
+
+/* The label value that values past a family's limit are counted under. */
+static const char OTHER[] = "other";
 
 /* ------------------------------------------------------------- helpers */
 
@@ -116,6 +141,8 @@ static int parse_labels(const char *spec, char ***out, size_t *n, int histogram)
     size_t cap = 1;
     for (const char *p = spec; *p; p++)
         cap += *p == ',';
+    if (cap > BATON_METRICS_MAX_LABELS)
+        return -1;
     char **names = calloc(cap, sizeof *names);
     if (!names)
         return -1;
@@ -141,6 +168,15 @@ static int parse_labels(const char *spec, char ***out, size_t *n, int histogram)
     }
     *out = names;
     return 0;
+}
+
+static uint64_t hash_string(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
 }
 
 static uint64_t hash_values(const char *const *values, size_t n) {
@@ -169,7 +205,55 @@ static void series_free(struct series *s, size_t nlabels) {
 
 /* ------------------------------------------------------------ families */
 
+/* Forgets every admitted label value; family lock held (or no sharing). */
+static void seen_clear(struct baton_metric *f) {
+    for (size_t l = 0; f->seen && l < f->nlabels; l++) {
+        struct label_values *lv = &f->seen[l];
+        for (size_t i = 0; i < lv->count; i++)
+            free(lv->values[i]);
+        lv->count = 0;
+    }
+}
+
+/* 1 when `value` is among the admitted values of label `l`. */
+static int seen_has(const struct baton_metric *f, size_t l, const char *value, uint64_t h) {
+    const struct label_values *lv = &f->seen[l];
+    for (size_t i = 0; i < lv->count; i++)
+        if (lv->hashes[i] == h && strcmp(lv->values[i], value) == 0)
+            return 1;
+    return 0;
+}
+
+/* Admits `value` to label `l`; out of memory it stays unadmitted, which
+ * only means the next new series with it checks the limit again. */
+static void seen_add(struct baton_metric *f, size_t l, const char *value, uint64_t h) {
+    struct label_values *lv = &f->seen[l];
+    if (lv->count == lv->cap) {
+        size_t cap = lv->cap ? lv->cap * 2 : 8;
+        uint64_t *hashes = realloc(lv->hashes, cap * sizeof *hashes);
+        if (!hashes)
+            return;
+        lv->hashes = hashes;
+        char **values = realloc(lv->values, cap * sizeof *values);
+        if (!values)
+            return;
+        lv->values = values;
+        lv->cap = cap;
+    }
+    char *copy = strdup(value);
+    if (!copy)
+        return;
+    lv->hashes[lv->count] = h;
+    lv->values[lv->count++] = copy;
+}
+
 static void family_free(struct baton_metric *f) {
+    seen_clear(f);
+    for (size_t l = 0; f->seen && l < f->nlabels; l++) {
+        free(f->seen[l].hashes);
+        free(f->seen[l].values);
+    }
+    free(f->seen);
     for (size_t i = 0; i < f->count; i++)
         series_free(f->list[i], f->nlabels);
     free(f->list);
@@ -184,23 +268,54 @@ static void family_free(struct baton_metric *f) {
     free(f);
 }
 
-/* Finds the series of `values`, creating it; family lock held. NULL when
- * out of memory. */
-static struct series *series_get(struct baton_metric *f, const char *const *values) {
+/* The series of `values` if it exists; family lock held. */
+static struct series *series_find(struct baton_metric *f, const char *const *values, uint64_t h) {
+    if (!f->table_size)
+        return NULL;
+    for (struct series *s = f->table[h & (f->table_size - 1)]; s; s = s->next) {
+        if (s->hash != h)
+            continue;
+        size_t i = 0;
+        while (i < f->nlabels && strcmp(s->values[i], values[i] ? values[i] : "") == 0)
+            i++;
+        if (i == f->nlabels)
+            return s;
+    }
+    return NULL;
+}
+
+/*
+ * Finds the series of `values`, creating it; family lock held. A label
+ * value past the family's limit of distinct values is replaced by "other"
+ * and *folded set. NULL when out of memory.
+ */
+static struct series *series_get(struct baton_metric *f, const char *const *values, int *folded) {
     static const char *const none[1] = {""};
+    *folded = 0;
     if (f->nlabels == 0)
         values = none;
     uint64_t h = hash_values(values, f->nlabels);
-    if (f->table_size) {
-        for (struct series *s = f->table[h & (f->table_size - 1)]; s; s = s->next) {
-            if (s->hash != h)
-                continue;
-            size_t i = 0;
-            while (i < f->nlabels && strcmp(s->values[i], values[i] ? values[i] : "") == 0)
-                i++;
-            if (i == f->nlabels)
-                return s;
-        }
+    struct series *found = series_find(f, values, h);
+    if (found)
+        return found;
+    /* A new series: every label value must be admitted, or fold. */
+    const char *admitted[BATON_METRICS_MAX_LABELS];
+    uint64_t value_hash[BATON_METRICS_MAX_LABELS];
+    size_t limit = atomic_load(&f->registry->label_values);
+    for (size_t l = 0; l < f->nlabels; l++) {
+        admitted[l] = values[l] ? values[l] : "";
+        value_hash[l] = hash_string(admitted[l]);
+        if (f->never_folds || strcmp(admitted[l], OTHER) == 0 ||
+            seen_has(f, l, admitted[l], value_hash[l]) || f->seen[l].count < limit)
+            continue;
+        admitted[l] = OTHER;
+        *folded = 1;
+    }
+    if (*folded) {
+        values = admitted;
+        h = hash_values(values, f->nlabels);
+        if ((found = series_find(f, values, h)))
+            return found;
     }
     /* Grow the table at 3/4 load, and the creation-order list. */
     if (f->count + 1 > f->table_size * 3 / 4) {
@@ -242,7 +357,18 @@ static struct series *series_get(struct baton_metric *f, const char *const *valu
     s->next = f->table[h & (f->table_size - 1)];
     f->table[h & (f->table_size - 1)] = s;
     f->list[f->count++] = s;
+    for (size_t l = 0; l < f->nlabels; l++)
+        if (!f->never_folds && strcmp(s->values[l], OTHER) != 0 &&
+            !seen_has(f, l, s->values[l], value_hash[l]))
+            seen_add(f, l, s->values[l], value_hash[l]);
     return s;
+}
+
+/* Counts a folded update of `f`; after its lock is released (the counter
+ * has a lock of its own). */
+static void count_folded(struct baton_metric *f, int folded) {
+    if (folded)
+        baton_metric_inc(f->registry->folded, BATON_LABELS(f->name));
 }
 
 static int same_labels(const struct baton_metric *f, char **labels, size_t n) {
@@ -307,7 +433,8 @@ static baton_metric_t *family_register(baton_metrics_t *m, enum family_type type
     }
     /* A labelless family exists from the start, at 0. */
     if (!f->name || !f->help || (type == TYPE_HISTOGRAM && !f->bounds) ||
-        (nlabels == 0 && !series_get(f, NULL))) {
+        (nlabels && !(f->seen = calloc(nlabels, sizeof *f->seen))) ||
+        (nlabels == 0 && !series_get(f, NULL, &(int){0}))) {
         family_free(f);
         f = NULL;
         goto out;
@@ -355,11 +482,13 @@ baton_err_t baton_metric_set_collector(baton_metric_t *f, baton_metric_collect_f
 void baton_metric_add(baton_metric_t *f, const char *const *values, double v) {
     if (!f || f->type == TYPE_HISTOGRAM || (f->type == TYPE_COUNTER && !(v >= 0)))
         return;
+    int folded;
     pthread_mutex_lock(&f->lock);
-    struct series *s = series_get(f, values);
+    struct series *s = series_get(f, values, &folded);
     if (s)
         s->value += v;
     pthread_mutex_unlock(&f->lock);
+    count_folded(f, folded);
 }
 
 void baton_metric_inc(baton_metric_t *f, const char *const *values) {
@@ -369,11 +498,13 @@ void baton_metric_inc(baton_metric_t *f, const char *const *values) {
 void baton_metric_set(baton_metric_t *f, const char *const *values, double v) {
     if (!f || f->type != TYPE_GAUGE)
         return;
+    int folded;
     pthread_mutex_lock(&f->lock);
-    struct series *s = series_get(f, values);
+    struct series *s = series_get(f, values, &folded);
     if (s)
         s->value = v;
     pthread_mutex_unlock(&f->lock);
+    count_folded(f, folded);
 }
 
 void baton_metric_observe(baton_metric_t *f, const char *const *values, double v) {
@@ -388,14 +519,16 @@ void baton_metric_observe(baton_metric_t *f, const char *const *values, double v
         else
             lo = mid + 1;
     }
+    int folded;
     pthread_mutex_lock(&f->lock);
-    struct series *s = series_get(f, values);
+    struct series *s = series_get(f, values, &folded);
     if (s) {
         s->buckets[lo]++;
         s->sum += v;
         s->count++;
     }
     pthread_mutex_unlock(&f->lock);
+    count_folded(f, folded);
 }
 
 /* Family lock held. */
@@ -411,6 +544,7 @@ static void reset_locked(struct baton_metric *f) {
     for (size_t i = 0; i < f->count; i++)
         series_free(f->list[i], f->nlabels);
     f->count = 0;
+    seen_clear(f); /* the current values are admitted afresh */
     if (f->table)
         memset(f->table, 0, f->table_size * sizeof *f->table);
 }
@@ -448,7 +582,6 @@ double baton_metric_value(baton_metric_t *f, const char *const *values) {
 }
 
 /* ------------------------------------------------------------ rendering */
-
 
 static void puts_(struct baton_buf *t, const char *s) {
     baton_buf_put(t, s, strlen(s));
@@ -501,8 +634,8 @@ static void put_u64(struct baton_buf *t, uint64_t v) {
 }
 
 /* name{l1="v1",l2="v2"[,le="x"]} with `suffix` after the name. */
-static void put_sample_name(struct baton_buf *t, const struct baton_metric *f, const struct series *s,
-                            const char *suffix, const char *le) {
+static void put_sample_name(struct baton_buf *t, const struct baton_metric *f,
+                            const struct series *s, const char *suffix, const char *le) {
     puts_(t, f->name);
     puts_(t, suffix);
     if (f->nlabels == 0 && !le)
@@ -527,6 +660,11 @@ static void put_sample_name(struct baton_buf *t, const struct baton_metric *f, c
 }
 
 static void render_family(struct baton_buf *t, struct baton_metric *f) {
+    pthread_mutex_lock(&f->lock);
+    int hidden = f->hidden_when_empty && f->count == 0;
+    pthread_mutex_unlock(&f->lock);
+    if (hidden)
+        return;
     baton_buf_put(t, "# HELP ", 7);
     puts_(t, f->name);
     baton_buf_put(t, " ", 1);
@@ -579,14 +717,17 @@ baton_err_t baton_metrics_render(baton_metrics_t *m, char **out, size_t *len) {
     struct baton_buf t = {0};
     baton_buf_put(&t, "", 0);
     pthread_mutex_lock(&m->lock);
+    /* Every collector first: their updates may fold, and the fold counter
+     * comes before them in the list. */
     for (size_t i = 0; i < m->count; i++) {
         struct baton_metric *f = m->families[i];
         if (f->collect) {
             baton_metric_reset(f);
             f->collect(f, f->collect_ctx);
         }
-        render_family(&t, f);
     }
+    for (size_t i = 0; i < m->count; i++)
+        render_family(&t, m->families[i]);
     pthread_mutex_unlock(&m->lock);
     if (t.failed) {
         free(t.data);
@@ -601,9 +742,27 @@ baton_err_t baton_metrics_render(baton_metrics_t *m, char **out, size_t *len) {
 
 baton_metrics_t *baton_metrics_new(void) {
     baton_metrics_t *m = calloc(1, sizeof *m);
-    if (m)
-        pthread_mutex_init(&m->lock, NULL);
+    if (!m)
+        return NULL;
+    pthread_mutex_init(&m->lock, NULL);
+    atomic_init(&m->label_values, BATON_METRICS_LABEL_VALUES);
+    /* Exported from the first fold on: a registry that never folds
+     * renders exactly its own families. */
+    m->folded = baton_metrics_counter(
+        m, "baton_metric_values_folded_total",
+        "Updates counted under the label value \"other\" because the metric already had the "
+        "limit of distinct values for that label.",
+        "metric");
+    if (m->folded) {
+        m->folded->never_folds = 1;
+        m->folded->hidden_when_empty = 1;
+    }
     return m;
+}
+
+void baton_metrics_set_label_values(baton_metrics_t *m, size_t limit) {
+    if (m)
+        atomic_store(&m->label_values, limit ? limit : BATON_METRICS_LABEL_VALUES);
 }
 
 void baton_metrics_destroy(baton_metrics_t *m) {

@@ -15,6 +15,17 @@
  *
  * baton_metrics_render() writes the Prometheus text exposition format 0.0.4.
  *
+ * Label values often come from producers (queue names, task types), and
+ * every series lives until the process ends. So each label of a family
+ * admits a limited number of distinct values (BATON_METRICS_LABEL_VALUES,
+ * see baton_metrics_set_label_values()); an update with a new value past
+ * the limit is counted under the value "other" instead, and counted in
+ * baton_metric_values_folded_total{metric="..."}, which the registry
+ * exports from the first such update on. Counters and histograms under
+ * "other" add up; a gauge's "other" holds the last value set through it.
+ * baton_metric_reset() (and so every scrape of a collected gauge) forgets
+ * the admitted values.
+ *
  * Ownership: the registry owns its families; a baton_metric_t pointer is
  * borrowed and valid until baton_metrics_destroy(). Every update function
  * accepts a NULL family and does nothing, so code paths can be instrumented
@@ -35,6 +46,12 @@ typedef struct baton_metric baton_metric_t;
  * baton_metric_inc(f, BATON_LABELS(queue, type)). */
 #define BATON_LABELS(...) ((const char *const[]){__VA_ARGS__})
 
+/* Distinct values one label of a family admits by default; more fold
+ * into "other". */
+#define BATON_METRICS_LABEL_VALUES 200
+/* Label names a family may have. */
+#define BATON_METRICS_MAX_LABELS 8
+
 /* Buckets for Redis and PostgreSQL round trips, in seconds (100 us - 5 s). */
 #define BATON_BUCKETS_FAST_SECONDS                                                                 \
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
@@ -54,6 +71,14 @@ typedef void (*baton_metric_collect_fn)(baton_metric_t *family, void *ctx);
  * baton_metrics_destroy(). */
 baton_metrics_t *baton_metrics_new(void);
 
+/*
+ * Sets how many distinct values each label of a family admits (0 = the
+ * default, BATON_METRICS_LABEL_VALUES). Values admitted already stay; the
+ * limit applies to new ones. NULL is a no-op.
+ * @locality any thread
+ */
+void baton_metrics_set_label_values(baton_metrics_t *m, size_t limit);
+
 /* Frees the registry and every family. Nothing may use it afterwards (stop
  * the HTTP server first). NULL is a no-op. */
 void baton_metrics_destroy(baton_metrics_t *m);
@@ -61,11 +86,11 @@ void baton_metrics_destroy(baton_metrics_t *m);
 /*
  * Register a family. `name` follows Prometheus conventions (counters end
  * in _total, base units: _seconds, _bytes); `help` is one line; `labels`
- * is a comma-separated list of label names ("queue,type"), or NULL / ""
- * for none. A family without labels has its one series from the start, at
- * 0. Registering a name again with the same type and labels returns the
- * existing family; a different type or label list, or an invalid name,
- * returns NULL (as does running out of memory). All strings are copied.
+ * is a comma-separated list of label names ("queue,type"; at most
+ * BATON_METRICS_MAX_LABELS), or NULL / "" for none. A family without labels has its one series from
+ * the start, at 0. Registering a name again with the same type and labels returns the existing
+ * family; a different type or label list, or an invalid name, returns NULL (as does running out of
+ * memory). All strings are copied.
  */
 baton_metric_t *baton_metrics_counter(baton_metrics_t *m, const char *name, const char *help,
                                       const char *labels);

@@ -80,6 +80,10 @@ static const struct baton_opt options[] = {
     {"metrics-bind", BATON_OPT_STRING, "127.0.0.1",
      "address the metrics endpoint listens on (the container image sets 0.0.0.0)",
      CFG(metrics_bind), 0, 0},
+    {"metrics-label-values", BATON_OPT_INT, "200",
+     "distinct values each metric label keeps its own series for (queues, task types); more "
+     "are counted under \"other\"",
+     CFG(metrics_label_values), 1, 100000},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -256,13 +260,15 @@ int main(int argc, char **argv) {
     config.metrics = &metrics;
     if (!registry)
         err = baton_seterr(errstr, sizeof errstr, BATON_ERR_NOMEM, "out of memory");
-    else
+    else {
+        baton_metrics_set_label_values(registry, (size_t)config.metrics_label_values);
         register_metrics(registry, &config, &metrics);
+    }
     /* Up before anything else, so /healthz answers during start-up; its
      * threads inherit the blocked stop signals. */
     if (!err && config.metrics_port > 0) {
         struct baton_http_config http_config = {config.metrics_bind, (int)config.metrics_port,
-                                                registry, scheduler_ready, &readiness};
+                                                registry, scheduler_ready, &readiness, {0}};
         err = baton_http_start(&http_config, &http, errstr, sizeof errstr);
         if (err == BATON_ERR_CONFIG)
             rc = 2;

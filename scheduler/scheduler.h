@@ -48,6 +48,7 @@ struct scheduler_config {
     char *log_level;             /* debug|info|warn|error */
     int64_t metrics_port;        /* /metrics, /healthz, /readyz; 0 = off */
     char *metrics_bind;          /* address the endpoint listens on */
+    int64_t metrics_label_values; /* distinct values per metric label; more fold into "other" */
     struct scheduler_metrics *metrics; /* set by main.c, not an option; never NULL */
 };
 

@@ -38,6 +38,7 @@ struct worker_flags {
     char *log_level;
     int64_t metrics_port;
     char *metrics_bind;
+    int64_t metrics_label_values;
 };
 
 #define CFG(field) offsetof(struct worker_flags, field)
@@ -84,6 +85,10 @@ static const struct baton_opt options[] = {
     {"metrics-bind", BATON_OPT_STRING, "127.0.0.1",
      "address the metrics endpoint listens on (the container image sets 0.0.0.0)",
      CFG(metrics_bind), 0, 0},
+    {"metrics-label-values", BATON_OPT_INT, "200",
+     "distinct values each metric label keeps its own series for (queues, task types); more "
+     "are counted under \"other\"",
+     CFG(metrics_label_values), 1, 100000},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -169,6 +174,7 @@ int main(int argc, char **argv) {
 
     rc = 1;
     baton_metrics_t *registry = baton_metrics_new();
+    baton_metrics_set_label_values(registry, (size_t)flags.metrics_label_values);
     baton_http_t *http = NULL;
     struct readiness readiness = {flags.redis_url, PTHREAD_MUTEX_INITIALIZER, NULL};
     config.metrics = registry;
@@ -185,7 +191,7 @@ int main(int argc, char **argv) {
         err = register_commands(the_worker, flags.commands, errstr, sizeof errstr);
     if (!err && flags.metrics_port > 0) {
         struct baton_http_config http_config = {flags.metrics_bind, (int)flags.metrics_port,
-                                                registry, worker_ready, &readiness};
+                                                registry, worker_ready, &readiness, {0}};
         err = baton_http_start(&http_config, &http, errstr, sizeof errstr);
         if (err == BATON_ERR_CONFIG)
             rc = 2;

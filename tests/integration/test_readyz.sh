@@ -9,7 +9,10 @@
 #     200; both are 200 again once it is back.
 # Throughout, /healthz of both answers 200 (polled every 100 ms in the
 # background) and /metrics keeps answering: the endpoint never waits for
-# the daemon's threads, which are busy retrying.
+# the daemon's threads, which are busy retrying. The 503 body names the
+# part that failed, never Redis's host or port. Before the outages, 30
+# /readyz in a row ask Redis (PING, counted by INFO commandstats) at most
+# once per second of the burst: the answer is cached.
 #
 # It stops servers, so it brings up a stack of its own.
 . "$(dirname "$0")/lib.sh"
@@ -47,6 +50,24 @@ listening=$(ss -Hltn "sport = :$wport" | awk '{print $4}')
 [ "$listening" = "127.0.0.1:$wport" ] ||
   fail "the worker's metrics endpoint listens on '$listening', not loopback only"
 
+# ----------------------------------------------------- /readyz is cached
+pings() {
+  local n
+  n=$(rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_ping:calls=\([0-9]*\).*/\1/p')
+  echo "${n:-0}"
+}
+burst=()
+for _ in $(seq 30); do burst+=("$W/readyz"); done
+pings_before=$(pings)
+burst_start=$(date +%s%N)
+curl -sS --max-time 30 -o /dev/null "${burst[@]}" || fail "the /readyz burst failed"
+burst_ms=$((($(date +%s%N) - burst_start) / 1000000))
+probes=$(($(pings) - pings_before))
+allowed=$((2 + burst_ms / 1000))
+echo "30 /readyz in ${burst_ms} ms sent $probes PING(s) to Redis (at most $allowed allowed)"
+[ "$probes" -le "$allowed" ] ||
+  fail "30 /readyz in ${burst_ms} ms sent $probes PINGs to Redis: the answer is not cached"
+
 # /healthz of both, every 100 ms, for the whole test.
 (
   while :; do
@@ -64,6 +85,14 @@ TEST_PIDS+=("$poller")
 wait_until 15 "the scheduler's /readyz to turn 503 (redis)" ready_is "$S" 503 redis
 wait_until 15 "the worker's /readyz to turn 503 (redis)" ready_is "$W" 503 redis
 echo "Redis down: scheduler says '$(code "$S/readyz" >/dev/null; cat "$WORK/body")'"
+redis_hostport=${BATON_REDIS_URL#*://}
+redis_hostport=${redis_hostport#*@}
+redis_hostport=${redis_hostport%%/*}
+for url in "$S" "$W"; do
+  code "$url/readyz" >/dev/null
+  ! grep -qF "$redis_hostport" "$WORK/body" && ! grep -q ':[0-9]' "$WORK/body" ||
+    fail "$url/readyz names an internal address: $(cat "$WORK/body")"
+done
 for url in "$S" "$W"; do
   [ "$(code "$url/metrics")" = 200 ] || fail "$url/metrics does not answer while Redis is down"
 done

@@ -549,6 +549,7 @@ END_TEST
 START_TEST(test_many_series) {
     /* The hash table grows; every series keeps its own value. */
     baton_metrics_t *m = baton_metrics_new();
+    baton_metrics_set_label_values(m, 5000); /* no folding here */
     baton_metric_t *c = baton_metrics_counter(m, "baton_test_many_total", "M.", "a,b");
     char a[16], b[16];
     for (int round = 1; round <= 2; round++)
@@ -571,6 +572,112 @@ START_TEST(test_many_series) {
 }
 END_TEST
 
+/* Producers choose queue names: 250 queues make 200 series of their own
+ * and one "other", and the folding is counted. */
+START_TEST(test_label_values_fold_into_other) {
+    baton_metrics_t *m = baton_metrics_new();
+    baton_metric_t *c = baton_metrics_counter(m, "baton_test_tasks_total", "T.", "queue,type");
+    baton_metric_t *g = baton_metrics_gauge(m, "baton_test_depth", "D.", "queue");
+    static const double bounds[] = {1};
+    baton_metric_t *h =
+        baton_metrics_histogram(m, "baton_test_run_seconds", "R.", "type", bounds, 1);
+
+    /* Nothing folded yet: the fold counter is not exported at all. */
+    struct expo e;
+    char *text;
+    render(m, &e, &text);
+    ck_assert_ptr_null(strstr(text, "baton_metric_values_folded_total"));
+    free(text);
+    expo_free(&e);
+
+    char queue[32];
+    for (int i = 0; i < 250; i++) {
+        snprintf(queue, sizeof queue, "q%d", i);
+        baton_metric_inc(c, BATON_LABELS(queue, i % 2 ? "odd" : "even"));
+        baton_metric_set(g, BATON_LABELS(queue), i);
+        snprintf(queue, sizeof queue, "type%d", i);
+        baton_metric_observe(h, BATON_LABELS(queue), 0.5);
+    }
+    baton_metric_inc(c, BATON_LABELS("q5", "odd"));   /* an admitted value keeps its series */
+    baton_metric_inc(c, BATON_LABELS("q249", "odd")); /* a folded one stays folded */
+    render(m, &e, &text);
+    ck_assert_uint_eq(count_named(&e, "baton_test_tasks_total"), 200 + 2); /* other: odd, even */
+    ck_assert_double_eq(
+        find(&e, "baton_test_tasks_total", "queue", "q5", "type", "odd", NULL)->value, 2);
+    ck_assert_ptr_null(find(&e, "baton_test_tasks_total", "queue", "q200", "type", "even", NULL));
+    ck_assert_double_eq(
+        find(&e, "baton_test_tasks_total", "queue", "other", "type", "even", NULL)->value, 25);
+    ck_assert_double_eq(
+        find(&e, "baton_test_tasks_total", "queue", "other", "type", "odd", NULL)->value, 26);
+    ck_assert_uint_eq(count_named(&e, "baton_test_depth"), 201);
+    ck_assert_double_eq(find(&e, "baton_test_depth", "queue", "other", NULL)->value, 249);
+    ck_assert_uint_eq(count_named(&e, "baton_test_run_seconds_count"), 201);
+    ck_assert_double_eq(find(&e, "baton_test_run_seconds_count", "type", "other", NULL)->value, 50);
+    ck_assert_double_eq(
+        find(&e, "baton_metric_values_folded_total", "metric", "baton_test_tasks_total", NULL)
+            ->value,
+        51);
+    ck_assert_double_eq(
+        find(&e, "baton_metric_values_folded_total", "metric", "baton_test_depth", NULL)->value,
+        50);
+    ck_assert_double_eq(
+        find(&e, "baton_metric_values_folded_total", "metric", "baton_test_run_seconds", NULL)
+            ->value,
+        50);
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE baton_metric_values_folded_total counter\n"));
+    free(text);
+    expo_free(&e);
+    baton_metrics_destroy(m);
+}
+END_TEST
+
+/* A collector that reports 300 queues each scrape: the admitted values
+ * start afresh with each scrape, so the series stay 200 + "other". */
+static void collect_300(baton_metric_t *family, void *ctx) {
+    (void)ctx;
+    char queue[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(queue, sizeof queue, "q%d", i);
+        baton_metric_set(family, BATON_LABELS(queue), 1);
+    }
+}
+
+START_TEST(test_label_values_limit_set_and_reset) {
+    baton_metrics_t *m = baton_metrics_new();
+    baton_metrics_set_label_values(m, 3);
+    baton_metric_t *c = baton_metrics_counter(m, "baton_test_c_total", "C.", "queue");
+    const char *names[] = {"a", "b", "c", "d", "other", "e"};
+    for (size_t i = 0; i < 6; i++)
+        baton_metric_inc(c, BATON_LABELS(names[i]));
+    ck_assert_double_eq(baton_metric_value(c, BATON_LABELS("c")), 1);
+    ck_assert_double_eq(baton_metric_value(c, BATON_LABELS("d")), 0);
+    ck_assert_double_eq(baton_metric_value(c, BATON_LABELS("other")), 3); /* d, other, e */
+    /* After a reset, new values are admitted again. */
+    baton_metric_reset(c);
+    baton_metric_inc(c, BATON_LABELS("d"));
+    ck_assert_double_eq(baton_metric_value(c, BATON_LABELS("d")), 1);
+    /* 0 is the default again. */
+    baton_metrics_set_label_values(m, 0);
+    baton_metric_t *g = baton_metrics_gauge(m, "baton_test_ready", "R.", "queue");
+    ck_assert_int_eq(baton_metric_set_collector(g, collect_300, NULL), BATON_OK);
+    for (int scrape = 1; scrape <= 2; scrape++) {
+        struct expo e;
+        char *text;
+        render(m, &e, &text);
+        ck_assert_uint_eq(count_named(&e, "baton_test_ready"), BATON_METRICS_LABEL_VALUES + 1);
+        ck_assert_double_eq(
+            find(&e, "baton_metric_values_folded_total", "metric", "baton_test_ready", NULL)->value,
+            100.0 * scrape);
+        free(text);
+        expo_free(&e);
+    }
+    /* More label names than a family may have: refused. */
+    ck_assert_ptr_null(
+        baton_metrics_counter(m, "baton_test_wide_total", "W.", "a,b,c,d,e,f,g,h,i"));
+    baton_metrics_destroy(m);
+}
+END_TEST
+
 static Suite *metrics_suite(void) {
     Suite *s = suite_create("metrics");
     TCase *core = tcase_create("core");
@@ -584,6 +691,8 @@ static Suite *metrics_suite(void) {
     tcase_add_test(limits, test_registration_rules);
     tcase_add_test(limits, test_special_values);
     tcase_add_test(limits, test_many_series);
+    tcase_add_test(limits, test_label_values_fold_into_other);
+    tcase_add_test(limits, test_label_values_limit_set_and_reset);
     suite_add_tcase(s, limits);
     TCase *threads = tcase_create("threads");
     tcase_add_test(threads, test_concurrent_updates_are_exact);
