@@ -71,6 +71,12 @@ expect_rc 2 "missing id" ctl status
 expect_rc 2 "extra argument" ctl status a b
 expect_rc 2 "limit 0" ctl history --limit 0
 expect_rc 2 "bad state" ctl history --state sleeping
+grep -q "states: scheduled, queued, running, succeeded, dead, expired, canceled" "$WORK/err" \
+  || fail "bad state did not list the states: $(cat "$WORK/err")"
+# failed is an event, not a state: it used to be accepted and match nothing.
+expect_rc 2 "state failed" ctl history --state failed
+grep -q "it is an event; use --event failed" "$WORK/err" || fail "--state failed said: $(cat "$WORK/err")"
+expect_rc 2 "bad event" ctl history --event sleeping
 expect_rc 2 "bad since" ctl history --since yesterday
 expect_rc 2 "bad duration" ctl prune --older-than 5x
 expect_rc 2 "prune without --older-than" ctl prune
@@ -173,6 +179,11 @@ jctl history --queue "$qa" --state dead | check "
 assert sorted(t['id'] for t in d['tasks']) == ['bad1-$R', 'bad2-$R'], d
 assert {t['last_error'] for t in d['tasks']} == {'boom', 'kaput'}, d
 " || fail "history --state dead"
+jctl history --queue "$qa" --event dead | check "
+assert sorted(t['id'] for t in d['tasks']) == ['bad1-$R', 'bad2-$R'], d
+" || fail "history --event dead"
+jctl history --queue "$qa" --event failed | check "assert d['count'] == 0, d" \
+  || fail "history --event failed (no retries in $qa)"
 jctl history --queue "$qa" --type echo | check "
 assert [t['id'] for t in d['tasks']] == ['echo1-$R'], d
 " || fail "history --type"
@@ -374,7 +385,7 @@ pg "INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_att
     SELECT '$qold', 'old' || i, 'noop', 5, 'succeeded', 1, 3, 1000, now() - interval '40 days',
       now() - interval '40 days', now() - interval '40 days' FROM generate_series(1, 5) i;
     INSERT INTO baton.task_events (queue, task_id, seq, at, event, to_state)
-    SELECT '$qold', 'old' || i, s, now() - interval '40 days', 'x', 'succeeded'
+    SELECT '$qold', 'old' || i, s, now() - interval '40 days', 'succeeded', 'succeeded'
     FROM generate_series(1, 5) i, generate_series(1, 3) s;
     INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_attempts,
       timeout_ms, submitted_at, updated_at)
