@@ -234,16 +234,20 @@ struct int_rule {
 
 _Static_assert(BATON_TASK_PRIORITY_MIN == 0 && BATON_TASK_PRIORITY_MAX == 9,
                "update priority_rule's wording");
-_Static_assert(INT_MAX == 2147483647, "update max_attempts_rule's wording");
+_Static_assert(BATON_TASK_MAX_ATTEMPTS_MAX == 1000, "update max_attempts_rule's wording");
+_Static_assert(BATON_TASK_TIMEOUT_MS_MAX == 86400000, "update timeout_rule's wording");
+_Static_assert(BATON_TASK_DELAY_MS_MAX == INT64_C(31536000000), "update delay_rule's wording");
 
+/* The upper bounds are the caps of task.h: the wording names them, so an
+ * out_of_range detail says the field, the value and the cap. */
 static const struct int_rule priority_rule = {"priority", BATON_TASK_PRIORITY_MIN,
                                               BATON_TASK_PRIORITY_MAX, "an integer from 0 to 9"};
-/* max_attempts is an int in struct baton_task, hence the upper bound. */
-static const struct int_rule max_attempts_rule = {"max_attempts", 1, INT_MAX,
-                                                  "an integer from 1 to 2147483647"};
-static const struct int_rule timeout_rule = {"timeout_ms", 1, LLONG_MAX,
-                                             "an integer greater than 0"};
-static const struct int_rule delay_rule = {"delay_ms", 0, LLONG_MAX, "an integer of 0 or more"};
+static const struct int_rule max_attempts_rule = {"max_attempts", 1, BATON_TASK_MAX_ATTEMPTS_MAX,
+                                                  "an integer from 1 to 1000"};
+static const struct int_rule timeout_rule = {"timeout_ms", 1, BATON_TASK_TIMEOUT_MS_MAX,
+                                             "an integer from 1 to 86400000 (24 hours)"};
+static const struct int_rule delay_rule = {"delay_ms", 0, BATON_TASK_DELAY_MS_MAX,
+                                           "an integer from 0 to 31536000000 (365 days)"};
 
 static baton_err_t check_int(const struct int_rule *rule, long long v,
                              struct baton_task_error *err) {

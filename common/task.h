@@ -29,6 +29,15 @@
 #define BATON_TASK_PRIORITY_MAX 9           /* 9 is most urgent */
 #define BATON_TASK_DEFAULT_MAX_ATTEMPTS 3
 #define BATON_TASK_DEFAULT_TIMEOUT_MS 300000
+/* Caps on the durations and counts a producer chooses. Each keeps every sum
+ * baton forms with it (Redis TIME + delay_ms in a Lua double, the worker's
+ * monotonic start + timeout_ms, the retry backoff's 2^(attempt-1)) finite
+ * and exact, and refuses what is a mistake rather than a task: an attempt
+ * longer than a day, a start more than a year away, a task retried for
+ * weeks. */
+#define BATON_TASK_MAX_ATTEMPTS_MAX 1000
+#define BATON_TASK_TIMEOUT_MS_MAX 86400000            /* 24 hours */
+#define BATON_TASK_DELAY_MS_MAX INT64_C(31536000000) /* 365 days */
 #define BATON_TASK_DEFAULT_MAX_PAYLOAD (1024 * 1024) /* 1 MiB, configurable */
 
 /* Sentinel for "not set" in the optional time fields below. */
@@ -44,11 +53,12 @@ struct baton_task {
     char *queue;          /* queue name, same charset; default "default" */
     int priority;         /* 0-9, default 5 */
     json_t *payload;      /* any JSON value, never NULL (json null default) */
-    int max_attempts;     /* >= 1, default 3 */
-    int64_t timeout_ms;   /* > 0, default 300000 */
+    int max_attempts;     /* 1-1000, default 3 */
+    int64_t timeout_ms;   /* 1 ms to 24 h, default 300000 */
     int64_t run_at_ms;    /* absolute earliest start, or BATON_TIME_UNSET */
     int64_t delay_ms;     /* relative earliest start (from enqueue time,
-                             Redis clock), or BATON_TIME_UNSET */
+                             Redis clock), 0 to 365 days, or
+                             BATON_TIME_UNSET */
     int64_t deadline_ms;  /* absolute, or BATON_TIME_UNSET */
     json_t *meta;         /* object whose values are all strings, never NULL */
     json_t *extra;        /* unknown top-level fields, kept for history; object,

@@ -214,9 +214,21 @@ int64_t baton_time_mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t baton_time_add_sat(int64_t t, int64_t d) {
+    int64_t sum;
+    if (__builtin_add_overflow(t, d, &sum))
+        return d > 0 ? INT64_MAX : INT64_MIN;
+    return sum;
+}
+
 struct timespec baton_time_mono_after(int64_t ms) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ms <= 0)
+        return ts;
+    /* tv_sec is at least 64 bits on the platforms baton builds for
+     * (static assert below), and ms / 1000 plus today's monotonic seconds
+     * stays far below its limit; only tv_nsec needs carrying. */
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
@@ -225,6 +237,7 @@ struct timespec baton_time_mono_after(int64_t ms) {
     }
     return ts;
 }
+_Static_assert(sizeof(time_t) >= 8, "baton_time_mono_after assumes a 64-bit time_t");
 
 int baton_cond_init_monotonic(pthread_cond_t *cond) {
     pthread_condattr_t attr;

@@ -43,8 +43,18 @@ int64_t baton_time_wall_ms(void);
 int64_t baton_time_mono_ms(void);
 
 /*
+ * `t` + `d` milliseconds, clamped to INT64_MIN..INT64_MAX instead of
+ * overflowing. Every deadline computed from a clock and a duration goes
+ * through it: a duration taken from a task or a flag must make a deadline
+ * far away, never one that wrapped into the past.
+ */
+int64_t baton_time_add_sat(int64_t t, int64_t d);
+
+/*
  * The CLOCK_MONOTONIC instant `ms` from now, as pthread_cond_timedwait()
  * wants it for a condition variable made by baton_cond_init_monotonic().
+ * A negative `ms` means now; a huge one saturates (never a wrapped or
+ * non-normalised timespec, which timedwait would refuse with EINVAL).
  */
 struct timespec baton_time_mono_after(int64_t ms);
 

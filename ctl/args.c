@@ -23,11 +23,9 @@ void ctl_error(const char *command, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    /* One line, whatever a server put in its message. */
-    for (char *p = line; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    fprintf(stderr, "batonctl %s: %s\n", command, line);
+    /* One line, whatever a server or a task put in its message: its
+     * newlines and escape sequences are shown, not obeyed. */
+    ctl_term_printf(stderr, "batonctl %s: %s\n", command, line);
 }
 
 int ctl_parse_duration_ms(const char *text, int64_t *ms) {

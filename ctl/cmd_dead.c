@@ -436,13 +436,14 @@ int ctl_cmd_retry(const struct ctl_config *config, int argc, char **argv) {
         } else {
             size_t i;
             json_t *o;
-            json_array_foreach(run.retried, i, o)
-                printf("retried %s (queue %s)\n", json_string_value(json_object_get(o, "id")),
-                       json_string_value(json_object_get(o, "queue")));
-            json_array_foreach(run.failed, i, o) printf(
-                "not retried %s (queue %s): %s\n", json_string_value(json_object_get(o, "id")),
-                json_string_value(json_object_get(o, "queue")),
-                json_string_value(json_object_get(o, "error")));
+            json_array_foreach(run.retried, i, o) ctl_term_printf(
+                stdout, "retried %s (queue %s)\n", json_string_value(json_object_get(o, "id")),
+                json_string_value(json_object_get(o, "queue")));
+            json_array_foreach(run.failed, i, o)
+                ctl_term_printf(stdout, "not retried %s (queue %s): %s\n",
+                                json_string_value(json_object_get(o, "id")),
+                                json_string_value(json_object_get(o, "queue")),
+                                json_string_value(json_object_get(o, "error")));
             if (opts.all_dead)
                 printf("%zu dead task%s retried\n", json_array_size(run.retried),
                        json_array_size(run.retried) == 1 ? "" : "s");

@@ -12,13 +12,14 @@
 
 #include "ctl.h"
 #include "pg.h"
+#include "state.h"
 #include "task.h"
 #include "timeutil.h"
 
 #define COMMAND "history"
 
 struct history_opts {
-    const char *type, *queue, *state, *since;
+    const char *type, *queue, *state, *event, *since;
     int64_t limit;
 };
 
@@ -27,10 +28,10 @@ static const struct ctl_flag history_flags[] = {
      0},
     {"queue", CTL_FLAG_STRING, "Q", "only tasks of queue Q", offsetof(struct history_opts, queue),
      0, 0},
-    {"state", CTL_FLAG_STRING, "S",
-     "only tasks in state S (scheduled, queued, running, succeeded, failed, dead, expired, "
-     "canceled)",
+    {"state", CTL_FLAG_STRING, "S", "only tasks now in state S (" BATON_STATE_LIST_TEXT ")",
      offsetof(struct history_opts, state), 0, 0},
+    {"event", CTL_FLAG_STRING, "E", "only tasks that had event E (" BATON_EVENT_LIST_TEXT ")",
+     offsetof(struct history_opts, event), 0, 0},
     {"since", CTL_FLAG_STRING, "DURATION|TIME",
      "only tasks submitted in the last DURATION (30m, 12h, 7d) or since an RFC 3339 TIME",
      offsetof(struct history_opts, since), 0, 0},
@@ -40,7 +41,8 @@ static const struct ctl_flag history_flags[] = {
 
 static const struct ctl_usage history_usage = {
     COMMAND,
-    "history [--type T] [--queue Q] [--state S] [--since DURATION|RFC3339] [--limit N]",
+    "history [--type T] [--queue Q] [--state S] [--event E] [--since DURATION|RFC3339] "
+    "[--limit N]",
     "Lists tasks from the PostgreSQL history (baton.tasks), newest submitted\n"
     "first. Needs --pg-dsn. Live tasks appear as far as the history writer has\n"
     "copied their events; use `status ID` for the live state.",
@@ -65,81 +67,26 @@ enum {
     H_COLUMNS
 };
 
-static const char HISTORY_SQL[] = "SELECT queue, id, type, state, priority, attempts, "
-                                  "max_attempts, " CTL_SQL_MS("submitted_at") ", " CTL_SQL_MS(
-                                      "first_started_at") ", " CTL_SQL_MS("finished_at") ", "
-                                                                                         "last_"
-                                                                                         "worker, "
-                                                                                         "last_"
-                                                                                         "error"
-                                                                                         " FROM "
-                                                                                         "baton."
-                                                                                         "tasks"
-                                                                                         " WHERE "
-                                                                                         "($1::"
-                                                                                         "text IS "
-                                                                                         "NULL OR "
-                                                                                         "type = "
-                                                                                         "$1)"
-                                                                                         " AND "
-                                                                                         "($2::"
-                                                                                         "text IS "
-                                                                                         "NULL OR "
-                                                                                         "queue = "
-                                                                                         "$2)"
-                                                                                         " AND "
-                                                                                         "($3::"
-                                                                                         "text IS "
-                                                                                         "NULL OR "
-                                                                                         "state = "
-                                                                                         "$3)"
-                                                                                         " AND "
-                                                                                         "($4::"
-                                                                                         "bigint "
-                                                                                         "IS NULL "
-                                                                                         "OR "
-                                                                                         "submitted"
-                                                                                         "_at >= "
-                                                                                         "now() - "
-                                                                                         "$4::"
-                                                                                         "bigint * "
-                                                                                         "interval "
-                                                                                         "'1 "
-                                                                                         "milliseco"
-                                                                                         "nd')"
-                                                                                         " AND "
-                                                                                         "($5::"
-                                                                                         "bigint "
-                                                                                         "IS NULL "
-                                                                                         "OR "
-                                                                                         "submitted"
-                                                                                         "_at >= "
-                                                                                         "to_"
-                                                                                         "timestamp"
-                                                                                         "($5::"
-                                                                                         "bigint / "
-                                                                                         "1000.0))"
-                                                                                         " ORDER "
-                                                                                         "BY "
-                                                                                         "submitted"
-                                                                                         "_at "
-                                                                                         "DESC, "
-                                                                                         "queue, id"
-                                                                                         " LIMIT "
-                                                                                         "$6::"
-                                                                                         "bigint";
-
-static int state_valid(const char *state) {
-    static const char *const states[] = {"scheduled", "queued", "running", "succeeded",
-                                         "failed",    "dead",   "expired", "canceled"};
-    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
-        if (strcmp(state, states[i]) == 0)
-            return 1;
-    return 0;
-}
+/* $7 (--event) matches tasks with at least one such event: the events'
+ * primary key (queue, task_id, seq) finds a task's events directly. */
+// clang-format off
+static const char HISTORY_SQL[] =
+    "SELECT queue, id, type, state, priority, attempts, max_attempts, "
+    CTL_SQL_MS("submitted_at") ", " CTL_SQL_MS("first_started_at") ", "
+    CTL_SQL_MS("finished_at") ", last_worker, last_error"
+    " FROM baton.tasks t"
+    " WHERE ($1::text IS NULL OR type = $1)"
+    " AND ($2::text IS NULL OR queue = $2)"
+    " AND ($3::text IS NULL OR state = $3)"
+    " AND ($4::bigint IS NULL OR submitted_at >= now() - $4::bigint * interval '1 millisecond')"
+    " AND ($5::bigint IS NULL OR submitted_at >= to_timestamp($5::bigint / 1000.0))"
+    " AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM baton.task_events e"
+    "      WHERE e.queue = t.queue AND e.task_id = t.id AND e.event = $7))"
+    " ORDER BY submitted_at DESC, queue, id LIMIT $6::bigint";
+// clang-format on
 
 int ctl_cmd_history(const struct ctl_config *config, int argc, char **argv) {
-    struct history_opts opts = {NULL, NULL, NULL, NULL, 50};
+    struct history_opts opts = {NULL, NULL, NULL, NULL, NULL, 50};
     const char *args[1];
     int nargs = 0;
     int rc = ctl_parse_args(&history_usage, &opts, argc, argv, args, &nargs);
@@ -151,11 +98,20 @@ int ctl_cmd_history(const struct ctl_config *config, int argc, char **argv) {
         ctl_error(COMMAND, "--type: '%s' is not a valid type name", opts.type);
         return CTL_EXIT_USAGE;
     }
-    if (opts.state && !state_valid(opts.state)) {
-        ctl_error(COMMAND,
-                  "--state: unknown state '%s' (scheduled, queued, running, succeeded, failed, "
-                  "dead, expired, canceled)",
-                  opts.state);
+    baton_state_t state;
+    baton_event_t event;
+    char names[256];
+    if (opts.state && baton_state_parse(opts.state, &state) != 0) {
+        /* "failed", "claimed"...: a name the history knows, but as an event. */
+        int is_event = baton_event_parse(opts.state, &event) == 0;
+        ctl_error(COMMAND, "--state: unknown state '%s'%s%s%s (states: %s)", opts.state,
+                  is_event ? ": it is an event; use --event " : "", is_event ? opts.state : "",
+                  is_event ? " for tasks that had it" : "", baton_state_names(names, sizeof names));
+        return CTL_EXIT_USAGE;
+    }
+    if (opts.event && baton_event_parse(opts.event, &event) != 0) {
+        ctl_error(COMMAND, "--event: unknown event '%s' (events: %s)", opts.event,
+                  baton_event_names(names, sizeof names));
         return CTL_EXIT_USAGE;
     }
     char ago[24], since[24], limit[24], errstr[512];
@@ -182,8 +138,9 @@ int ctl_cmd_history(const struct ctl_config *config, int argc, char **argv) {
         ctl_error(COMMAND, "%s", errstr);
         return CTL_EXIT_FAIL;
     }
-    const char *params[6] = {opts.type, opts.queue, opts.state, ago_param, since_param, limit};
-    PGresult *res = PQexecParams(pg, HISTORY_SQL, 6, NULL, params, NULL, NULL, 0);
+    const char *params[7] = {opts.type,   opts.queue, opts.state, ago_param,
+                             since_param, limit,      opts.event};
+    PGresult *res = PQexecParams(pg, HISTORY_SQL, 7, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         baton_pg_error(pg, res, "PostgreSQL", errstr, sizeof errstr);
         ctl_error(COMMAND, "%s", errstr);

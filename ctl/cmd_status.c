@@ -372,7 +372,7 @@ static json_t *status_json(const char *id, const struct lookup *l) {
 
 static void line(const char *label, const char *value) {
     if (value && *value)
-        printf("  %-15s %s\n", label, value);
+        ctl_term_printf(stdout, "  %-15s %s\n", label, value);
 }
 
 /* A time from the live hash (ms) or else the history (ms column). */
@@ -409,14 +409,14 @@ static void print_task(const struct lookup *l, const struct match *m) {
     const char *where = m->live && m->row >= 0 ? "live in Redis, history in PostgreSQL"
                         : m->live              ? "live in Redis"
                                                : "history only (no longer in Redis)";
-    printf("task %s in queue %s: %s%s  (%s)\n",
-           m->live ? ctl_reply_field(m->live, "id") : ctl_pg_text(l->tasks, m->row, T_ID), m->queue,
-           state ? state : "?",
-           ctl_reply_field(m->live, "cancel_requested") && live_state &&
-                   strcmp(live_state, "running") == 0
-               ? " (cancel requested)"
-               : "",
-           where);
+    ctl_term_printf(stdout, "task %s in queue %s: %s%s  (%s)\n",
+                    m->live ? ctl_reply_field(m->live, "id") : ctl_pg_text(l->tasks, m->row, T_ID),
+                    m->queue, state ? state : "?",
+                    ctl_reply_field(m->live, "cancel_requested") && live_state &&
+                            strcmp(live_state, "running") == 0
+                        ? " (cancel requested)"
+                        : "",
+                    where);
 
     json_t *task = NULL;
     const char *task_text = ctl_reply_field(m->live, "task");
@@ -505,7 +505,7 @@ static void print_task(const struct lookup *l, const struct match *m) {
     }
 
     if (!l->history) {
-        printf("  history         unavailable: %s\n", l->history_error);
+        ctl_term_printf(stdout, "  history         unavailable: %s\n", l->history_error);
         return;
     }
     if (m->row < 0) {

@@ -111,7 +111,23 @@ int ctl_check_task_id(const char *command, const char *id);
 
 /* ================================================================= output */
 
-/* A human table: columns sized to their widest cell, two spaces apart. */
+/*
+ * `text` made safe for an operator's terminal: bytes that are not UTF-8
+ * become U+FFFD, C0 controls and DEL become \n, \r, \t or \xHH, C1
+ * controls (U+0080-U+009F) become \u0080-\u009f; everything else, other
+ * UTF-8 included, is unchanged. Every human printer passes text from
+ * producers, handlers and servers through it; JSON output does not.
+ * Returns a new string the caller frees with free(); NULL for NULL text or
+ * when out of memory.
+ */
+char *ctl_term_text(const char *text);
+
+/* printf to `out` with the whole formatted text passed through
+ * ctl_term_text(), except one newline ending the format. */
+void ctl_term_printf(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A human table: columns sized to their widest cell, two spaces apart.
+ * Cells go through ctl_term_text(). */
 struct ctl_table;
 
 /* Creates a table with `ncols` columns named by the NULL-free `headers`.

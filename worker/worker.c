@@ -571,7 +571,9 @@ static baton_job_t *job_from_claim(const struct worker_queue *q, redisReply **e)
     if (!job->payload)
         job->payload = json_null();
     job->started_mono_ms = baton_time_mono_ms();
-    job->deadline_mono_ms = job->started_mono_ms + job->timeout_ms;
+    /* Saturating: a task enqueued before the contract capped timeout_ms
+     * may hold up to 2^63-1, and a wrapped sum would time it out at once. */
+    job->deadline_mono_ms = baton_time_add_sat(job->started_mono_ms, job->timeout_ms);
     if (!job->id || !job->queue || !job->type) {
         job_unref(job);
         return NULL;
@@ -1209,7 +1211,7 @@ static void enforce_timeouts(baton_worker_t *w, baton_redis_t *r) {
                            job->timeout_ms);
             job_request_stop(job, JOB_STOP_TIMEOUT);
         } else if (atomic_load(&job->stop_reason) == JOB_STOP_TIMEOUT &&
-                   now >= job->deadline_mono_ms + w->config.kill_grace_ms) {
+                   now >= baton_time_add_sat(job->deadline_mono_ms, w->config.kill_grace_ms)) {
             int pgid = atomic_load(&job->pgid);
             if (pgid > 0)
                 kill(-pgid, SIGKILL);

@@ -16,6 +16,10 @@
 -- then FIFO. A deadline goes in the deadline set. Appends the "submitted"
 -- event (with the task JSON and Kafka coordinates) to the events stream.
 -- Returns {queued, scheduled, expired, duplicates}.
+--
+-- Numbers are Lua doubles: run_at and deadline (years 0000-9999) and
+-- now + delay_ms (delay_ms at most 365 days, common/task.h) stay below
+-- 2^53 in magnitude, so every time here is exact.
 
 local prefix, queue = ARGV[1], ARGV[2]
 local retention = tonumber(ARGV[3])

@@ -36,7 +36,10 @@ if h[6] == '1' then
   return {'canceled', '-1'}
 end
 if attempt < max_attempts and ARGV[9] ~= '1' then
-  local window = tonumber(ARGV[6]) * (2 ^ (attempt - 1))
+  -- The exponent stops at 62: from attempt 1025 on, 2^(attempt-1) is inf
+  -- in Lua's doubles, and a base of 0 times inf is NaN, which ZADD refuses
+  -- (tasks enqueued before max_attempts was capped at 1000 can get there).
+  local window = tonumber(ARGV[6]) * (2 ^ math.min(attempt - 1, 62))
   if window > tonumber(ARGV[7]) then window = tonumber(ARGV[7]) end
   local due = now + math.floor(tonumber(ARGV[8]) * window)
   redis.call('HSET', tkey, 'state', 'scheduled', 'error', ARGV[4], 'due_ms', num(due))

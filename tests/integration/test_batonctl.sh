@@ -6,6 +6,9 @@
 # cancel (queued, scheduled, running), pause/resume seen through the
 # worker, prune in batches; --json output parsed back and checked; the
 # exit codes 1 (server unreachable, wrong state), 2 (usage), 3 (not found).
+# Terminal escapes in a payload, a result, meta and an error (ESC]0;...BEL,
+# ESC[2J, the C1 CSI U+009B) reach no human output raw; --json keeps them
+# exact.
 . "$(dirname "$0")/lib.sh"
 export PGOPTIONS='-c client_min_messages=warning'
 
@@ -15,6 +18,7 @@ qa="qa.$UNIQ"   # main queue
 qp="qp.$UNIQ"   # paused
 qo="qo.$UNIQ"   # other queue, progresses while qp is paused
 qold="qold.$UNIQ" # synthetic old history for prune
+qe="qe.$UNIQ"   # tasks whose text holds terminal escape sequences
 # Task ids get this suffix: the history in PostgreSQL is shared by every
 # run, and `status ID` searches it by id across queues.
 R="$$$RANDOM"
@@ -22,7 +26,7 @@ create_topic "$topic"
 SCHEDULER_HISTORY=true start_scheduler sched --topic "$topic" --group-id "g.$UNIQ" \
   --dlq-topic "dlq.$UNIQ"
 # A short lease: renewals (which carry cancel requests) every 300 ms.
-start_worker w --queues "$qa,$qp,$qo" --concurrency 4 --lease-ms 900
+start_worker w --queues "$qa,$qp,$qo,$qe" --concurrency 4 --lease-ms 900
 
 BATONCTL="$BATON_BIN_DIR/ctl/batonctl"
 ctl() { "$BATONCTL" --redis-url "$BATON_REDIS_URL" --pg-dsn "$BATON_PG_DSN" "$@"; }
@@ -67,6 +71,12 @@ expect_rc 2 "missing id" ctl status
 expect_rc 2 "extra argument" ctl status a b
 expect_rc 2 "limit 0" ctl history --limit 0
 expect_rc 2 "bad state" ctl history --state sleeping
+grep -q "states: scheduled, queued, running, succeeded, dead, expired, canceled" "$WORK/err" \
+  || fail "bad state did not list the states: $(cat "$WORK/err")"
+# failed is an event, not a state: it used to be accepted and match nothing.
+expect_rc 2 "state failed" ctl history --state failed
+grep -q "it is an event; use --event failed" "$WORK/err" || fail "--state failed said: $(cat "$WORK/err")"
+expect_rc 2 "bad event" ctl history --event sleeping
 expect_rc 2 "bad since" ctl history --since yesterday
 expect_rc 2 "bad duration" ctl prune --older-than 5x
 expect_rc 2 "prune without --older-than" ctl prune
@@ -169,6 +179,11 @@ jctl history --queue "$qa" --state dead | check "
 assert sorted(t['id'] for t in d['tasks']) == ['bad1-$R', 'bad2-$R'], d
 assert {t['last_error'] for t in d['tasks']} == {'boom', 'kaput'}, d
 " || fail "history --state dead"
+jctl history --queue "$qa" --event dead | check "
+assert sorted(t['id'] for t in d['tasks']) == ['bad1-$R', 'bad2-$R'], d
+" || fail "history --event dead"
+jctl history --queue "$qa" --event failed | check "assert d['count'] == 0, d" \
+  || fail "history --event failed (no retries in $qa)"
 jctl history --queue "$qa" --type echo | check "
 assert [t['id'] for t in d['tasks']] == ['echo1-$R'], d
 " || fail "history --type"
@@ -220,6 +235,47 @@ jctl dead --limit 1 | check "assert d['count'] == 1 and d['total'] >= 2, d" || f
 expect_rc 0 "dead (human)" ctl dead --queue "$qa"
 grep -q "kaput" "$WORK/out" || fail "dead table: $(cat "$WORK/out")"
 expect_rc 3 "dead of an unknown queue" ctl dead --queue "nope.$UNIQ"
+
+# ----------------------------------------------------- terminal escapes
+# JSON escapes in the messages: the tasks' strings hold the raw control
+# characters (ESC, BEL, U+009B); the fail built-in makes its payload the
+# error text, echo its payload the result.
+publish "$qe" \
+  '{"id":"esc1","type":"fail","max_attempts":1,"payload":"boom\u001b]0;pwned\u0007\u001b[2J\u009b2J"}' \
+  '{"id":"esc2","type":"echo","payload":"hi\u001b[2J\u001b[H","meta":{"note":"\u001b]0;x\u0007\u009b"}}'
+wait_until 30 "esc1-$R to die" state_is "$qe" esc1-$R dead
+wait_until 30 "esc2-$R to succeed" state_is "$qe" esc2-$R succeeded
+wait_until 30 "history of esc1-$R" hist_state_is "$qe" esc1-$R dead
+# no_controls FILE: FILE holds no byte a terminal obeys (C0 but newline,
+# DEL, C1 as UTF-8 C2 80..9F or as a raw byte 80..9F outside UTF-8).
+no_controls() {
+  python3 -c '
+import re, sys
+data = open(sys.argv[1], "rb").read()
+bad = re.search(rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]", data)
+if bad is None:
+    text = data.decode("utf-8", "replace")
+    bad = re.search("[\x80-\x9f]", text)
+sys.exit(1 if bad else 0)' "$1"
+}
+for cmd in "status esc1-$R" "status esc2-$R" "history --queue $qe" "dead --queue $qe"; do
+  # shellcheck disable=SC2086 # the command's words
+  expect_rc 0 "$cmd (human)" ctl $cmd
+  no_controls "$WORK/out" || fail "$cmd printed a control character: $(od -c "$WORK/out" | head -20)"
+done
+expect_rc 0 "status esc1-$R" ctl status esc1-$R
+grep -qF 'boom\x1b]0;pwned\x07\x1b[2J\u009b2J' "$WORK/out" || fail "status esc1: error not shown escaped: $(cat "$WORK/out")"
+expect_rc 0 "status esc2-$R" ctl status esc2-$R
+grep -qF 'hi\x1b[2J\x1b[H' "$WORK/out" || fail "status esc2: result not shown escaped: $(cat "$WORK/out")"
+grep -qF '\u009b' "$WORK/out" || fail "status esc2: C1 in meta not shown escaped: $(cat "$WORK/out")"
+jctl status esc1-$R | check "
+t = d['tasks'][0]
+want = 'boom\x1b]0;pwned\x07\x1b[2J\u009b2J'
+assert t['live']['error'] == want and t['history']['last_error'] == want, t
+" || fail "status --json esc1: the error text is not exact"
+jctl dead --queue "$qe" | check "
+assert d['tasks'][0]['error'] == 'boom\x1b]0;pwned\x07\x1b[2J\u009b2J', d
+" || fail "dead --json: the error text is not exact"
 
 # ------------------------------------------------------------------ retry
 expect_rc 1 "retry of a succeeded task" ctl retry ok1-$R
@@ -329,7 +385,7 @@ pg "INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_att
     SELECT '$qold', 'old' || i, 'noop', 5, 'succeeded', 1, 3, 1000, now() - interval '40 days',
       now() - interval '40 days', now() - interval '40 days' FROM generate_series(1, 5) i;
     INSERT INTO baton.task_events (queue, task_id, seq, at, event, to_state)
-    SELECT '$qold', 'old' || i, s, now() - interval '40 days', 'x', 'succeeded'
+    SELECT '$qold', 'old' || i, s, now() - interval '40 days', 'succeeded', 'succeeded'
     FROM generate_series(1, 5) i, generate_series(1, 3) s;
     INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_attempts,
       timeout_ms, submitted_at, updated_at)

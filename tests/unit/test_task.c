@@ -139,8 +139,9 @@ static const struct {
      "{'id':'" COORD_ID "','type':'a'," DEFAULTS ",'meta':{}}"},
     {"{'type':'a','id':'x','delay_ms':0}",
      "{'id':'x','type':'a'," DEFAULTS ",'delay_ms':0,'meta':{}}"},
-    {"{'type':'a','id':'x','delay_ms':9223372036854775807}",
-     "{'id':'x','type':'a'," DEFAULTS ",'delay_ms':9223372036854775807,'meta':{}}"},
+    /* delay_ms at its cap of 365 days. */
+    {"{'type':'a','id':'x','delay_ms':31536000000}",
+     "{'id':'x','type':'a'," DEFAULTS ",'delay_ms':31536000000,'meta':{}}"},
     /* run_at with a null delay_ms is no conflict; fraction truncated. */
     {"{'type':'a','id':'x','run_at':'2026-01-01t00:00:00.123456789+00:00','delay_ms':null}",
      "{'id':'x','type':'a'," DEFAULTS ",'run_at':'2026-01-01T00:00:00.123Z','meta':{}}"},
@@ -191,10 +192,10 @@ static const struct {
     {"{'type':'Az09_.:-','queue':'-:._90zA','id':'x'}",
      "{'id':'x','type':'Az09_.:-','queue':'-:._90zA','priority':5,'payload':null,"
      "'max_attempts':3,'timeout_ms':300000,'meta':{}}"},
-    /* Integer fields at their largest. */
-    {"{'type':'a','id':'x','max_attempts':2147483647,'timeout_ms':9223372036854775807}",
+    /* Integer fields at their caps. */
+    {"{'type':'a','id':'x','max_attempts':1000,'timeout_ms':86400000}",
      "{'id':'x','type':'a','queue':'default','priority':5,'payload':null,"
-     "'max_attempts':2147483647,'timeout_ms':9223372036854775807,'meta':{}}"},
+     "'max_attempts':1000,'timeout_ms':86400000,'meta':{}}"},
 };
 
 START_TEST(test_parse_good) {
@@ -683,12 +684,20 @@ START_TEST(test_integer_bounds) {
         {"{'type':'a','priority':10}", 0, "priority"},
         {"{'type':'a','max_attempts':1}", 1, NULL},
         {"{'type':'a','max_attempts':0}", 0, "max_attempts"},
-        {"{'type':'a','max_attempts':2147483647}", 1, NULL},
+        {"{'type':'a','max_attempts':1000}", 1, NULL},
+        {"{'type':'a','max_attempts':1001}", 0, "max_attempts"},
+        {"{'type':'a','max_attempts':2147483647}", 0, "max_attempts"},
         {"{'type':'a','max_attempts':2147483648}", 0, "max_attempts"},
         {"{'type':'a','timeout_ms':1}", 1, NULL},
+        {"{'type':'a','timeout_ms':86400000}", 1, NULL},
+        {"{'type':'a','timeout_ms':86400001}", 0, "timeout_ms"},
+        {"{'type':'a','timeout_ms':9223372036854775807}", 0, "timeout_ms"},
         {"{'type':'a','timeout_ms':0}", 0, "timeout_ms"},
         {"{'type':'a','timeout_ms':-9223372036854775808}", 0, "timeout_ms"},
         {"{'type':'a','delay_ms':0}", 1, NULL},
+        {"{'type':'a','delay_ms':31536000000}", 1, NULL},
+        {"{'type':'a','delay_ms':31536000001}", 0, "delay_ms"},
+        {"{'type':'a','delay_ms':9223372036854775807}", 0, "delay_ms"},
         {"{'type':'a','delay_ms':-1}", 0, "delay_ms"},
         {"{'type':'a','delay_ms':-9223372036854775808}", 0, "delay_ms"},
     };
@@ -827,9 +836,16 @@ static const struct {
     {"{'type':'a','max_attempts':0}", BATON_TASK_OUT_OF_RANGE, "max_attempts", "got 0"},
     {"{'type':'a','max_attempts':-3}", BATON_TASK_OUT_OF_RANGE, "max_attempts", "got -3"},
     {"{'type':'a','max_attempts':2147483648}", BATON_TASK_OUT_OF_RANGE, "max_attempts",
-     "from 1 to 2147483647, got 2147483648"},
+     "from 1 to 1000, got 2147483648"},
+    {"{'type':'a','max_attempts':1001}", BATON_TASK_OUT_OF_RANGE, "max_attempts",
+     "field 'max_attempts' must be an integer from 1 to 1000, got 1001"},
     {"{'type':'a','max_attempts':2.5}", BATON_TASK_WRONG_TYPE, "max_attempts", "real number"},
-    {"{'type':'a','timeout_ms':0}", BATON_TASK_OUT_OF_RANGE, "timeout_ms", "greater than 0"},
+    {"{'type':'a','timeout_ms':0}", BATON_TASK_OUT_OF_RANGE, "timeout_ms", "from 1 to"},
+    /* The overflow a producer could cause before the cap: the worker added
+     * this to its clock and timed the task out at once. */
+    {"{'type':'a','timeout_ms':9223372036854775807}", BATON_TASK_OUT_OF_RANGE, "timeout_ms",
+     "field 'timeout_ms' must be an integer from 1 to 86400000 (24 hours), got "
+     "9223372036854775807"},
     {"{'type':'a','timeout_ms':-1}", BATON_TASK_OUT_OF_RANGE, "timeout_ms", "got -1"},
     {"{'type':'a','timeout_ms':'300s'}", BATON_TASK_WRONG_TYPE, "timeout_ms", "got a string"},
     /* run_at, delay_ms, deadline */
@@ -840,6 +856,9 @@ static const struct {
     {"{'type':'a','run_at':'2026-01-01T00:00:00'}", BATON_TASK_BAD_TIME, "run_at", NULL},
     {"{'type':'a','run_at':1767225600000}", BATON_TASK_WRONG_TYPE, "run_at", "got an integer"},
     {"{'type':'a','delay_ms':-1}", BATON_TASK_OUT_OF_RANGE, "delay_ms", "got -1"},
+    {"{'type':'a','delay_ms':9223372036854775807}", BATON_TASK_OUT_OF_RANGE, "delay_ms",
+     "field 'delay_ms' must be an integer from 0 to 31536000000 (365 days), got "
+     "9223372036854775807"},
     {"{'type':'a','delay_ms':1.5}", BATON_TASK_WRONG_TYPE, "delay_ms", NULL},
     {"{'type':'a','delay_ms':'5s'}", BATON_TASK_WRONG_TYPE, "delay_ms", NULL},
     {"{'type':'a','run_at':'2026-01-01T00:00:00Z','delay_ms':0}", BATON_TASK_CONFLICT, "delay_ms",
@@ -961,6 +980,20 @@ static void mut_timeout_0(struct baton_task *t) {
 static void mut_delay_neg(struct baton_task *t) {
     t->delay_ms = -1;
 }
+static void mut_attempts_over_cap(struct baton_task *t) {
+    t->max_attempts = INT_MAX;
+}
+static void mut_timeout_over_cap(struct baton_task *t) {
+    t->timeout_ms = INT64_MAX;
+}
+static void mut_delay_over_cap(struct baton_task *t) {
+    t->delay_ms = BATON_TASK_DELAY_MS_MAX + 1;
+}
+static void mut_at_caps(struct baton_task *t) {
+    t->max_attempts = BATON_TASK_MAX_ATTEMPTS_MAX;
+    t->timeout_ms = BATON_TASK_TIMEOUT_MS_MAX;
+    t->delay_ms = BATON_TASK_DELAY_MS_MAX;
+}
 static void mut_conflict(struct baton_task *t) {
     t->run_at_ms = 0;
     t->delay_ms = 0;
@@ -1019,6 +1052,12 @@ static const struct {
     {mut_attempts_0, BATON_TASK_OUT_OF_RANGE, "max_attempts"},
     {mut_timeout_0, BATON_TASK_OUT_OF_RANGE, "timeout_ms"},
     {mut_delay_neg, BATON_TASK_OUT_OF_RANGE, "delay_ms"},
+    /* The producer library validates with these: it refuses to send what
+     * the scheduler would reject. */
+    {mut_attempts_over_cap, BATON_TASK_OUT_OF_RANGE, "max_attempts"},
+    {mut_timeout_over_cap, BATON_TASK_OUT_OF_RANGE, "timeout_ms"},
+    {mut_delay_over_cap, BATON_TASK_OUT_OF_RANGE, "delay_ms"},
+    {mut_at_caps, BATON_TASK_OK, ""},
     {mut_conflict, BATON_TASK_CONFLICT, "delay_ms"},
     {mut_run_at_far, BATON_TASK_BAD_TIME, "run_at"},
     {mut_deadline_early, BATON_TASK_BAD_TIME, "deadline"},

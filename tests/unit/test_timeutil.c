@@ -6,6 +6,7 @@
  * _DEFAULT_SOURCE), implementations independent of ours.
  */
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -295,6 +296,42 @@ START_TEST(test_mono_deadline_and_cond) {
 }
 END_TEST
 
+/* A deadline from a clock and a duration saturates instead of wrapping into
+ * the past (the worker's start + timeout_ms with timeout_ms = 2^63-1). */
+START_TEST(test_add_saturates) {
+    ck_assert(baton_time_add_sat(1000, 500) == 1500);
+    ck_assert(baton_time_add_sat(1000, -1500) == -500);
+    ck_assert(baton_time_add_sat(baton_time_mono_ms(), INT64_MAX) == INT64_MAX);
+    ck_assert(baton_time_add_sat(INT64_MAX, 1) == INT64_MAX);
+    ck_assert(baton_time_add_sat(INT64_MIN, -1) == INT64_MIN);
+    ck_assert(baton_time_add_sat(-5, INT64_MIN) == INT64_MIN);
+    ck_assert(baton_time_add_sat(INT64_MAX, INT64_MIN) == -1);
+}
+END_TEST
+
+/* A negative or huge wait still gives a timespec timedwait accepts: a
+ * negative one used to leave tv_nsec negative (EINVAL, never ETIMEDOUT). */
+START_TEST(test_mono_after_extremes) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    struct timespec ts = baton_time_mono_after(-1500);
+    ck_assert(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+    ck_assert(ts.tv_sec >= now.tv_sec && ts.tv_sec <= now.tv_sec + 1);
+    ts = baton_time_mono_after(INT64_MAX);
+    ck_assert(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+    ck_assert(ts.tv_sec > now.tv_sec);
+
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond;
+    ck_assert_int_eq(baton_cond_init_monotonic(&cond), 0);
+    pthread_mutex_lock(&lock);
+    struct timespec past = baton_time_mono_after(-1);
+    ck_assert_int_eq(pthread_cond_timedwait(&cond, &lock, &past), ETIMEDOUT);
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&cond);
+}
+END_TEST
+
 START_TEST(test_clocks) {
     int64_t wall = baton_time_wall_ms();
     int64_t now = (int64_t)time(NULL) * 1000;
@@ -325,6 +362,8 @@ static Suite *timeutil_suite(void) {
 
     TCase *limits = tcase_create("limits");
     tcase_add_test(limits, test_format_int64_extremes);
+    tcase_add_test(limits, test_add_saturates);
+    tcase_add_test(limits, test_mono_after_extremes);
     tcase_add_test(limits, test_format_matches_gmtime);
     tcase_add_test(limits, test_round_trip);
     tcase_add_test(limits, test_parse_matches_timegm);
