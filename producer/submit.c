@@ -115,7 +115,7 @@ static const struct baton_opt options[] = {
      268435456},
     {"log-level", BATON_OPT_STRING, "error",
      "JSON log lines on stderr: debug, info, warn, error or off", CFG(log_level), 0, 0},
-#define SETTINGS_COUNT 6
+#define SETTINGS_COUNT 7
     /* Input and output: flags only. */
     {"file", BATON_OPT_STRING, NULL,
      "read tasks as JSON lines from this file ('-' or a lone - argument: stdin)", CFG(file), 0, 0},
@@ -125,7 +125,7 @@ static const struct baton_opt options[] = {
     {"skip-invalid", BATON_OPT_BOOL, "false",
      "send the valid lines even if some are bad (the bad ones are still reported)",
      CFG(skip_invalid), 0, 0},
-#define IO_END 9
+#define IO_END (SETTINGS_COUNT + 3)
     /* The task from flags: flags only. Defaults are the contract's. */
     {"type", BATON_OPT_STRING, NULL, "handler name: submits one task built from these flags",
      CFG(type), 0, 0},
