@@ -65,8 +65,8 @@ static baton_err_t apply_file(rd_kafka_conf_t *conf, const char *path, char *err
                               size_t errstr_size) {
     FILE *f = fopen(path, "r");
     if (!f)
-        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
-                            "--kafka-config-file %s: %s", path, strerror(errno));
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "--kafka-config-file %s: %s",
+                            path, strerror(errno));
     baton_err_t err = BATON_OK;
     char *line = NULL;
     size_t cap = 0;
@@ -128,11 +128,9 @@ static baton_err_t apply_list(rd_kafka_conf_t *conf, const char *extra, char *er
     return err;
 }
 
-rd_kafka_conf_t *baton_kafka_conf_new(const char *brokers,
-                                      const struct baton_kafka_prop *defaults,
-                                      size_t ndefaults, const char *extra,
-                                      const char *extra_file, char *errstr,
-                                      size_t errstr_size) {
+rd_kafka_conf_t *baton_kafka_conf_new(const char *brokers, const struct baton_kafka_prop *defaults,
+                                      size_t ndefaults, const char *extra, const char *extra_file,
+                                      char *errstr, size_t errstr_size) {
     if (!brokers || !*brokers) {
         baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                      "no Kafka brokers given (set BATON_KAFKA_BROKERS or --kafka-brokers)");

@@ -35,11 +35,9 @@ struct baton_kafka_prop {
  * be a password) in errstr. Caller owns the result until rd_kafka_new()
  * succeeds with it (which takes it over).
  */
-rd_kafka_conf_t *baton_kafka_conf_new(const char *brokers,
-                                      const struct baton_kafka_prop *defaults,
-                                      size_t ndefaults, const char *extra,
-                                      const char *extra_file, char *errstr,
-                                      size_t errstr_size);
+rd_kafka_conf_t *baton_kafka_conf_new(const char *brokers, const struct baton_kafka_prop *defaults,
+                                      size_t ndefaults, const char *extra, const char *extra_file,
+                                      char *errstr, size_t errstr_size);
 
 /*
  * Sets one property; BATON_ERR_CONFIG naming the property (not its value,

@@ -67,11 +67,10 @@ static void mask_quoted(char *text) {
 /*
  * Checks that a DSN libpq would parse as a connection string or URI (not a
  * bare database name) parses, and reports the password it holds (caller
- * frees *password with PQfreemem; NULL when none). The error never shows
+ * frees *password with free(); NULL when none). The error never shows
  * the DSN's text.
  */
-static baton_err_t parse_dsn(const char *dsn, char **password, char *errstr,
-                             size_t errstr_size) {
+static baton_err_t parse_dsn(const char *dsn, char **password, char *errstr, size_t errstr_size) {
     *password = NULL;
     int conninfo = strchr(dsn, '=') || strncmp(dsn, "postgresql://", 13) == 0 ||
                    strncmp(dsn, "postgres://", 11) == 0;

@@ -111,8 +111,7 @@ static baton_err_t userinfo_part(const char *what, const char *src, size_t len, 
 static baton_err_t url_error(struct baton_redis_url *out, char *errstr, size_t errstr_size,
                              const char *shown, const char *problem) {
     memset(out, 0, sizeof *out);
-    return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "Redis URL '%s' %s", shown,
-                        problem);
+    return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "Redis URL '%s' %s", shown, problem);
 }
 
 baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
@@ -136,8 +135,8 @@ baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
         baton_err_t err = userinfo_part("user", p, ulen, out->username, sizeof out->username,
                                         errstr, errstr_size);
         if (!err)
-            err = userinfo_part("password", pw, plen, out->password, sizeof out->password,
-                                errstr, errstr_size);
+            err = userinfo_part("password", pw, plen, out->password, sizeof out->password, errstr,
+                                errstr_size);
         if (err) {
             memset(out, 0, sizeof *out);
             return err;
@@ -209,10 +208,10 @@ baton_err_t baton_redis_durability_parse(const char *text, baton_redis_durabilit
     return BATON_OK;
 }
 
-baton_err_t baton_redis_durability_configure(const char *text, const char *component,
-                                             char *errstr, size_t errstr_size) {
-    baton_err_t err = baton_redis_durability_parse(text, &baton_redis_durability, errstr,
-                                                   errstr_size);
+baton_err_t baton_redis_durability_configure(const char *text, const char *component, char *errstr,
+                                             size_t errstr_size) {
+    baton_err_t err =
+        baton_redis_durability_parse(text, &baton_redis_durability, errstr, errstr_size);
     if (!err && baton_redis_durability == BATON_REDIS_DURABILITY_RELAXED)
         BATON_WARN(component,
                    "--redis-durability=relaxed: Redis is not checked for appendonly yes and "
@@ -267,8 +266,7 @@ static baton_err_t check_durability(baton_redis_t *r, char *errstr, size_t errst
             else if (strcmp(name->str, "appendfsync") == 0)
                 appendfsync = value->str;
         }
-        err = baton_redis_durability_verdict(where, appendonly, appendfsync, errstr,
-                                             errstr_size);
+        err = baton_redis_durability_verdict(where, appendonly, appendfsync, errstr, errstr_size);
     }
     freeReplyObject(reply);
     return err;

@@ -86,12 +86,12 @@ baton_err_t baton_redis_durability_parse(const char *text, baton_redis_durabilit
  * operator chose the risk, the log and the metric
  * baton_redis_durability_relaxed say so). Call before connecting.
  */
-baton_err_t baton_redis_durability_configure(const char *text, const char *component,
-                                             char *errstr, size_t errstr_size);
+baton_err_t baton_redis_durability_configure(const char *text, const char *component, char *errstr,
+                                             size_t errstr_size);
 
 /* Help text of the gauge baton_redis_durability_relaxed, which both daemons export. */
-#define BATON_REDIS_DURABILITY_METRIC_HELP                                                  \
-    "1 when started with --redis-durability=relaxed: Redis is not required to fsync each " \
+#define BATON_REDIS_DURABILITY_METRIC_HELP                                                         \
+    "1 when started with --redis-durability=relaxed: Redis is not required to fsync each "         \
     "write, and a Redis crash can lose tasks and outcomes it acknowledged."
 
 /*

@@ -25,8 +25,8 @@ static const char *get(rd_kafka_conf_t *conf, const char *name) {
 
 START_TEST(test_baton_settings) {
     char errstr[256];
-    rd_kafka_conf_t *conf = baton_kafka_conf_new("h1:9092,h2:9092", NULL, 0, NULL, NULL, errstr,
-                                                 sizeof errstr);
+    rd_kafka_conf_t *conf =
+        baton_kafka_conf_new("h1:9092,h2:9092", NULL, 0, NULL, NULL, errstr, sizeof errstr);
     ck_assert_ptr_nonnull(conf);
     ck_assert_str_eq(get(conf, "bootstrap.servers"), "h1:9092,h2:9092");
     ck_assert_str_eq(get(conf, "reconnect.backoff.max.ms"), "1000");
@@ -119,8 +119,8 @@ END_TEST
 
 START_TEST(test_config_file_errors) {
     char errstr[256] = "";
-    ck_assert_ptr_null(baton_kafka_conf_new("h:1", NULL, 0, NULL, "/nonexistent/kafka.conf",
-                                            errstr, sizeof errstr));
+    ck_assert_ptr_null(baton_kafka_conf_new("h:1", NULL, 0, NULL, "/nonexistent/kafka.conf", errstr,
+                                            sizeof errstr));
     ck_assert_ptr_nonnull(strstr(errstr, "/nonexistent/kafka.conf"));
     const char *path = temp_file("linger.ms=1\n" SECRET "\n");
     refused(NULL, path, "line 2: not name=value");

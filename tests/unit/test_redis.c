@@ -98,11 +98,9 @@ END_TEST
 static void refused(const char *url, const char *want) {
     struct baton_redis_url parsed;
     char errstr[512] = "";
-    ck_assert_int_eq(baton_redis_parse_url(url, &parsed, errstr, sizeof errstr),
-                     BATON_ERR_CONFIG);
+    ck_assert_int_eq(baton_redis_parse_url(url, &parsed, errstr, sizeof errstr), BATON_ERR_CONFIG);
     ck_assert_msg(strstr(errstr, want), "'%s' not in: %s", want, errstr);
-    ck_assert_msg(!strstr(errstr, SECRET) && !strstr(errstr, "S3cret"), "secret in: %s",
-                  errstr);
+    ck_assert_msg(!strstr(errstr, SECRET) && !strstr(errstr, "S3cret"), "secret in: %s", errstr);
     ck_assert_str_eq(parsed.password, "");
 }
 
@@ -129,8 +127,7 @@ START_TEST(test_percent_decoding) {
     ck_assert_int_eq(u.port, 7);
     ck_assert_int_eq(u.db, 3);
     /* Unencoded text stays as it was (no '+' to space: that is forms). */
-    ck_assert_int_eq(baton_redis_parse_url("redis://:a+b@h", &u, errstr, sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(baton_redis_parse_url("redis://:a+b@h", &u, errstr, sizeof errstr), BATON_OK);
     ck_assert_str_eq(u.password, "a+b");
     /* A bad escape is refused, and neither the escape nor the rest of the
      * password is shown. */
@@ -189,8 +186,7 @@ START_TEST(test_durability_parse) {
     char errstr[256];
     ck_assert_int_eq(baton_redis_durability_parse("strict", &d, errstr, sizeof errstr), BATON_OK);
     ck_assert_int_eq(d, BATON_REDIS_DURABILITY_STRICT);
-    ck_assert_int_eq(baton_redis_durability_parse("relaxed", &d, errstr, sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(baton_redis_durability_parse("relaxed", &d, errstr, sizeof errstr), BATON_OK);
     ck_assert_int_eq(d, BATON_REDIS_DURABILITY_RELAXED);
     ck_assert_int_eq(baton_redis_durability_parse("lax", &d, errstr, sizeof errstr),
                      BATON_ERR_CONFIG);
