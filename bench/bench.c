@@ -52,6 +52,7 @@ extern char **environ;
 
 struct bench_config {
     char *kafka_brokers, *kafka_config, *redis_url, *pg_dsn, *stack_dir, *bin_dir;
+    char *kafka_config_file, *redis_durability;
     int64_t tasks, workers, concurrency, memory_tasks, payload_bytes, timeout_s;
     double rate;
     char *type, *priorities, *queues, *json_path, *log_level;
@@ -63,6 +64,13 @@ static const struct baton_opt options[] = {
     {"kafka-brokers", BATON_OPT_STRING, NULL, "Kafka bootstrap servers", CFG(kafka_brokers), 0, 0},
     {"kafka-config", BATON_OPT_STRING, "fetch.wait.max.ms=5",
      "extra librdkafka properties for the scheduler and the producer", CFG(kafka_config), 0, 0},
+    {"kafka-config-file", BATON_OPT_STRING, "",
+     "file of librdkafka properties (name=value lines) for the scheduler and the producer",
+     CFG(kafka_config_file), 0, 0},
+    {"redis-durability", BATON_OPT_STRING, "strict",
+     "passed to the scheduler and the workers: relaxed to measure a Redis without "
+     "appendfsync always",
+     CFG(redis_durability), 0, 0},
     {"redis-url", BATON_OPT_STRING, NULL, "Redis URL", CFG(redis_url), 0, 0},
     {"pg-dsn", BATON_OPT_STRING, NULL, "PostgreSQL DSN (history must be migrated)", CFG(pg_dsn), 0,
      0},
@@ -319,12 +327,14 @@ static void start_services(struct bench *b, const char *self) {
              *c->kafka_config ? "," : "");
     char *sargv[] = {sched_bin, "--kafka-brokers", c->kafka_brokers, "--redis-url", c->redis_url,
                      "--pg-dsn", c->pg_dsn, "--kafka-config", kconf, "--group-id", group,
-                     "--log-level", "warn", NULL};
+                     "--kafka-config-file", c->kafka_config_file, "--redis-durability",
+                     c->redis_durability, "--log-level", "warn", NULL};
     b->children[b->nchildren++] = (struct child){"scheduler", spawn_logged(sargv, log), {0, 0, 0}};
     for (int64_t w = 0; w < c->workers; w++) {
         snprintf(log, sizeof log, "%s/worker%" PRId64 ".log", b->logdir, w + 1);
         char *wargv[] = {worker_bin, "--redis-url", c->redis_url, "--queues", queues,
-                         "--concurrency", conc, "--log-level", "warn", NULL};
+                         "--concurrency", conc, "--redis-durability", c->redis_durability,
+                         "--log-level", "warn", NULL};
         struct child *child = &b->children[b->nchildren++];
         *child = (struct child){.pid = spawn_logged(wargv, log)};
         snprintf(child->role, sizeof child->role, "worker %" PRId64, w + 1);
@@ -717,6 +727,7 @@ int main(int argc, char **argv) {
     struct baton_producer_config pc = {.kafka_brokers = cfg.kafka_brokers,
                                        /* Latency mode: batch for at most 1 ms. */
                                        .kafka_config = cfg.rate > 0 ? "linger.ms=1" : "linger.ms=5",
+                                       .kafka_config_file = cfg.kafka_config_file,
                                        .delivery_timeout_ms = 60000,
                                        .on_delivery = on_delivery,
                                        .opaque = &b};

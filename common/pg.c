@@ -6,6 +6,8 @@
  */
 #include "pg.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -40,6 +42,59 @@ baton_err_t baton_pg_error(PGconn *conn, const PGresult *res, const char *what,
     return BATON_ERR_PG;
 }
 
+/* Overwrites each occurrence of `secret` in `text` (NUL-ended) with '*'. */
+static void mask(char *text, const char *secret) {
+    size_t len = secret ? strlen(secret) : 0;
+    if (len == 0)
+        return;
+    for (char *p = strstr(text, secret); p; p = strstr(p + len, secret))
+        memset(p, '*', len);
+}
+
+/* Overwrites the text between each pair of double quotes with '*': libpq's
+ * parse errors quote the token they stopped at, or the whole URI, and
+ * either may hold the password. */
+static void mask_quoted(char *text) {
+    for (char *open = strchr(text, '"'); open; open = strchr(open + 1, '"')) {
+        char *close = strchr(open + 1, '"');
+        if (!close)
+            break;
+        memset(open + 1, '*', (size_t)(close - open - 1));
+        open = close;
+    }
+}
+
+/*
+ * Checks that a DSN libpq would parse as a connection string or URI (not a
+ * bare database name) parses, and reports the password it holds (caller
+ * frees *password with free(); NULL when none). The error never shows
+ * the DSN's text.
+ */
+static baton_err_t parse_dsn(const char *dsn, char **password, char *errstr, size_t errstr_size) {
+    *password = NULL;
+    int conninfo = strchr(dsn, '=') || strncmp(dsn, "postgresql://", 13) == 0 ||
+                   strncmp(dsn, "postgres://", 11) == 0;
+    if (!conninfo)
+        return BATON_OK;
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &why);
+    if (!opts) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "%s", why ? why : "out of memory");
+        PQfreemem(why);
+        mask_quoted(reason);
+        fold_message("PostgreSQL DSN is not valid (quoted text hidden)", reason, errstr,
+                     errstr_size);
+        return BATON_ERR_CONFIG;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) {
+            *password = strdup(o->val); /* NULL on ENOMEM: then nothing to mask */
+        }
+    PQconninfoFree(opts);
+    return BATON_OK;
+}
+
 baton_err_t baton_pg_connect(const char *dsn, const char *application_name,
                              PGconn **out, char *errstr, size_t errstr_size) {
     /* Later keywords override earlier ones, and the expanded dsn comes last,
@@ -50,17 +105,26 @@ baton_err_t baton_pg_connect(const char *dsn, const char *application_name,
     if (!dsn || !*dsn)
         return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                             "no PostgreSQL DSN given (set BATON_PG_DSN or --pg-dsn)");
+    char *password = NULL;
+    baton_err_t err = parse_dsn(dsn, &password, errstr, errstr_size);
+    if (err)
+        return err;
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (!conn)
-        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-    if (PQstatus(conn) != CONNECTION_OK) {
-        baton_pg_error(conn, NULL, "PostgreSQL connect", errstr, errstr_size);
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    else if (PQstatus(conn) != CONNECTION_OK) {
+        err = baton_pg_error(conn, NULL, "PostgreSQL connect", errstr, errstr_size);
+        /* libpq does not quote a password once the DSN parsed; this keeps
+         * it so whatever a future message says. */
+        if (errstr && errstr_size)
+            mask(errstr, password);
         PQfinish(conn);
-        return BATON_ERR_PG;
+    } else {
+        PQsetNoticeProcessor(conn, log_notice, NULL);
+        *out = conn;
     }
-    PQsetNoticeProcessor(conn, log_notice, NULL);
-    *out = conn;
-    return BATON_OK;
+    free(password);
+    return err;
 }
 
 baton_err_t baton_pg_exec(PGconn *conn, const char *sql, char *errstr,

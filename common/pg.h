@@ -21,7 +21,9 @@
  * Connects to `dsn` (a libpq connection string or URI). `application_name`
  * shows in pg_stat_activity. On success *out is a connection the caller
  * closes with PQfinish(). Returns BATON_ERR_PG with libpq's reason (one line)
- * in errstr when the server is unreachable or refuses.
+ * in errstr when the server is unreachable or refuses; BATON_ERR_CONFIG for a
+ * DSN that does not parse. No message shows the DSN's password: libpq's
+ * parse errors quote the DSN, so their quoted text is hidden.
  */
 baton_err_t baton_pg_connect(const char *dsn, const char *application_name,
                              PGconn **out, char *errstr, size_t errstr_size);

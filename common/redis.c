@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
+
 struct baton_redis {
     char *url;                    /* owned copy, for reconnects */
     struct baton_redis_url parsed;
@@ -23,19 +25,106 @@ struct baton_redis {
     char (*shas)[41];             /* one SHA1 per baton_scripts entry */
 };
 
+baton_redis_durability_t baton_redis_durability = BATON_REDIS_DURABILITY_UNCHECKED;
+
 static struct timeval tv_of_ms(int ms) {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     return tv;
+}
+
+void baton_redis_url_redact(const char *url, char *buf, size_t size) {
+    if (!buf || size == 0)
+        return;
+    if (!url) {
+        buf[0] = '\0';
+        return;
+    }
+    /* The same split as the parser: userinfo ends at the last '@', so a
+     * password with an unencoded '/' or '@' is hidden whole. A URL typed
+     * without its scheme is redacted all the same. */
+    const char *scheme_end = strstr(url, "://");
+    const char *userinfo = scheme_end ? scheme_end + 3 : url;
+    const char *at = strrchr(userinfo, '@');
+    if (!at) {
+        snprintf(buf, size, "%s", url);
+        return;
+    }
+    const char *colon = memchr(userinfo, ':', (size_t)(at - userinfo));
+    if (colon)
+        snprintf(buf, size, "%.*s:***%s", (int)(colon - url), url, at);
+    else
+        snprintf(buf, size, "%.*s***%s", (int)(userinfo - url), url, at);
+}
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Decodes the %XX escapes of `src` (`len` bytes) into `dst` (NUL-ended).
+ * Returns 0, or -1 for a '%' not followed by two hex digits or a %00 (which
+ * would cut the secret short), or -2 when the result does not fit.
+ */
+static int percent_decode(const char *src, size_t len, char *dst, size_t dst_size) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            int hi = i + 1 < len ? hex_digit(src[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_digit(src[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (n + 1 >= dst_size)
+            return -2;
+        dst[n++] = c;
+    }
+    dst[n] = '\0';
+    return 0;
+}
+
+/* Decodes one part of the userinfo ("user", "password") into `dst`. */
+static baton_err_t userinfo_part(const char *what, const char *src, size_t len, char *dst,
+                                 size_t dst_size, char *errstr, size_t errstr_size) {
+    int rc = percent_decode(src, len, dst, dst_size);
+    if (rc == -1)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "Redis URL: the %s has a bad percent-encoding (each %% must start "
+                            "%%XX with two hex digits, not %%00; write %%25 for %%)",
+                            what);
+    if (rc == -2)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "Redis URL: the %s is too long (at most %zu bytes)", what,
+                            dst_size - 1);
+    return BATON_OK;
+}
+
+/* Fails a parse: clears `out`, so no decoded password outlives the error. */
+static baton_err_t url_error(struct baton_redis_url *out, char *errstr, size_t errstr_size,
+                             const char *shown, const char *problem) {
+    memset(out, 0, sizeof *out);
+    return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "Redis URL '%s' %s", shown, problem);
 }
 
 baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
                                   char *errstr, size_t errstr_size) {
     memset(out, 0, sizeof *out);
     out->port = 6379;
+    /* Every message names the URL redacted: it goes to logs and terminals
+     * that many people read, and the password must not reach them. */
+    char shown[512];
+    baton_redis_url_redact(url, shown, sizeof shown);
     const char *scheme = "redis://";
     if (!url || strncmp(url, scheme, strlen(scheme)) != 0)
-        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
-                            "Redis URL '%s' must start with redis://", url ? url : "");
+        return url_error(out, errstr, errstr_size, shown, "must start with redis://");
     const char *p = url + strlen(scheme);
     const char *at = strrchr(p, '@');
     if (at) {
@@ -43,17 +132,20 @@ baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
         size_t ulen = colon ? (size_t)(colon - p) : 0;
         size_t plen = colon ? (size_t)(at - colon - 1) : (size_t)(at - p);
         const char *pw = colon ? colon + 1 : p;
-        if (ulen >= sizeof out->username || plen >= sizeof out->password)
-            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
-                                "Redis URL: user or password too long");
-        memcpy(out->username, p, ulen);
-        memcpy(out->password, pw, plen);
+        baton_err_t err = userinfo_part("user", p, ulen, out->username, sizeof out->username,
+                                        errstr, errstr_size);
+        if (!err)
+            err = userinfo_part("password", pw, plen, out->password, sizeof out->password, errstr,
+                                errstr_size);
+        if (err) {
+            memset(out, 0, sizeof *out);
+            return err;
+        }
         p = at + 1;
     }
     size_t hlen = strcspn(p, ":/");
     if (hlen == 0 || hlen >= sizeof out->host)
-        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
-                            "Redis URL '%s' has no host", url);
+        return url_error(out, errstr, errstr_size, shown, "has no host");
     memcpy(out->host, p, hlen);
     p += hlen;
     if (*p == ':') {
@@ -61,8 +153,7 @@ baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
         errno = 0;
         long port = strtol(p + 1, &end, 10);
         if (errno || end == p + 1 || port < 1 || port > 65535 || (*end && *end != '/'))
-            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
-                                "Redis URL '%s' has a bad port", url);
+            return url_error(out, errstr, errstr_size, shown, "has a bad port");
         out->port = (int)port;
         p = end;
     }
@@ -71,12 +162,10 @@ baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
         errno = 0;
         long db = strtol(p + 1, &end, 10);
         if (errno || end == p + 1 || *end || db < 0 || db > 1000000)
-            return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
-                                "Redis URL '%s' has a bad database number", url);
+            return url_error(out, errstr, errstr_size, shown, "has a bad database number");
         out->db = (int)db;
     } else if (*p && strcmp(p, "/") != 0) {
-        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
-                            "Redis URL '%s' has trailing text", url);
+        return url_error(out, errstr, errstr_size, shown, "has trailing text");
     }
     return BATON_OK;
 }
@@ -102,6 +191,83 @@ static baton_err_t setup_command(baton_redis_t *r, const char *what, char *errst
     if (reply->type == REDIS_REPLY_ERROR)
         err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what,
                            reply->str);
+    freeReplyObject(reply);
+    return err;
+}
+
+baton_err_t baton_redis_durability_parse(const char *text, baton_redis_durability_t *out,
+                                         char *errstr, size_t errstr_size) {
+    if (text && strcmp(text, "strict") == 0)
+        *out = BATON_REDIS_DURABILITY_STRICT;
+    else if (text && strcmp(text, "relaxed") == 0)
+        *out = BATON_REDIS_DURABILITY_RELAXED;
+    else
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "--redis-durability: expected strict or relaxed, got '%s'",
+                            text ? text : "");
+    return BATON_OK;
+}
+
+baton_err_t baton_redis_durability_configure(const char *text, const char *component, char *errstr,
+                                             size_t errstr_size) {
+    baton_err_t err =
+        baton_redis_durability_parse(text, &baton_redis_durability, errstr, errstr_size);
+    if (!err && baton_redis_durability == BATON_REDIS_DURABILITY_RELAXED)
+        BATON_WARN(component,
+                   "--redis-durability=relaxed: Redis is not checked for appendonly yes and "
+                   "appendfsync always; a Redis crash can lose tasks whose Kafka offsets were "
+                   "committed and outcomes workers reported (guarantees 1, 3 and 4 hold only "
+                   "across clean Redis restarts)");
+    return err;
+}
+
+baton_err_t baton_redis_durability_verdict(const char *where, const char *appendonly,
+                                           const char *appendfsync, char *errstr,
+                                           size_t errstr_size) {
+    const char *fix = "a Redis crash would lose writes it acknowledged (Kafka offsets already "
+                      "committed, outcomes already reported): set appendonly yes and "
+                      "appendfsync always, or accept the loss with --redis-durability=relaxed";
+    if (!appendonly || strcmp(appendonly, "yes") != 0)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "Redis %s has appendonly %s (AOF off): %s", where,
+                            appendonly ? appendonly : "unknown", fix);
+    if (!appendfsync || strcmp(appendfsync, "always") != 0)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                            "Redis %s has appendfsync %s: %s", where,
+                            appendfsync ? appendfsync : "unknown", fix);
+    return BATON_OK;
+}
+
+/* CONFIG GET on a fresh connection (not through baton_redis_command, which
+ * would reconnect): the durability verdict for this server. */
+static baton_err_t check_durability(baton_redis_t *r, char *errstr, size_t errstr_size) {
+    /* One pattern rather than two names: CONFIG GET takes several names
+     * only since Redis 7.0. */
+    const char *argv[3] = {"CONFIG", "GET", "append*"};
+    redisReply *reply = redisCommandArgv(r->ctx, 3, argv, NULL);
+    if (!reply)
+        return drop(r, "CONFIG GET append*", errstr, errstr_size);
+    char where[300];
+    snprintf(where, sizeof where, "%s:%d", r->parsed.host, r->parsed.port);
+    baton_err_t err;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                           "Redis %s: CONFIG GET append* failed (%s), so its durability cannot "
+                           "be checked; allow CONFIG GET or run with --redis-durability=relaxed",
+                           where, reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+    } else {
+        const char *appendonly = NULL, *appendfsync = NULL;
+        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+            const redisReply *name = reply->element[i], *value = reply->element[i + 1];
+            if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(name->str, "appendonly") == 0)
+                appendonly = value->str;
+            else if (strcmp(name->str, "appendfsync") == 0)
+                appendfsync = value->str;
+        }
+        err = baton_redis_durability_verdict(where, appendonly, appendfsync, errstr, errstr_size);
+    }
     freeReplyObject(reply);
     return err;
 }
@@ -179,6 +345,8 @@ baton_err_t baton_redis_ensure(baton_redis_t *r, char *errstr, size_t errstr_siz
             const char *argv[2] = {"SELECT", db};
             err = setup_command(r, "SELECT", errstr, errstr_size, 2, argv);
         }
+        if (!err && baton_redis_durability == BATON_REDIS_DURABILITY_STRICT)
+            err = check_durability(r, errstr, errstr_size);
         if (!err)
             err = load_scripts(r, errstr, errstr_size);
         if (err) {

@@ -37,11 +37,72 @@ struct baton_redis_url {
 typedef struct baton_redis baton_redis_t;
 
 /*
- * Parses "redis://[[user]:password@]host[:port][/db]". Returns
- * BATON_ERR_CONFIG with the reason in errstr for anything else.
+ * Parses "redis://[[user]:password@]host[:port][/db]"; the user and the
+ * password are percent-decoded (%40 for '@', %3A for ':', %25 for '%').
+ * Returns BATON_ERR_CONFIG with the reason in errstr for anything else; the
+ * reason shows the URL redacted (baton_redis_url_redact) and never the
+ * password, and *out is left zeroed.
  */
 baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
                                   char *errstr, size_t errstr_size);
+
+/*
+ * Writes `url` into `buf` (of `size` bytes, NUL-ended, truncated if need
+ * be) with its password replaced by "***": "redis://user:***@host:6379/0".
+ * Every Redis URL that baton prints goes through here.
+ */
+void baton_redis_url_redact(const char *url, char *buf, size_t size);
+
+/*
+ * How much of what Redis acknowledged must survive a Redis crash. Ingest
+ * commits Kafka offsets once Redis has replied, and workers report outcomes
+ * once Redis has replied: with AOF off or `appendfsync everysec` a crash
+ * loses replied writes (lost tasks, outcomes rolled back; guarantees 1, 3
+ * and 4). The daemons set baton_redis_durability from --redis-durability
+ * before their first connection.
+ */
+typedef enum baton_redis_durability {
+    BATON_REDIS_DURABILITY_UNCHECKED = 0, /* tools and tests: no check (the default) */
+    BATON_REDIS_DURABILITY_STRICT,        /* refuse a Redis without AOF + appendfsync always */
+    BATON_REDIS_DURABILITY_RELAXED,       /* the operator accepts the loss: no check */
+} baton_redis_durability_t;
+
+/*
+ * Checked by every connect and reconnect (baton_redis_ensure): with STRICT
+ * a connection to a Redis that does not fsync each write fails with
+ * BATON_ERR_CONFIG, so a Redis restarted with a weaker configuration stops
+ * writes (ingest pauses, workers wait) instead of silently risking them.
+ * Set once, before any thread connects.
+ */
+extern baton_redis_durability_t baton_redis_durability;
+
+/* Parses "strict" or "relaxed" into *out; BATON_ERR_CONFIG otherwise. */
+baton_err_t baton_redis_durability_parse(const char *text, baton_redis_durability_t *out,
+                                         char *errstr, size_t errstr_size);
+
+/*
+ * A daemon's --redis-durability: parses `text` into baton_redis_durability
+ * and, for "relaxed", logs a warning as `component` (once, at start: the
+ * operator chose the risk, the log and the metric
+ * baton_redis_durability_relaxed say so). Call before connecting.
+ */
+baton_err_t baton_redis_durability_configure(const char *text, const char *component, char *errstr,
+                                             size_t errstr_size);
+
+/* Help text of the gauge baton_redis_durability_relaxed, which both daemons export. */
+#define BATON_REDIS_DURABILITY_METRIC_HELP                                                         \
+    "1 when started with --redis-durability=relaxed: Redis is not required to fsync each "         \
+    "write, and a Redis crash can lose tasks and outcomes it acknowledged."
+
+/*
+ * The verdict on a Redis whose CONFIG says `appendonly` and `appendfsync`
+ * (NULL when not reported): BATON_OK for "yes" and "always", else
+ * BATON_ERR_CONFIG with what is missing and how to fix it in errstr.
+ * `where` ("host:port") names the server in the message.
+ */
+baton_err_t baton_redis_durability_verdict(const char *where, const char *appendonly,
+                                           const char *appendfsync, char *errstr,
+                                           size_t errstr_size);
 
 /*
  * Connects to `url` with `timeout_ms` for connect and for each command,

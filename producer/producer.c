@@ -197,7 +197,8 @@ baton_producer_t *baton_producer_new(const struct baton_producer_config *config,
     pthread_mutex_init(&producer->client_error_lock, NULL);
 
     rd_kafka_conf_t *conf = baton_kafka_conf_new(config->kafka_brokers, defaults, ndefaults,
-                                                 config->kafka_config, errstr, errstr_size);
+                                                 config->kafka_config, config->kafka_config_file,
+                                                 errstr, errstr_size);
     if (!conf) {
         pthread_mutex_destroy(&producer->client_error_lock);
         free(producer);

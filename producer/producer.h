@@ -97,6 +97,8 @@ struct baton_producer_config {
     const char *kafka_brokers;      /* bootstrap servers "host:port,...": required */
     const char *kafka_config;       /* extra librdkafka properties "k=v,k=v", applied last
                                        so they override baton's defaults; NULL or "" for none */
+    const char *kafka_config_file;  /* file of librdkafka properties, one name=value a line,
+                                       applied before kafka_config; NULL or "" for none */
     const char *topic;              /* NULL: BATON_PRODUCER_DEFAULT_TOPIC */
     size_t max_payload_bytes;       /* payload limit checked before sending; 0: the
                                        contract default (1 MiB). Match the scheduler's. */

@@ -69,6 +69,7 @@ struct submit_config {
     /* Where and how to publish (flags and environment). */
     char *kafka_brokers;
     char *kafka_config;
+    char *kafka_config_file;
     char *topic;
     int64_t delivery_timeout_ms;
     int64_t max_payload_bytes;
@@ -100,6 +101,10 @@ static const struct baton_opt options[] = {
      "extra librdkafka properties, k=v,k=v (win over "
      "baton's defaults, e.g. message.timeout.ms=5000)",
      CFG(kafka_config), 0, 0},
+    {"kafka-config-file", BATON_OPT_STRING, "",
+     "file of librdkafka properties, one name=value a line (# comments); for values with "
+     "commas; --kafka-config wins",
+     CFG(kafka_config_file), 0, 0},
     {"topic", BATON_OPT_STRING, BATON_PRODUCER_DEFAULT_TOPIC, "topic to publish tasks to",
      CFG(topic), 0, 0},
     {"delivery-timeout-ms", BATON_OPT_INT, "60000",
@@ -110,7 +115,7 @@ static const struct baton_opt options[] = {
      268435456},
     {"log-level", BATON_OPT_STRING, "error",
      "JSON log lines on stderr: debug, info, warn, error or off", CFG(log_level), 0, 0},
-#define SETTINGS_COUNT 6
+#define SETTINGS_COUNT 7
     /* Input and output: flags only. */
     {"file", BATON_OPT_STRING, NULL,
      "read tasks as JSON lines from this file ('-' or a lone - argument: stdin)", CFG(file), 0, 0},
@@ -120,7 +125,7 @@ static const struct baton_opt options[] = {
     {"skip-invalid", BATON_OPT_BOOL, "false",
      "send the valid lines even if some are bad (the bad ones are still reported)",
      CFG(skip_invalid), 0, 0},
-#define IO_END 9
+#define IO_END (SETTINGS_COUNT + 3)
     /* The task from flags: flags only. Defaults are the contract's. */
     {"type", BATON_OPT_STRING, NULL, "handler name: submits one task built from these flags",
      CFG(type), 0, 0},
@@ -745,7 +750,8 @@ int main(int argc, char **argv) {
      * a usage error), but the producer, which starts connecting at once, is
      * made only once there is something to send. */
     rd_kafka_conf_t *check = baton_kafka_conf_new(config.kafka_brokers, NULL, 0,
-                                                  config.kafka_config, errstr, sizeof errstr);
+                                                  config.kafka_config, config.kafka_config_file,
+                                                  errstr, sizeof errstr);
     if (!check) {
         fprintf(stderr, PROG ": %s\n", errstr);
         rc = EXIT_USAGE;
@@ -786,6 +792,7 @@ int main(int argc, char **argv) {
     struct baton_producer_config pconf = {
         .kafka_brokers = config.kafka_brokers,
         .kafka_config = config.kafka_config,
+        .kafka_config_file = config.kafka_config_file,
         .topic = config.topic,
         .max_payload_bytes = (size_t)config.max_payload_bytes,
         .delivery_timeout_ms = config.delivery_timeout_ms,

@@ -160,7 +160,7 @@ static baton_err_t kafka_open(struct ingest *ing, char *errstr, size_t errstr_si
     };
     rd_kafka_conf_t *conf = baton_kafka_conf_new(
         c->kafka_brokers, consumer_defaults, sizeof consumer_defaults / sizeof consumer_defaults[0],
-        c->kafka_config, errstr, errstr_size);
+        c->kafka_config, c->kafka_config_file, errstr, errstr_size);
     if (!conf)
         return BATON_ERR_CONFIG;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
@@ -190,7 +190,7 @@ static baton_err_t kafka_open(struct ingest *ing, char *errstr, size_t errstr_si
     };
     rd_kafka_conf_t *pconf = baton_kafka_conf_new(
         c->kafka_brokers, producer_defaults, sizeof producer_defaults / sizeof producer_defaults[0],
-        c->kafka_config, errstr, errstr_size);
+        c->kafka_config, c->kafka_config_file, errstr, errstr_size);
     if (!pconf)
         return BATON_ERR_CONFIG;
     rd_kafka_conf_set_dr_msg_cb(pconf, dlq_delivered);

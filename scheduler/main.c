@@ -30,11 +30,19 @@ static const struct baton_opt options[] = {
      CFG(kafka_brokers), 0, 0},
     {"kafka-config", BATON_OPT_STRING, "", "extra librdkafka properties, k=v,k=v",
      CFG(kafka_config), 0, 0},
+    {"kafka-config-file", BATON_OPT_STRING, "",
+     "file of librdkafka properties, one name=value a line (# comments); for values with "
+     "commas; --kafka-config wins",
+     CFG(kafka_config_file), 0, 0},
     {"topic", BATON_OPT_STRING, "baton.tasks", "topic to consume tasks from", CFG(topic), 0, 0},
     {"dlq-topic", BATON_OPT_STRING, "baton.tasks.dlq", "dead-letter topic for rejected messages",
      CFG(dlq_topic), 0, 0},
     {"group-id", BATON_OPT_STRING, "baton-scheduler", "Kafka consumer group", CFG(group_id), 0, 0},
     {"redis-url", BATON_OPT_STRING, "redis://127.0.0.1:6379/0", "Redis URL", CFG(redis_url), 0, 0},
+    {"redis-durability", BATON_OPT_STRING, "strict",
+     "strict: refuse a Redis without appendonly yes and appendfsync always (checked at each "
+     "connect); relaxed: accept it, and lose acknowledged tasks if Redis crashes",
+     CFG(redis_durability), 0, 0},
     {"redis-timeout-ms", BATON_OPT_INT, "5000", "Redis connect and command timeout (ms)",
      CFG(redis_timeout_ms), 1, 600000},
     {"batch-size", BATON_OPT_INT, "1000", "most messages per ingest batch", CFG(batch_size), 1,
@@ -232,7 +240,13 @@ int main(int argc, char **argv) {
         options, OPTION_COUNT, &config, argc, argv, &config.log_level);
     if (rc >= 0)
         return rc;
-    baton_err_t err = BATON_OK;
+    baton_err_t err = baton_redis_durability_configure(config.redis_durability, "scheduler",
+                                                       errstr, sizeof errstr);
+    if (err) {
+        fprintf(stderr, "baton-scheduler: %s\n", errstr);
+        baton_config_free(options, OPTION_COUNT, &config);
+        return 2;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -263,6 +277,9 @@ int main(int argc, char **argv) {
     else {
         baton_metrics_set_label_values(registry, (size_t)config.metrics_label_values);
         register_metrics(registry, &config, &metrics);
+        baton_metric_set(baton_metrics_gauge(registry, "baton_redis_durability_relaxed",
+                                             BATON_REDIS_DURABILITY_METRIC_HELP, NULL),
+                         NULL, baton_redis_durability == BATON_REDIS_DURABILITY_RELAXED);
     }
     /* Up before anything else, so /healthz answers during start-up; its
      * threads inherit the blocked stop signals. */

@@ -25,10 +25,12 @@
 struct scheduler_config {
     char *kafka_brokers;         /* bootstrap servers */
     char *kafka_config;          /* extra librdkafka properties, "k=v,k=v" */
+    char *kafka_config_file;     /* librdkafka properties, one name=value a line */
     char *topic;                 /* tasks topic */
     char *dlq_topic;             /* dead-letter topic for rejected messages */
     char *group_id;              /* consumer group */
     char *redis_url;             /* redis://host:port/db */
+    char *redis_durability;      /* strict | relaxed (see redis.h) */
     int64_t redis_timeout_ms;    /* connect and per-command timeout */
     int64_t batch_size;          /* most messages per ingest batch */
     int64_t batch_wait_ms;       /* longest wait for a first message */

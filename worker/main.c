@@ -22,6 +22,7 @@
 
 struct worker_flags {
     char *redis_url;
+    char *redis_durability;
     char *queues;
     int64_t concurrency;
     int64_t lease_ms;
@@ -44,6 +45,10 @@ struct worker_flags {
 #define CFG(field) offsetof(struct worker_flags, field)
 static const struct baton_opt options[] = {
     {"redis-url", BATON_OPT_STRING, "redis://127.0.0.1:6379/0", "Redis URL", CFG(redis_url), 0, 0},
+    {"redis-durability", BATON_OPT_STRING, "strict",
+     "strict: refuse a Redis without appendonly yes and appendfsync always (checked at each "
+     "connect); relaxed: accept it, and lose acknowledged outcomes if Redis crashes",
+     CFG(redis_durability), 0, 0},
     {"queues", BATON_OPT_STRING, "default",
      "queues to serve with weights, e.g. critical=6,default=3,low=1 (weight 1 if omitted)",
      CFG(queues), 0, 0},
@@ -155,7 +160,13 @@ int main(int argc, char **argv) {
                                 options, OPTION_COUNT, &flags, argc, argv, &flags.log_level);
     if (rc >= 0)
         return rc;
-    baton_err_t err = BATON_OK;
+    baton_err_t err = baton_redis_durability_configure(flags.redis_durability, "worker", errstr,
+                                                       sizeof errstr);
+    if (err) {
+        fprintf(stderr, "baton-worker: %s\n", errstr);
+        baton_config_free(options, OPTION_COUNT, &flags);
+        return 2;
+    }
 
     struct baton_worker_config config;
     baton_worker_config_defaults(&config);
@@ -180,6 +191,10 @@ int main(int argc, char **argv) {
     config.metrics = registry;
     err = registry ? BATON_OK
                    : baton_seterr(errstr, sizeof errstr, BATON_ERR_NOMEM, "out of memory");
+    if (registry)
+        baton_metric_set(baton_metrics_gauge(registry, "baton_redis_durability_relaxed",
+                                             BATON_REDIS_DURABILITY_METRIC_HELP, NULL),
+                         NULL, baton_redis_durability == BATON_REDIS_DURABILITY_RELAXED);
     if (!err)
         err = baton_worker_new(&config, &the_worker, errstr, sizeof errstr);
     if (!err) {

@@ -1,11 +1,15 @@
 /*
  * test_redis.c - common/redis.c without a server: the memory figure that
  * backpressure compares with maxmemory is the one Redis itself compares
- * (used_memory less mem_not_counted_for_evict), read from INFO memory.
+ * (used_memory less mem_not_counted_for_evict), read from INFO memory; URLs
+ * whose password no error message shows, with a percent-decoded user and
+ * password; and the durability verdict (appendonly yes + appendfsync
+ * always) that the daemons require.
  */
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "redis.h"
 
@@ -59,6 +63,137 @@ START_TEST(test_not_counted_over_used) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- URLs */
+
+#define SECRET "S3cretPW"
+
+START_TEST(test_redact) {
+    char buf[256];
+    baton_redis_url_redact("redis://user:" SECRET "@host:99999/0", buf, sizeof buf);
+    ck_assert_str_eq(buf, "redis://user:***@host:99999/0");
+    baton_redis_url_redact("redis://:" SECRET "@host", buf, sizeof buf);
+    ck_assert_str_eq(buf, "redis://:***@host");
+    /* No ':' in the userinfo: the parser takes it all as the password. */
+    baton_redis_url_redact("redis://" SECRET "@host", buf, sizeof buf);
+    ck_assert_str_eq(buf, "redis://***@host");
+    /* '@' and '/' inside an unencoded password: hidden up to the last '@'. */
+    baton_redis_url_redact("redis://u:a@b/" SECRET "@host/1", buf, sizeof buf);
+    ck_assert_str_eq(buf, "redis://u:***@host/1");
+    /* Other schemes, or none, are redacted the same way. */
+    baton_redis_url_redact("rediss://u:" SECRET "@h", buf, sizeof buf);
+    ck_assert_str_eq(buf, "rediss://u:***@h");
+    baton_redis_url_redact("u:" SECRET "@h:1", buf, sizeof buf);
+    ck_assert_str_eq(buf, "u:***@h:1");
+    baton_redis_url_redact("redis://host:6379/2", buf, sizeof buf);
+    ck_assert_str_eq(buf, "redis://host:6379/2");
+    /* Truncated, never overrun. */
+    char small[12];
+    baton_redis_url_redact("redis://u:" SECRET "@h", small, sizeof small);
+    ck_assert_str_eq(small, "redis://u:*");
+}
+END_TEST
+
+/* Asserts that `url` is refused with `want` in the error and SECRET
+ * nowhere in it. */
+static void refused(const char *url, const char *want) {
+    struct baton_redis_url parsed;
+    char errstr[512] = "";
+    ck_assert_int_eq(baton_redis_parse_url(url, &parsed, errstr, sizeof errstr), BATON_ERR_CONFIG);
+    ck_assert_msg(strstr(errstr, want), "'%s' not in: %s", want, errstr);
+    ck_assert_msg(!strstr(errstr, SECRET) && !strstr(errstr, "S3cret"), "secret in: %s", errstr);
+    ck_assert_str_eq(parsed.password, "");
+}
+
+START_TEST(test_errors_never_show_the_password) {
+    refused("redis://user:" SECRET "@host:99999/0",
+            "Redis URL 'redis://user:***@host:99999/0' has a bad port");
+    refused("redis://user:" SECRET "@host:1/x", "'redis://user:***@host:1/x' has a bad database");
+    refused("redis://user:" SECRET "@", "has no host");
+    refused("redis://user:" SECRET "@host:1/0/", "has a bad database number");
+    refused("http://user:" SECRET "@host", "'http://user:***@host' must start with redis://");
+    refused("user:" SECRET "@host", "must start with redis://");
+}
+END_TEST
+
+START_TEST(test_percent_decoding) {
+    struct baton_redis_url u;
+    char errstr[256];
+    ck_assert_int_eq(baton_redis_parse_url("redis://us%65r%3A1:p%40ss%3Aw%2F%25rd@h:7/3", &u,
+                                           errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_str_eq(u.username, "user:1");
+    ck_assert_str_eq(u.password, "p@ss:w/%rd");
+    ck_assert_str_eq(u.host, "h");
+    ck_assert_int_eq(u.port, 7);
+    ck_assert_int_eq(u.db, 3);
+    /* Unencoded text stays as it was (no '+' to space: that is forms). */
+    ck_assert_int_eq(baton_redis_parse_url("redis://:a+b@h", &u, errstr, sizeof errstr), BATON_OK);
+    ck_assert_str_eq(u.password, "a+b");
+    /* A bad escape is refused, and neither the escape nor the rest of the
+     * password is shown. */
+    refused("redis://u:S3cret%zzPW@h", "the password has a bad percent-encoding");
+    refused("redis://u:" SECRET "%4@h", "the password has a bad percent-encoding");
+    refused("redis://u:" SECRET "%@h", "the password has a bad percent-encoding");
+    refused("redis://u:" SECRET "%00@h", "the password has a bad percent-encoding");
+    refused("redis://u%g1:" SECRET "@h", "the user has a bad percent-encoding");
+}
+END_TEST
+
+START_TEST(test_too_long) {
+    char url[600];
+    char pw[300];
+    memset(pw, 'x', sizeof pw - 1);
+    pw[sizeof pw - 1] = '\0';
+    snprintf(url, sizeof url, "redis://u:%s@h", pw);
+    refused(url, "the password is too long");
+    /* 255 bytes fit; 255 escapes of 3 characters decode to 255 bytes. */
+    char enc[800];
+    size_t n = (size_t)snprintf(enc, sizeof enc, "redis://u:");
+    for (int i = 0; i < 255; i++)
+        n += (size_t)snprintf(enc + n, sizeof enc - n, "%%41");
+    snprintf(enc + n, sizeof enc - n, "@h");
+    struct baton_redis_url u;
+    char errstr[256];
+    ck_assert_int_eq(baton_redis_parse_url(enc, &u, errstr, sizeof errstr), BATON_OK);
+    ck_assert_uint_eq(strlen(u.password), 255);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- durability */
+
+START_TEST(test_durability_verdict) {
+    char errstr[512];
+    ck_assert_int_eq(baton_redis_durability_verdict("h:1", "yes", "always", errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_eq(
+        baton_redis_durability_verdict("h:1", "yes", "everysec", errstr, sizeof errstr),
+        BATON_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(errstr, "Redis h:1 has appendfsync everysec"));
+    ck_assert_ptr_nonnull(strstr(errstr, "--redis-durability=relaxed"));
+    ck_assert_int_eq(baton_redis_durability_verdict("h:1", "no", "always", errstr, sizeof errstr),
+                     BATON_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(errstr, "appendonly no (AOF off)"));
+    ck_assert_int_eq(baton_redis_durability_verdict("h:1", NULL, NULL, errstr, sizeof errstr),
+                     BATON_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(errstr, "appendonly unknown"));
+    ck_assert_int_eq(baton_redis_durability_verdict("h:1", "yes", "no", errstr, sizeof errstr),
+                     BATON_ERR_CONFIG);
+}
+END_TEST
+
+START_TEST(test_durability_parse) {
+    baton_redis_durability_t d;
+    char errstr[256];
+    ck_assert_int_eq(baton_redis_durability_parse("strict", &d, errstr, sizeof errstr), BATON_OK);
+    ck_assert_int_eq(d, BATON_REDIS_DURABILITY_STRICT);
+    ck_assert_int_eq(baton_redis_durability_parse("relaxed", &d, errstr, sizeof errstr), BATON_OK);
+    ck_assert_int_eq(d, BATON_REDIS_DURABILITY_RELAXED);
+    ck_assert_int_eq(baton_redis_durability_parse("lax", &d, errstr, sizeof errstr),
+                     BATON_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(errstr, "expected strict or relaxed, got 'lax'"));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("redis");
     TCase *tc = tcase_create("memory");
@@ -67,6 +202,16 @@ int main(void) {
     tcase_add_test(tc, test_no_used_memory);
     tcase_add_test(tc, test_not_counted_over_used);
     suite_add_tcase(s, tc);
+    TCase *urls = tcase_create("urls");
+    tcase_add_test(urls, test_redact);
+    tcase_add_test(urls, test_errors_never_show_the_password);
+    tcase_add_test(urls, test_percent_decoding);
+    tcase_add_test(urls, test_too_long);
+    suite_add_tcase(s, urls);
+    TCase *durability = tcase_create("durability");
+    tcase_add_test(durability, test_durability_verdict);
+    tcase_add_test(durability, test_durability_parse);
+    suite_add_tcase(s, durability);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
