@@ -2,8 +2,8 @@
  * command.c - command handlers: run an external program per task.
  *
  * The program runs under /bin/sh -c below a supervisor: a process forked
- * from the worker that never execs, leads a process group with the
- * program, and is a child subreaper (PR_SET_CHILD_SUBREAPER). One poll
+ * from the worker that never execs and is a child subreaper
+ * (PR_SET_CHILD_SUBREAPER); each leads a process group. One poll
  * loop in the worker feeds the payload to the program's stdin and drains
  * stdout (the result, size-limited) and stderr (its tail becomes the
  * error), so a chatty program never blocks on a full pipe. Any language
@@ -23,14 +23,16 @@
  * would do the same job but needs a delegated, writable cgroup, which
  * containers rarely grant.
  *
- * Signals: a stop or a timeout sends SIGTERM to the group (the program and
- * what stayed in its group; the supervisor ignores it); kill_grace_ms
- * later KILL_TREE_SIGNAL goes to the supervisor, which SIGKILLs every
- * descendant, reaps them, writes the program's wait status to a pipe and
- * exits. It does the same when the program exits by itself (nothing a
- * handler starts outlives its task) and when the worker dies (its
- * parent-death signal). The worker stops reading LINGER_MS after the tree
- * kill whatever is left, so no descendant can hold an attempt open.
+ * Signals: a stop or a timeout sends SIGTERM to the supervisor's group,
+ * which relays it to the program's (the program and what stayed in its
+ * group); kill_grace_ms later KILL_TREE_SIGNAL goes to the supervisor,
+ * which SIGKILLs every descendant (found in /proc/thread-self/children:
+ * orphans become its children as their parents die), reaps them, writes
+ * the program's wait status to a pipe and exits. It does the same when
+ * the program exits by itself (nothing a handler starts outlives its task)
+ * and when the worker dies (its parent-death signal). The worker stops
+ * reading LINGER_MS after the tree kill whatever is left, so no descendant
+ * can hold an attempt open.
  *
  * The program gets an allowlisted environment and no descriptor but its
  * three pipes: a handler runs untrusted payloads and must not see the
@@ -61,8 +63,8 @@
                                  SIGKILL and a reap take */
 #define TREE_RESCAN_NS 5000000L /* supervisor: pause between kill rounds */
 /* Asks a supervisor to kill its whole tree now; also its parent-death
- * signal. Not SIGTERM (the group's polite stop, which it ignores) nor
- * SIGKILL (it must live to kill the rest). */
+ * signal. Not SIGTERM (the polite stop, which it relays) nor SIGKILL (it
+ * must live to kill the rest). */
 #define KILL_TREE_SIGNAL SIGUSR1
 
 struct capture {
@@ -383,6 +385,20 @@ static void kill_if_child(long pid, int dir_fd, void *arg) {
     }
 }
 
+/*
+ * 1 when /proc is mounted for our own PID namespace: the pids it lists are
+ * the ones kill() takes. Under `unshare --pid` without a /proc of its own
+ * they are another namespace's, and killing them would hit strangers.
+ */
+static int proc_is_ours(void) {
+    char want[64], got[64];
+    char *end = put_number(want, getpid());
+    memcpy(end, "/task/", 6);
+    end = put_number(end + 6, getpid()); /* single-threaded: tid == pid */
+    ssize_t n = readlink("/proc/thread-self", got, sizeof got);
+    return n == end - want && memcmp(got, want, (size_t)n) == 0;
+}
+
 /* SIGKILLs every child of the calling single-threaded process. */
 static void kill_children(void) {
     int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
@@ -412,6 +428,21 @@ static void kill_children(void) {
     close(fd);
 }
 
+/* Reaps the exited children but the program, which stays a zombie (its
+ * pid, and so its process group id, cannot be reused while we may still
+ * signal them). Returns 1 once the program has exited. */
+static int reap_others(pid_t program) {
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0)
+            return 0;
+        if (info.si_pid == program)
+            return 1;
+        waitpid(info.si_pid, NULL, WNOHANG);
+    }
+}
+
 /* Reaps what has exited, noting the program's status. Returns 1 once the
  * supervisor has no child left. */
 static int reap_children(pid_t program, int *status, int *program_done) {
@@ -430,7 +461,7 @@ static void exec_program(const struct spawn *sp, pid_t supervisor) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGTERM, SIG_DFL);
+    setpgid(0, 0); /* the supervisor does it too: no window for a relay to miss */
     signal(SIGPIPE, SIG_DFL);
     signal(KILL_TREE_SIGNAL, SIG_DFL);
     /* If the supervisor dies (even by SIGKILL), the shell dies with it. */
@@ -458,9 +489,9 @@ static void supervise(const struct spawn *sp) {
     sigemptyset(&waited);
     sigaddset(&waited, SIGCHLD);
     sigaddset(&waited, KILL_TREE_SIGNAL);
+    sigaddset(&waited, SIGTERM);
     sigprocmask(SIG_BLOCK, &waited, NULL);
     signal(SIGCHLD, SIG_DFL);
-    signal(SIGTERM, SIG_IGN); /* meant for the program's group */
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, KILL_TREE_SIGNAL);
     if (getppid() != sp->worker)
@@ -470,24 +501,35 @@ static void supervise(const struct spawn *sp) {
     pid_t program = fork();
     if (program == 0)
         exec_program(sp, self);
+    if (program > 0)
+        setpgid(program, program);
+    int proc_ok = proc_is_ours();
     /* Keep only the status pipe (as fd 0): the worker's sockets and the
      * pipes of other commands forked meanwhile must not live on here. */
     if (dup2(sp->status_fd, 0) < 0)
         _exit(127);
     close_from(1);
 
-    int status = 127 << 8, program_done = program < 0, kill_now = program < 0;
-    while (!program_done && !kill_now) {
+    int status = 127 << 8, program_reaped = program < 0, kill_now = program < 0;
+    while (!kill_now && !reap_others(program)) {
         siginfo_t info;
-        if (sigwaitinfo(&waited, &info) == KILL_TREE_SIGNAL)
+        int sig = sigwaitinfo(&waited, &info);
+        if (sig == KILL_TREE_SIGNAL)
             kill_now = 1;
-        reap_children(program, &status, &program_done);
+        else if (sig == SIGTERM)
+            kill(-program, SIGTERM);
     }
     /* Whatever the program left behind, or the whole tree: SIGKILL every
-     * child (orphans become ours as their parents die) until none is left. */
+     * child (orphans become ours as their parents die) until none is left.
+     * Without a /proc of our namespace only the program's group can be
+     * reached; what left it keeps us here until the worker gives up on us
+     * (LINGER_MS) and kills us. */
     for (;;) {
-        kill_children();
-        if (reap_children(program, &status, &program_done))
+        if (program > 0 && !program_reaped) /* its group id is still its own */
+            kill(-program, SIGKILL);
+        if (proc_ok)
+            kill_children();
+        if (reap_children(program, &status, &program_reaped))
             break;
         struct timespec pause = {0, TREE_RESCAN_NS};
         nanosleep(&pause, NULL);
@@ -501,30 +543,29 @@ static void supervise(const struct spawn *sp) {
 static int supervisor_exited(pid_t pid) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           info.si_pid == pid;
+    int rc = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT);
+    return rc == 0 && info.si_pid == pid;
 }
 
 /* ------------------------------------------------------ orphan reaper */
 
-/* Reaps the exited children of one of our threads that are not supervisors. */
-static void reap_task_children(long tid, int dir_fd, void *arg) {
-    char path[64] = "/proc/self/task/";
-    char *end = put_number(path + 16, tid);
-    memcpy(end, "/children", 10);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return;
-    long pid;
-    while (fscanf(f, "%ld", &pid) == 1)
-        if (!command_tracked((int)pid))
-            waitpid((pid_t)pid, NULL, WNOHANG);
-    fclose(f);
-}
-
+/*
+ * Reaps exited children that are not supervisors, one at a time: waitid()
+ * with WNOWAIT names a zombie without reaping it, so a supervisor's exit
+ * status stays for its executor (which then reaps it within a poll slice;
+ * until then the round stops there). Asks the kernel, not /proc, which
+ * may be mounted for another PID namespace than ours.
+ */
 void command_reap_orphans(void) {
     pthread_rwlock_wrlock(&spawn_lock);
-    for_each_numbered("/proc/self/task", reap_task_children, NULL);
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0 ||
+            command_tracked((int)info.si_pid))
+            break;
+        waitpid(info.si_pid, NULL, WNOHANG);
+    }
     pthread_rwlock_unlock(&spawn_lock);
 }
 
