@@ -13,7 +13,7 @@
 #
 # It then execs the command, so the daemon receives SIGTERM directly (run
 # with `docker run --init` or compose `init: true` so that a process
-# reaps orphans of command handlers).
+# reaps the container's orphans; baton-worker as PID 1 reaps them itself).
 set -eu
 
 case "${1:-}" in

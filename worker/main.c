@@ -19,6 +19,9 @@
 #include "log.h"
 #include "redis.h"
 #include "worker.h"
+#ifdef BATON_TEST_HOOKS
+#include "worker_internal.h"
+#endif
 
 struct worker_flags {
     char *redis_url;
@@ -35,6 +38,7 @@ struct worker_flags {
     int64_t redis_timeout_ms;
     char *worker_id;
     char *commands;
+    char *command_env;
     char *builtins;
     char *log_level;
     int64_t metrics_port;
@@ -78,6 +82,11 @@ static const struct baton_opt options[] = {
      "TYPE=PROGRAM: run PROGRAM (sh -c) for tasks of TYPE; repeat the flag, or one per line in "
      "the environment variable",
      CFG(commands), 0, 0},
+    {"command-env", BATON_OPT_STRING, NULL,
+     "command handlers: environment variables passed on to the program, comma-separated "
+     "(NAME, or PREFIX* for a prefix); besides these it gets only PATH, HOME, LANG, LC_*, TZ "
+     "and its BATON_TASK_* variables, never the worker's secrets",
+     CFG(command_env), 0, 0},
     {"builtins", BATON_OPT_STRING, "noop,sleep,echo",
      "built-in handlers to register, comma-separated: noop, sleep, echo, and the test-only fail "
      "and crash (crash SIGKILLs the worker: never where producers are untrusted); none for none",
@@ -133,6 +142,28 @@ static int worker_ready(void *ctx, char *why, size_t why_size) {
     return !err;
 }
 
+#ifdef BATON_TEST_HOOKS
+/*
+ * baton-worker-test only (tests/integration): failure points set from the
+ * environment. The production binary is built without them, so no
+ * environment can trigger one there.
+ */
+static int64_t return_pause_ms;
+
+static void return_pause(void) {
+    BATON_INFO("worker", "test hook: pausing %lld ms before handing a task back",
+               (long long)return_pause_ms);
+    usleep((useconds_t)(return_pause_ms * 1000));
+}
+
+static void install_test_hooks(void) {
+    const char *pause = getenv("BATON_TEST_RETURN_PAUSE_MS");
+    return_pause_ms = pause ? strtoll(pause, NULL, 10) : 0;
+    if (return_pause_ms > 0)
+        worker_test_return_pause = return_pause;
+}
+#endif
+
 /* Registers each "TYPE=PROGRAM" line of `commands`. */
 static baton_err_t register_commands(baton_worker_t *w, char *commands, char *errstr,
                                      size_t errstr_size) {
@@ -167,6 +198,9 @@ int main(int argc, char **argv) {
         baton_config_free(options, OPTION_COUNT, &flags);
         return 2;
     }
+#ifdef BATON_TEST_HOOKS
+    install_test_hooks();
+#endif
 
     struct baton_worker_config config;
     baton_worker_config_defaults(&config);
@@ -182,6 +216,7 @@ int main(int argc, char **argv) {
     config.max_result_bytes = (size_t)flags.max_result_bytes;
     config.redis_timeout_ms = flags.redis_timeout_ms;
     config.worker_id = flags.worker_id;
+    config.command_env = flags.command_env;
 
     rc = 1;
     baton_metrics_t *registry = baton_metrics_new();

@@ -45,6 +45,7 @@
 #define HEARTBEAT_TTL_MS 10000
 #define RETRY_AFTER_ERROR_MS 500
 #define REQUEUE_WAIT_EXTRA_MS 1000   /* after requeue, wait for handlers */
+#define REAP_EVERY_MS 1000           /* as PID 1: how often orphans are reaped */
 
 struct worker_queue {
     char *name;
@@ -82,6 +83,7 @@ struct baton_worker {
     struct baton_worker_config config;
     struct worker_metrics metrics;
     char *redis_url, *queue_spec, *id;
+    char **command_env;              /* --command-env names, owned */
     char lease_text[24], retention_text[24];
     struct worker_queue *queues;
     size_t nqueues;
@@ -252,6 +254,7 @@ void baton_worker_config_defaults(struct baton_worker_config *c) {
 }
 
 size_t worker_max_result_bytes(const baton_worker_t *w) { return w->config.max_result_bytes; }
+char *const *worker_command_env(const baton_worker_t *w) { return w->command_env; }
 int64_t worker_kill_grace_ms(const baton_worker_t *w) { return w->config.kill_grace_ms; }
 const char *baton_worker_id(const baton_worker_t *w) { return w->id; }
 
@@ -377,6 +380,7 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
     w->queue_spec = dup_or_null(config->queues ? config->queues : "default");
     w->config.redis_url = w->redis_url;
     w->config.queues = w->queue_spec;
+    w->config.command_env = NULL; /* parsed into w->command_env */
     if (config->worker_id) {
         w->id = strdup(config->worker_id);
     } else {
@@ -399,6 +403,8 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
     baton_err_t err = (!w->redis_url || !w->queue_spec || !w->id)
                           ? baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory")
                           : parse_queues(w, errstr, errstr_size);
+    if (!err)
+        err = command_env_parse(config->command_env, &w->command_env, errstr, errstr_size);
     if (!err) {
         /* Refuse an evicting Redis before claiming anything (guarantee 9). */
         baton_redis_t *r = NULL;
@@ -537,6 +543,7 @@ void baton_worker_destroy(baton_worker_t *w) {
     free(w->redis_url);
     free(w->queue_spec);
     free(w->id);
+    command_env_free(w->command_env);
     free(w);
 }
 
@@ -1192,9 +1199,10 @@ static void renew_leases(baton_worker_t *w, baton_redis_t *r) {
 
 /*
  * Timeouts: at the deadline the job is told to stop (a command's process
- * group gets SIGTERM); a command still alive kill_grace_ms later gets
- * SIGKILL; a C handler that has not returned by then has its attempt failed
- * from here, and its late outcome is discarded.
+ * group gets SIGTERM); kill_grace_ms later a command's whole process tree
+ * is killed (command_kill_tree: its descendants that left the group too);
+ * a C handler that has not returned by then has its attempt failed from
+ * here, and its late outcome is discarded.
  */
 static void enforce_timeouts(baton_worker_t *w, baton_redis_t *r) {
     size_t n;
@@ -1214,7 +1222,7 @@ static void enforce_timeouts(baton_worker_t *w, baton_redis_t *r) {
                    now >= baton_time_add_sat(job->deadline_mono_ms, w->config.kill_grace_ms)) {
             int pgid = atomic_load(&job->pgid);
             if (pgid > 0)
-                kill(-pgid, SIGKILL);
+                command_kill_tree(pgid);
             else if (r)
                 finish_job(w, r, job, BATON_HANDLER_FAILED); /* a stuck C handler */
         }
@@ -1258,7 +1266,10 @@ static void *keeper_main(void *arg) {
     char errstr[1024];
     int64_t renew_every = w->config.lease_ms / 3;
     int64_t next_renew = baton_time_mono_ms() + renew_every;
-    int64_t next_beat = 0;
+    int64_t next_beat = 0, next_reap = 0;
+    /* As PID 1 (a container without an init) every orphan of the
+     * container becomes ours: reap them, or zombies pile up. */
+    int reaper = getpid() == 1;
     for (;;) {
         pthread_mutex_lock(&w->lock);
         if (!w->keeper_exit)
@@ -1273,6 +1284,10 @@ static void *keeper_main(void *arg) {
         }
         enforce_timeouts(w, r);
         int64_t now = baton_time_mono_ms();
+        if (reaper && now >= next_reap) {
+            command_reap_orphans();
+            next_reap = now + REAP_EVERY_MS;
+        }
         if (r && now >= next_renew) {
             renew_leases(w, r);
             next_renew = now + renew_every;
@@ -1300,6 +1315,8 @@ static void *keeper_main(void *arg) {
 
 /* ------------------------------------------------------------------- run */
 
+void (*worker_test_return_pause)(void);
+
 /* Hands every unfinished job back to the head of its queue (graceful stop). */
 /* Latest claim first: requeue.lua puts each task at the head of its
  * level, so handing back in reverse claim order keeps their FIFO order. */
@@ -1314,10 +1331,6 @@ static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
     if (!jobs)
         return;
     qsort(jobs, n, sizeof *jobs, by_claim_desc);
-    /* Failure point for tests: a pause after a handler is told to stop and
-     * before its task is handed back, in which its executor wakes. */
-    const char *pause = getenv("BATON_TEST_RETURN_PAUSE_MS");
-    int64_t pause_ms = pause ? strtoll(pause, NULL, 10) : 0;
     for (size_t i = 0; i < n; i++) {
         baton_job_t *job = jobs[i];
         /* The outcome first, then the stop: a handler told to stop returns
@@ -1327,8 +1340,8 @@ static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
         if (!job_take_finish(job))
             continue; /* finished meanwhile: its executor writes the outcome */
         job_request_stop(job, JOB_STOP_SHUTDOWN);
-        if (pause_ms > 0)
-            usleep((useconds_t)(pause_ms * 1000));
+        if (worker_test_return_pause) /* its executor wakes meanwhile */
+            worker_test_return_pause();
         const struct worker_queue *q = job->wq;
         const char *argv[] = {q->running, q->ready, q->seq, q->events, q->notify,
                               q->prefix, job->id, job->token, w->retention_text};

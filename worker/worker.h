@@ -73,6 +73,9 @@ struct baton_worker_config {
     size_t max_result_bytes;    /* larger results are replaced by a marker */
     int64_t redis_timeout_ms;   /* connect and command timeout */
     const char *worker_id;      /* NULL: "<host>-<pid>-<random>" */
+    const char *command_env;    /* command handlers: names of the worker's environment
+                                   variables passed on besides PATH, HOME, LANG, LC_*,
+                                   TZ, e.g. "AWS_REGION,APP_*"; NULL = none */
     baton_metrics_t *metrics;   /* registry for the worker's metrics (docs/metrics.md);
                                    borrowed, must outlive the worker; NULL = none */
 };
@@ -100,10 +103,16 @@ baton_err_t baton_worker_register(baton_worker_t *worker, const char *type,
  * Registers an external program for tasks of `type`: `command` runs with
  * /bin/sh -c in its own process group, the payload JSON on its stdin and
  * BATON_TASK_ID, BATON_TASK_TYPE, BATON_TASK_QUEUE, BATON_TASK_ATTEMPT and
- * BATON_TASK_TOKEN (the attempt's fencing token) in its environment. Exit 0 is success with stdout as the result (JSON if it
+ * BATON_TASK_TOKEN (the attempt's fencing token) in its environment; of
+ * the worker's own environment only PATH, HOME, LANG, LC_*, TZ and the
+ * config's command_env names, and no descriptor but stdin, stdout and
+ * stderr. Exit 0 is success with stdout as the result (JSON if it
  * parses, else a JSON string); any other exit is a failure with the tail
  * of stderr as the error. On timeout or stop its group gets SIGTERM, then
- * SIGKILL after kill_grace_ms. `command` is copied.
+ * after kill_grace_ms every process it started is killed (SIGKILL), also
+ * those that left its group (setsid, double fork); the same when the
+ * program exits: nothing it started outlives the attempt. `command` is
+ * copied. A worker running as PID 1 also reaps the container's orphans.
  */
 baton_err_t baton_worker_register_command(baton_worker_t *worker, const char *type,
                                           const char *command);

@@ -120,11 +120,12 @@ task_count() {
 # start_worker NAME [ARGS...]: a baton-worker on the stack, logging to
 # $WORK/NAME.log, with every built-in handler (the test-only fail and crash
 # too; a later --builtins in ARGS wins); its pid goes to TEST_PIDS and to
-# the variable NAME_pid.
+# the variable NAME_pid. WORKER_BINARY=baton-worker-test selects the build
+# with the failure points tests set from the environment (BATON_TEST_*).
 start_worker() {
   local name=$1
   shift
-  "$BATON_BIN_DIR/worker/baton-worker" --redis-url "$BATON_REDIS_URL" --log-level debug \
+  "$BATON_BIN_DIR/worker/${WORKER_BINARY:-baton-worker}" --redis-url "$BATON_REDIS_URL" --log-level debug \
     --worker-id "$name.$UNIQ" --builtins noop,sleep,echo,fail,crash "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   TEST_PIDS+=("$pid")

@@ -112,7 +112,12 @@ PY
 # before its task is handed back: its executor wakes meanwhile and must
 # leave the task to the stopping worker, not drop it (left running in Redis
 # until its lease ends, as once seen in CI).
-BATON_TEST_RETURN_PAUSE_MS=100 start_worker w2 --queues "$q2" --concurrency 4 --grace-ms 300
+# The failure point exists only in baton-worker-test: the production binary
+# has no code that reads the variable.
+! grep -q BATON_TEST_RETURN_PAUSE_MS "$BATON_BIN_DIR/worker/baton-worker" ||
+  fail "baton-worker reads the test hook BATON_TEST_RETURN_PAUSE_MS"
+WORKER_BINARY=baton-worker-test BATON_TEST_RETURN_PAUSE_MS=100 \
+  start_worker w2 --queues "$q2" --concurrency 4 --grace-ms 300
 wait_until 30 "4 tasks of $q2 to run" running_is "$q2" 4
 t0=$(now_ms)
 kill -TERM "$w2_pid"
@@ -123,6 +128,7 @@ wait "$w2_pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "w2 exited with $rc after SIGTERM"
 [ "$took" -lt 4000 ] || fail "w2 took $took ms to stop with --grace-ms 300"
 running_is "$q2" 0 || fail "tasks of $q2 left running"
+grep -q 'test hook: pausing 100 ms' "$WORK/w2.log" || fail "w2 did not pause (test hook not set)"
 
 events "$q2" >"$WORK/q2.events"
 rcli zrange "baton:{$q2}:ready" 0 -1 >"$WORK/q2.ready"
