@@ -743,16 +743,21 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
         /* The tail starts on a character boundary (the 3 bytes kept past
          * STDERR_TAIL tell where); baton_job_set_error() cleans the rest. */
         size_t start = err.data ? baton_utf8_tail_start(err.data, err.len, STDERR_TAIL) : 0;
-        int len = (int)(err.len - start);
-        const char *tail = err.data ? err.data + start : "";
-        while (len > 0 && (tail[len - 1] == '\n' || tail[len - 1] == '\r'))
+        size_t len = err.len - start;
+        const char *raw = err.data ? err.data + start : "";
+        while (len > 0 && (raw[len - 1] == '\n' || raw[len - 1] == '\r'))
             len--;
+        /* Cleaned before formatting: a NUL byte in stderr would end a %s
+         * there and lose the rest of the text. */
+        char *tail = baton_utf8_sanitize(raw, len, NULL);
+        const char *text = tail ? tail : "";
         if (WIFEXITED(status))
-            baton_job_set_error(job, "exit status %d%s%.*s", WEXITSTATUS(status),
-                                len ? ": " : "", len, tail);
+            baton_job_set_error(job, "exit status %d%s%s", WEXITSTATUS(status),
+                                *text ? ": " : "", text);
         else
-            baton_job_set_error(job, "killed by signal %d%s%.*s", WTERMSIG(status),
-                                len ? ": " : "", len, tail);
+            baton_job_set_error(job, "killed by signal %d%s%s", WTERMSIG(status),
+                                *text ? ": " : "", text);
+        free(tail);
     }
     free(out.data);
     free(err.data);
