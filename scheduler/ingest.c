@@ -68,8 +68,20 @@ struct parsed {
     int rejected;                /* 1: goes to the DLQ */
 };
 
+/*
+ * --queues-allowed, parsed: exact names, or prefixes for entries that end
+ * in '*' ("mail.*" takes mail.high and mail.low). Entries point into
+ * `text`, one owned copy of the option with NULs at the commas.
+ */
+struct allowlist {
+    char *text;            /* owned; NULL when every queue is allowed */
+    char **entries;        /* owned array of pointers into text */
+    size_t count;
+};
+
 struct ingest {
     const struct scheduler_config *config;
+    struct allowlist allowed;    /* queues accepted; none listed: any */
     rd_kafka_t *consumer;
     rd_kafka_queue_t *queue;     /* the consumer queue */
     rd_kafka_t *dlq;             /* producer for rejected messages */
@@ -344,6 +356,82 @@ static void batch_clear(struct ingest *ing) {
     ing->dlq_done = 0;
 }
 
+/* ----------------------------------------------------- queue allowlist */
+
+static void allowlist_free(struct allowlist *a) {
+    free(a->text);
+    free(a->entries);
+    memset(a, 0, sizeof *a);
+}
+
+/*
+ * Parses `spec` ("a,b,mail.*"; blanks around entries ignored) into *out,
+ * which the caller frees with allowlist_free(). An empty spec allows every
+ * queue. A bad entry is BATON_ERR_CONFIG naming it: a typo must stop the
+ * start, not send a whole topic's tasks to the DLQ.
+ */
+static baton_err_t allowlist_parse(const char *spec, struct allowlist *out, char *errstr,
+                                   size_t errstr_size) {
+    static const char blanks[] = " \t\n";
+    memset(out, 0, sizeof *out);
+    if (!spec || spec[strspn(spec, blanks)] == '\0')
+        return BATON_OK;
+    size_t len = strlen(spec);
+    out->text = strdup(spec);
+    out->entries = calloc(len / 2 + 1, sizeof *out->entries); /* an entry and a comma each */
+    if (!out->text || !out->entries) {
+        allowlist_free(out);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    }
+    for (char *entry = out->text, *next; entry; entry = next) {
+        next = strchr(entry, ',');
+        if (next)
+            *next++ = '\0';
+        entry += strspn(entry, blanks);
+        size_t n = strlen(entry);
+        while (n && strchr(blanks, entry[n - 1]))
+            entry[--n] = '\0';
+        /* "p*" takes every queue whose name starts with p; "*" alone, all. */
+        int prefix = n > 0 && entry[n - 1] == '*';
+        if (prefix)
+            entry[n - 1] = '\0';
+        int valid = (prefix && n == 1) || baton_task_name_valid(entry);
+        if (prefix)
+            entry[n - 1] = '*';
+        if (!valid) {
+            baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                         "--queues-allowed: '%.140s' is not a queue name ([A-Za-z0-9_.:-]{1,128}) "
+                         "or such a prefix followed by '*'",
+                         entry);
+            allowlist_free(out);
+            return BATON_ERR_CONFIG;
+        }
+        out->entries[out->count++] = entry;
+    }
+    return BATON_OK;
+}
+
+/* 1 when ingest accepts tasks for `queue`. */
+static int allowlist_match(const struct allowlist *a, const char *queue) {
+    if (!a->text)
+        return 1;
+    for (size_t i = 0; i < a->count; i++) {
+        const char *e = a->entries[i];
+        size_t n = strlen(e);
+        if (n && e[n - 1] == '*' ? strncmp(queue, e, n - 1) == 0 : strcmp(queue, e) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+baton_err_t ingest_check_config(const struct scheduler_config *config, char *errstr,
+                                size_t errstr_size) {
+    struct allowlist a;
+    baton_err_t err = allowlist_parse(config->queues_allowed, &a, errstr, errstr_size);
+    allowlist_free(&a);
+    return err;
+}
+
 /* -------------------------------------------------------------- parsing */
 
 static void format_ms(char *buf, size_t size, int64_t ms) {
@@ -366,6 +454,18 @@ static baton_err_t parse_new(struct ingest *ing) {
                                            &p->error);
         if (err == BATON_ERR_NOMEM)
             return err;
+        if (!err && !allowlist_match(&ing->allowed, p->task->queue)) {
+            /* A valid task for a queue the operator did not list: each
+             * queue name becomes keys, a registry entry and maintenance
+             * work, so producers may not create them at will. */
+            p->error.reason = BATON_TASK_UNKNOWN_QUEUE;
+            snprintf(p->error.field, sizeof p->error.field, "queue");
+            snprintf(p->error.detail, sizeof p->error.detail,
+                     "queue '%s' is not in the scheduler's --queues-allowed", p->task->queue);
+            baton_task_destroy(p->task);
+            p->task = NULL;
+            err = BATON_ERR_INVALID;
+        }
         if (err) {
             p->rejected = 1;
             p->task = NULL;
@@ -558,10 +658,11 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
     size_t *lens = malloc(max_args * sizeof *lens);
     char (*keys)[BATON_KEY_MAX] = malloc((ENQUEUE_KEYS + 3) * sizeof *keys);
     const char **sadd = malloc((ing->count + 2) * sizeof *sadd);
+    const char **touch = malloc((2 * ing->count + 2) * sizeof *touch);
     const char **call_queue = malloc((ing->count + 1) * sizeof *call_queue); /* per enqueue call */
     int64_t started_ns = baton_metrics_now_ns();
     baton_err_t err = BATON_OK;
-    if (!order || !argv || !lens || !keys || !sadd || !call_queue) {
+    if (!order || !argv || !lens || !keys || !sadd || !touch || !call_queue) {
         err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -601,6 +702,21 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
                                  errstr_size);
         expect_other++;
     }
+    /* Wakes these queues in every scheduler's maintenance, which stops
+     * ticking a queue that stayed empty (see maintenance.c). */
+    char now_ms[24];
+    snprintf(now_ms, sizeof now_ms, "%lld", (long long)baton_time_wall_ms());
+    touch[0] = "ZADD";
+    touch[1] = SCHEDULER_KEY_QUEUES_TOUCHED;
+    for (size_t q = 0; q < nqueues; q++) {
+        touch[2 + 2 * q] = now_ms;
+        touch[3 + 2 * q] = sadd[2 + q];
+    }
+    if (!err && nqueues) {
+        err = baton_redis_append(ing->redis, (int)(2 * nqueues + 2), touch, NULL, errstr,
+                                 errstr_size);
+        expect_other++;
+    }
     for (size_t i = 0; !err && i < ing->count; i++) {
         if (ing->parsed[i].rejected) {
             err = append_rejection(ing, i, errstr, errstr_size);
@@ -637,6 +753,7 @@ done:
     free(lens);
     free(keys);
     free(sadd);
+    free(touch);
     free(call_queue);
     return err;
 }
@@ -752,8 +869,10 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
     ing.config = config;
     ing.metrics = config->metrics;
     ing.parse_opts.max_payload_bytes = (size_t)config->max_payload_bytes;
-    baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
-                                          &ing.redis, errstr, errstr_size);
+    baton_err_t err = allowlist_parse(config->queues_allowed, &ing.allowed, errstr, errstr_size);
+    if (!err)
+        err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms, &ing.redis,
+                                  errstr, errstr_size);
     if (!err)
         err = kafka_open(&ing, errstr, errstr_size);
     if (ing.consumer)
@@ -825,5 +944,6 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
         rd_kafka_destroy(ing.dlq);
     }
     baton_redis_destroy(ing.redis);
+    allowlist_free(&ing.allowed);
     return err;
 }
