@@ -626,8 +626,8 @@ static void cmd_errors(struct mock_state *st, char **w, int n, char *reply, size
         if (descs[i].name && strcmp(descs[i].name, w[3]) == 0 && descs[i].code > 0)
             found = &descs[i];
     if (!found) {
-        reply_set(reply, size, "error unknown broker error '%.64s' (e.g. TOPIC_AUTHORIZATION_FAILED)",
-                  w[3]);
+        reply_set(reply, size,
+                  "error unknown broker error '%.64s' (e.g. TOPIC_AUTHORIZATION_FAILED)", w[3]);
         return;
     }
     rd_kafka_resp_err_t *errs = malloc((size_t)count * sizeof *errs);

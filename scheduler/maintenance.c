@@ -290,7 +290,8 @@ static baton_err_t tick(struct maintenance *m, int *busy, char *errstr, size_t e
     if (err)
         return err;
     int64_t now = baton_time_mono_ms();
-    int check = m->config->maintenance_idle_ms > 0 && now - m->idle_checked_ms >= IDLE_CHECK_EVERY_MS;
+    int check =
+        m->config->maintenance_idle_ms > 0 && now - m->idle_checked_ms >= IDLE_CHECK_EVERY_MS;
     /* Idle queues first: a queue woken here is ticked in this pass. */
     if (check)
         err = check_idle_queues(m, now, errstr, errstr_size);

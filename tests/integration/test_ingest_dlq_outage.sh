@@ -49,6 +49,7 @@ wait_until 30 "$nbad rejects held for the DLQ" pending_is "$port1" "$nbad"
 stop_pid "$sched1_pid" TERM
 grep -q "stopping with $nbad rejects not acknowledged" "$WORK/sched1.log" ||
   fail "the scheduler did not report the rejects it left"
+! grep -q 'Sanitizer' "$WORK/sched1.log" || fail "the sanitizers reported a problem at stop"
 port2=$(free_port)
 start_scheduler sched2 --topic "$topic" --group-id "g.$UNIQ" --dlq-topic "$dlq" \
   --metrics-port "$port2"
