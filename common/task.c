@@ -90,6 +90,7 @@ const char *baton_task_reason_str(baton_task_reason_t reason) {
     case BATON_TASK_BAD_TIME: return "bad_time";
     case BATON_TASK_CONFLICT: return "conflicting_fields";
     case BATON_TASK_NO_ID: return "missing_id";
+    case BATON_TASK_UNKNOWN_QUEUE: return "unknown_queue";
     }
     return "unknown";
 }

@@ -81,6 +81,8 @@ typedef enum baton_task_reason {
     BATON_TASK_BAD_TIME,       /* "bad_time": not an RFC 3339 date-time */
     BATON_TASK_CONFLICT,       /* "conflicting_fields": run_at with delay_ms */
     BATON_TASK_NO_ID,          /* "missing_id": no id and no coordinates */
+    BATON_TASK_UNKNOWN_QUEUE,  /* "unknown_queue": valid, but for a queue the
+                                  scheduler's --queues-allowed leaves out */
 } baton_task_reason_t;
 
 /* Filled by baton_task_parse() on rejection. */

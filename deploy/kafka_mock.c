@@ -24,6 +24,11 @@
  *     broker rtt ID|all MS             added round-trip time
  *     leader TOPIC PARTITION ID|-1     move a partition's leader
  *     coordinator group|transaction KEY ID   pin a group's coordinator
+ *     errors produce COUNT ERROR|clear the next COUNT produce requests, to
+ *                                      any topic, fail with ERROR (a Kafka
+ *                                      error name such as
+ *                                      TOPIC_AUTHORIZATION_FAILED); clear
+ *                                      drops the ones not used yet
  *     help
  * The same binary is the client: "baton-kafka-mock --control PATH broker
  * down 2" sends the line, prints the reply, and exits 0 on "ok", 1 on
@@ -116,6 +121,13 @@
 /* How long the client waits for the reply: a command takes microseconds,
  * so this only bounds a mock that hangs. */
 #define MOCK_CONTROL_REPLY_TIMEOUT_MS 30000
+/* Kafka protocol ApiKey of ProduceRequest: the mock's error stacks are
+ * per request type, and the public headers do not name the keys. */
+#define MOCK_API_PRODUCE 0
+/* Errors queued by one "errors produce" command: enough for any outage a
+ * test stages (each failed request uses one), small enough to allocate. */
+#define MOCK_MAX_REQUEST_ERRORS 1000000
+
 /* Room for a UNIX socket path, its NUL included (108 on Linux). */
 #define MOCK_SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
 /* The largest RTT a test may add; more is a typo (and would trip clients'
@@ -186,6 +198,8 @@ static const struct mock_command {
     {"broker rtt ID|all MS", "hold every response of the broker MS ms more (0: none)"},
     {"leader TOPIC PARTITION ID|-1", "make broker ID lead the partition (-1: no leader)"},
     {"coordinator group|transaction KEY ID", "pin the coordinator of a group or transactional id"},
+    {"errors produce COUNT ERROR|clear",
+     "fail the next COUNT produce requests (any topic) with the Kafka error ERROR, or forget them"},
     {"help", "list the commands"},
 };
 
@@ -580,6 +594,54 @@ static void cmd_coordinator(struct mock_state *st, char **w, int n, char *reply,
     reply_set(reply, size, "ok %s %.300s coordinator %d", w[1], w[2], (int)id);
 }
 
+/*
+ * "errors produce COUNT ERROR" and "errors produce clear". ERROR is a name
+ * from rd_kafka_get_err_descs() without its RD_KAFKA_RESP_ERR_ prefix.
+ * The errors apply to whichever client's produce requests come next, so a
+ * test that uses them runs on a stack of its own.
+ */
+static void cmd_errors(struct mock_state *st, char **w, int n, char *reply, size_t size) {
+    if (n == 3 && strcmp(w[1], "produce") == 0 && strcmp(w[2], "clear") == 0) {
+        rd_kafka_mock_clear_request_errors(st->mcluster, MOCK_API_PRODUCE);
+        reply_set(reply, size, "ok produce errors cleared");
+        return;
+    }
+    if (n != 4 || strcmp(w[1], "produce") != 0) {
+        reply_set(reply, size, "error usage: errors produce COUNT ERROR|clear");
+        return;
+    }
+    char *end;
+    errno = 0;
+    long count = strtol(w[2], &end, 10);
+    if (errno || *end || end == w[2] || count < 1 || count > MOCK_MAX_REQUEST_ERRORS) {
+        reply_set(reply, size, "error COUNT must be 1 to %d, got '%.32s'",
+                  MOCK_MAX_REQUEST_ERRORS, w[2]);
+        return;
+    }
+    const struct rd_kafka_err_desc *descs;
+    size_t ndescs;
+    rd_kafka_get_err_descs(&descs, &ndescs);
+    const struct rd_kafka_err_desc *found = NULL;
+    for (size_t i = 0; i < ndescs && !found; i++)
+        if (descs[i].name && strcmp(descs[i].name, w[3]) == 0 && descs[i].code > 0)
+            found = &descs[i];
+    if (!found) {
+        reply_set(reply, size,
+                  "error unknown broker error '%.64s' (e.g. TOPIC_AUTHORIZATION_FAILED)", w[3]);
+        return;
+    }
+    rd_kafka_resp_err_t *errs = malloc((size_t)count * sizeof *errs);
+    if (!errs) {
+        reply_set(reply, size, "error out of memory");
+        return;
+    }
+    for (long i = 0; i < count; i++)
+        errs[i] = found->code;
+    rd_kafka_mock_push_request_errors_array(st->mcluster, MOCK_API_PRODUCE, (size_t)count, errs);
+    free(errs);
+    reply_set(reply, size, "ok next %ld produce requests fail with %s", count, found->name);
+}
+
 /* "help": the command syntaxes on one line. */
 static void cmd_help(char *reply, size_t size) {
     size_t used = (size_t)snprintf(reply, size, "ok commands:");
@@ -622,6 +684,8 @@ static void control_execute(struct mock_state *st, char *line, char *reply, size
         cmd_leader(st, w, n, reply, size);
     else if (strcmp(w[0], "coordinator") == 0)
         cmd_coordinator(st, w, n, reply, size);
+    else if (strcmp(w[0], "errors") == 0)
+        cmd_errors(st, w, n, reply, size);
     else if (strcmp(w[0], "help") == 0 && n == 1)
         cmd_help(reply, size);
     else if (strcmp(w[0], "help") == 0)

@@ -92,7 +92,7 @@ keeping its data, and start it again on the same port with the same data.
 kafka sends a control command to the embedded Kafka and prints its reply
 (exit 0 "ok", 1 "error"): brokers | broker down|up ID|all |
 broker rtt ID|all MS | leader TOPIC PARTITION ID|-1 |
-coordinator group|transaction KEY ID | help.
+coordinator group|transaction KEY ID | errors produce COUNT ERROR|clear | help.
 Environment: BATON_KAFKA_MOCK_BIN (default <repo>/build/deploy/baton-kafka-mock),
 BATON_PG_BIN (PostgreSQL's bin dir), BATON_STACK_READY_TIMEOUT (s, default 30),
 BATON_STACK_STOP_TIMEOUT (s, default 15).

@@ -4,15 +4,27 @@
  * The loop, per batch:
  *   1. take up to batch-size messages from the consumer queue;
  *   2. parse and validate each with the common codec (once per batch);
- *   3. dead-letter the rejects to the DLQ topic and wait for the broker's
- *      acknowledgement (once per batch, even if Redis needs retries);
+ *   3. hand each reject to the DLQ producer, once: it is "held" (message
+ *      and all) until the broker acknowledges it;
  *   4. one Redis round trip: a pipeline of enqueue.lua calls, one per queue
  *      (chunked), plus the rejection events and the queue registry;
- *   5. only then store the batch's offsets, which auto-commit sends.
- * If 3 or 4 fails, or Redis is above its memory threshold, the assigned
+ *   5. only then store offsets, which auto-commit sends: per partition, up
+ *      to the batch's end but never past a held reject.
+ * If 4 fails, or Redis is above its memory threshold, the assigned
  * partitions are paused and the same batch is retried with backoff, so no
  * message is skipped and no offset moves past what Redis holds (guarantee
  * 1). Replays are harmless: enqueue is idempotent on task id (guarantee 2).
+ *
+ * The DLQ does not hold up valid tasks. A Kafka offset covers every message
+ * below it, so it may be committed only when each of those is in Redis or
+ * acknowledged by the DLQ; ingest therefore goes on enqueueing while the
+ * DLQ refuses, and each partition's offset waits at its oldest held reject
+ * (docs/reliability.md, "The dead-letter topic"). A reject is produced once;
+ * it is produced again only after its delivery report says it failed, never
+ * while librdkafka still has it, so a retry cannot duplicate it (the
+ * idempotent producer keeps librdkafka's own retries exact). Held rejects
+ * are bounded (DLQ_HELD_MAX, DLQ_HELD_BYTES_MAX): beyond that, intake
+ * pauses until the DLQ takes them.
  */
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -45,7 +57,16 @@
 #define TASK_MEMORY_OVERHEAD 256
 #define BACKOFF_START_MS 50
 #define BACKOFF_MAX_MS 2000
-#define DLQ_FLUSH_TIMEOUT_MS 10000
+#define DLQ_FLUSH_TIMEOUT_MS 10000 /* at stop: rejects in flight get this long */
+/* Rejects held for the DLQ before intake pauses. Each keeps its Kafka
+ * message in memory, and the offsets of its partition wait for it, so a
+ * crash replays everything after the oldest: enough to ride out a DLQ
+ * outage at a moderate reject rate, small enough for memory and replay. */
+#define DLQ_HELD_MAX 10000
+#define DLQ_HELD_BYTES_MAX (64 * 1024 * 1024)
+#define DLQ_RETRY_START_MS 100 /* a refused reject is produced again after this, doubling */
+#define DLQ_RETRY_MAX_MS 5000
+#define DLQ_LOG_EVERY 100      /* log the first refusal in a row, then every this many */
 #define DLQ_VALUE_MAX (900 * 1024) /* under Kafka's default 1 MB message limit */
 
 /* The text form of one task's enqueue.lua arguments. */
@@ -62,14 +83,50 @@ struct task_args {
     size_t json_len;
 };
 
+/* Where a reject stands with the DLQ. */
+enum dlq_state {
+    DLQ_SENDING, /* in librdkafka's hands: wait for its delivery report */
+    DLQ_REFUSED, /* delivery failed: produce again at retry_at_ms */
+    DLQ_ACKED,   /* the broker has it */
+};
+
+/* One rejected message on its way to the DLQ, held until acknowledged. */
+struct dlq_entry {
+    rd_kafka_message_t *msg;       /* the rejected message, owned */
+    struct baton_task_error error; /* why it was rejected */
+    enum dlq_state state;
+    unsigned attempts;             /* produce calls so far */
+    int64_t retry_at_ms;           /* monotonic, when REFUSED */
+};
+
+/* What ingest has done with one assigned partition. */
+struct partition_pos {
+    char *topic;       /* owned */
+    int32_t partition;
+    int64_t next;      /* offset after the last message of a batch in Redis */
+    int64_t stored;    /* last offset given to rd_kafka_offsets_store(); -1: none */
+};
+
 struct parsed {
     struct baton_task *task;     /* NULL when rejected or a consumer error */
     struct baton_task_error error;
     int rejected;                /* 1: goes to the DLQ */
 };
 
+/*
+ * --queues-allowed, parsed: exact names, or prefixes for entries that end
+ * in '*' ("mail.*" takes mail.high and mail.low). Entries point into
+ * `text`, one owned copy of the option with NULs at the commas.
+ */
+struct allowlist {
+    char *text;            /* owned; NULL when every queue is allowed */
+    char **entries;        /* owned array of pointers into text */
+    size_t count;
+};
+
 struct ingest {
     const struct scheduler_config *config;
+    struct allowlist allowed;    /* queues accepted; none listed: any */
     rd_kafka_t *consumer;
     rd_kafka_queue_t *queue;     /* the consumer queue */
     rd_kafka_t *dlq;             /* producer for rejected messages */
@@ -80,10 +137,14 @@ struct ingest {
     struct parsed *parsed;       /* parallel to msgs */
     struct task_args *args;      /* parallel to msgs */
     size_t count, parsed_count, cap;
-    size_t dlq_done;             /* msgs[0..dlq_done) went through the DLQ step */
+    size_t dlq_done;             /* rejects in msgs[0..dlq_done) are held (owned there) */
 
-    int dlq_failures;            /* delivery reports with an error */
-    char dlq_error[256];
+    struct dlq_entry **held;     /* rejects the DLQ has not acknowledged, owned */
+    size_t held_count, held_cap;
+    size_t held_bytes;           /* bytes of their values */
+    unsigned dlq_refusals;       /* failed deliveries since the last success */
+    struct partition_pos *parts; /* partitions with messages in Redis, owned */
+    size_t nparts, parts_cap;
     int paused;
     int64_t memory_checked_ms;
     int64_t memory_budget;       /* bytes below the pause mark at the last reading; -1: no limit */
@@ -95,16 +156,51 @@ struct ingest {
     uint64_t total_queued, total_scheduled, total_expired, total_duplicates, total_rejected;
 };
 
+static struct partition_pos *position(struct ingest *ing, const char *topic, int32_t partition,
+                                      int add);
+static void position_drop(struct ingest *ing, size_t i);
+
 /* ---------------------------------------------------------------- Kafka */
 
-/* @locality librdkafka's poll, on the thread calling rd_kafka_flush(). */
+static int64_t dlq_retry_delay(unsigned attempts) {
+    int64_t ms = DLQ_RETRY_START_MS;
+    for (unsigned i = 1; i < attempts && ms < DLQ_RETRY_MAX_MS; i++)
+        ms *= 2;
+    return ms < DLQ_RETRY_MAX_MS ? ms : DLQ_RETRY_MAX_MS;
+}
+
+/* Marks `e` refused by `kerr`: produced again after a backoff. */
+static void dlq_refused(struct ingest *ing, struct dlq_entry *e, rd_kafka_resp_err_t kerr,
+                        int possibly_persisted) {
+    e->state = DLQ_REFUSED;
+    e->retry_at_ms = baton_time_mono_ms() + dlq_retry_delay(e->attempts);
+    if (ing->dlq_refusals++ % DLQ_LOG_EVERY == 0)
+        BATON_WARN(COMPONENT,
+                   "DLQ refused %s[%d]@%lld: %s (%u refusals in a row, %zu rejects held; "
+                   "valid tasks go on, offsets wait)%s",
+                   rd_kafka_topic_name(e->msg->rkt), (int)e->msg->partition,
+                   (long long)e->msg->offset, rd_kafka_err2str(kerr), ing->dlq_refusals,
+                   ing->held_count,
+                   possibly_persisted ? "; it may have been written, so it may appear twice" : "");
+}
+
+/* @locality librdkafka's poll, on the ingest thread (rd_kafka_poll/flush of the DLQ). */
 static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
     (void)rk;
     struct ingest *ing = opaque;
-    if (msg->err) {
-        ing->dlq_failures++;
-        snprintf(ing->dlq_error, sizeof ing->dlq_error, "%s", rd_kafka_err2str(msg->err));
+    struct dlq_entry *e = msg->_private;
+    if (!msg->err) {
+        e->state = DLQ_ACKED;
+        if (ing->dlq_refusals)
+            BATON_INFO(COMPONENT, "DLQ accepts again after %u refusals", ing->dlq_refusals);
+        ing->dlq_refusals = 0;
+        return;
     }
+    /* Not persisted: sending again cannot duplicate it. Possibly persisted
+     * (only after a message.timeout.ms the operator set; the default waits
+     * for good): sending again may, but not sending would lose it. */
+    dlq_refused(ing, e, msg->err,
+                rd_kafka_message_status(msg) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED);
 }
 
 /* Formats "topic[p,p,...]" lists for the log. */
@@ -138,6 +234,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         BATON_INFO(COMPONENT, "revoked %d partitions: %s", parts->cnt, list);
         rd_kafka_assign(rk, NULL);
+        /* Their held rejects still go to the DLQ but gate nothing here:
+         * the next owner reads on from the committed offset. */
+        for (int i = 0; i < parts->cnt; i++) {
+            struct partition_pos *pos =
+                position(ing, parts->elems[i].topic, parts->elems[i].partition, 0);
+            if (pos)
+                position_drop(ing, (size_t)(pos - ing->parts));
+        }
     }
 }
 
@@ -185,6 +289,11 @@ static baton_err_t kafka_open(struct ingest *ing, char *errstr, size_t errstr_si
     const struct baton_kafka_prop producer_defaults[] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
+        /* No local timeout: librdkafka retries a reject until the broker
+         * takes it or refuses it for good, so a delivery report never says
+         * "timed out, perhaps written", and ingest never has to guess
+         * whether producing it again would make a duplicate. */
+        {"message.timeout.ms", "0"},
         {"linger.ms", "5"},
         {"client.id", "baton-scheduler-dlq"},
     };
@@ -334,7 +443,8 @@ static baton_err_t batch_add(struct ingest *ing, rd_kafka_message_t *msg) {
 /* Frees the batch in hand (after its offsets were stored). */
 static void batch_clear(struct ingest *ing) {
     for (size_t i = 0; i < ing->count; i++) {
-        rd_kafka_message_destroy(ing->msgs[i]);
+        if (!(i < ing->dlq_done && ing->parsed[i].rejected))
+            rd_kafka_message_destroy(ing->msgs[i]); /* else its dlq_entry owns it */
         if (i < ing->parsed_count) {
             baton_task_destroy(ing->parsed[i].task);
             free(ing->args[i].json);
@@ -342,6 +452,82 @@ static void batch_clear(struct ingest *ing) {
     }
     ing->count = ing->parsed_count = 0;
     ing->dlq_done = 0;
+}
+
+/* ----------------------------------------------------- queue allowlist */
+
+static void allowlist_free(struct allowlist *a) {
+    free(a->text);
+    free(a->entries);
+    memset(a, 0, sizeof *a);
+}
+
+/*
+ * Parses `spec` ("a,b,mail.*"; blanks around entries ignored) into *out,
+ * which the caller frees with allowlist_free(). An empty spec allows every
+ * queue. A bad entry is BATON_ERR_CONFIG naming it: a typo must stop the
+ * start, not send a whole topic's tasks to the DLQ.
+ */
+static baton_err_t allowlist_parse(const char *spec, struct allowlist *out, char *errstr,
+                                   size_t errstr_size) {
+    static const char blanks[] = " \t\n";
+    memset(out, 0, sizeof *out);
+    if (!spec || spec[strspn(spec, blanks)] == '\0')
+        return BATON_OK;
+    size_t len = strlen(spec);
+    out->text = strdup(spec);
+    out->entries = calloc(len / 2 + 1, sizeof *out->entries); /* an entry and a comma each */
+    if (!out->text || !out->entries) {
+        allowlist_free(out);
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    }
+    for (char *entry = out->text, *next; entry; entry = next) {
+        next = strchr(entry, ',');
+        if (next)
+            *next++ = '\0';
+        entry += strspn(entry, blanks);
+        size_t n = strlen(entry);
+        while (n && strchr(blanks, entry[n - 1]))
+            entry[--n] = '\0';
+        /* "p*" takes every queue whose name starts with p; "*" alone, all. */
+        int prefix = n > 0 && entry[n - 1] == '*';
+        if (prefix)
+            entry[n - 1] = '\0';
+        int valid = (prefix && n == 1) || baton_task_name_valid(entry);
+        if (prefix)
+            entry[n - 1] = '*';
+        if (!valid) {
+            baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
+                         "--queues-allowed: '%.140s' is not a queue name ([A-Za-z0-9_.:-]{1,128}) "
+                         "or such a prefix followed by '*'",
+                         entry);
+            allowlist_free(out);
+            return BATON_ERR_CONFIG;
+        }
+        out->entries[out->count++] = entry;
+    }
+    return BATON_OK;
+}
+
+/* 1 when ingest accepts tasks for `queue`. */
+static int allowlist_match(const struct allowlist *a, const char *queue) {
+    if (!a->text)
+        return 1;
+    for (size_t i = 0; i < a->count; i++) {
+        const char *e = a->entries[i];
+        size_t n = strlen(e);
+        if (n && e[n - 1] == '*' ? strncmp(queue, e, n - 1) == 0 : strcmp(queue, e) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+baton_err_t ingest_check_config(const struct scheduler_config *config, char *errstr,
+                                size_t errstr_size) {
+    struct allowlist a;
+    baton_err_t err = allowlist_parse(config->queues_allowed, &a, errstr, errstr_size);
+    allowlist_free(&a);
+    return err;
 }
 
 /* -------------------------------------------------------------- parsing */
@@ -366,6 +552,18 @@ static baton_err_t parse_new(struct ingest *ing) {
                                            &p->error);
         if (err == BATON_ERR_NOMEM)
             return err;
+        if (!err && !allowlist_match(&ing->allowed, p->task->queue)) {
+            /* A valid task for a queue the operator did not list: each
+             * queue name becomes keys, a registry entry and maintenance
+             * work, so producers may not create them at will. */
+            p->error.reason = BATON_TASK_UNKNOWN_QUEUE;
+            snprintf(p->error.field, sizeof p->error.field, "queue");
+            snprintf(p->error.detail, sizeof p->error.detail,
+                     "queue '%s' is not in the scheduler's --queues-allowed", p->task->queue);
+            baton_task_destroy(p->task);
+            p->task = NULL;
+            err = BATON_ERR_INVALID;
+        }
         if (err) {
             p->rejected = 1;
             p->task = NULL;
@@ -390,64 +588,207 @@ static baton_err_t parse_new(struct ingest *ing) {
 
 /* ------------------------------------------------------------------ DLQ */
 
-/* Sends this batch's rejects to the DLQ and waits for the acknowledgement. */
+/* Hands `e` to the DLQ producer; a refusal on the spot is a REFUSED entry. */
+static void dlq_produce(struct ingest *ing, struct dlq_entry *e) {
+    rd_kafka_message_t *m = e->msg;
+    char partition[16], offset[24];
+    snprintf(partition, sizeof partition, "%d", (int)m->partition);
+    snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(7);
+    rd_kafka_header_add(h, "baton-reason", -1, baton_task_reason_str(e->error.reason), -1);
+    rd_kafka_header_add(h, "baton-field", -1, e->error.field, -1);
+    rd_kafka_header_add(h, "baton-detail", -1, e->error.detail, -1);
+    rd_kafka_header_add(h, "baton-source-topic", -1, rd_kafka_topic_name(m->rkt), -1);
+    rd_kafka_header_add(h, "baton-source-partition", -1, partition, -1);
+    rd_kafka_header_add(h, "baton-source-offset", -1, offset, -1);
+    /* A value too large for the DLQ (a too_large reject can exceed the
+     * producer's and brokers' 1 MB message limit) must not block ingest:
+     * send its head, say so, and point at the original, which stays in
+     * the source topic at the coordinates above. */
+    size_t value_len = m->len;
+    if (value_len > DLQ_VALUE_MAX) {
+        char full[24];
+        snprintf(full, sizeof full, "%zu", m->len);
+        rd_kafka_header_add(h, "baton-truncated-from", -1, full, -1);
+        value_len = DLQ_VALUE_MAX;
+    }
+    e->attempts++;
+    e->state = DLQ_SENDING;
+    rd_kafka_resp_err_t kerr = rd_kafka_producev(
+        ing->dlq, RD_KAFKA_V_TOPIC(ing->config->dlq_topic),
+        RD_KAFKA_V_VALUE(m->payload, value_len), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(e),
+        RD_KAFKA_V_END);
+    if (kerr) {
+        rd_kafka_headers_destroy(h); /* not taken over on failure */
+        dlq_refused(ing, e, kerr, 0);
+    }
+}
+
+/*
+ * Holds this batch's new rejects (each takes its message over) and hands
+ * each to the DLQ producer, once: a batch retried for Redis does not send
+ * them again, and messages that joined the batch meanwhile get theirs.
+ */
 static baton_err_t dead_letter(struct ingest *ing, char *errstr, size_t errstr_size) {
-    if (ing->dlq_done == ing->count)
-        return BATON_OK;
-    ing->dlq_failures = 0;
-    size_t sent = 0;
-    /* Only messages not dead-lettered yet: a retry after a Redis error must
-     * not send the same rejects twice, and messages that joined the batch
-     * during the retries still get theirs. */
     for (size_t i = ing->dlq_done; i < ing->count; i++) {
         if (!ing->parsed[i].rejected)
             continue;
+        if (ing->held_count == ing->held_cap) {
+            size_t cap = ing->held_cap ? ing->held_cap * 2 : 64;
+            struct dlq_entry **held = realloc(ing->held, cap * sizeof *held);
+            if (!held)
+                return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+            ing->held = held;
+            ing->held_cap = cap;
+        }
+        struct dlq_entry *e = calloc(1, sizeof *e);
+        if (!e)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
         rd_kafka_message_t *m = ing->msgs[i];
-        const struct baton_task_error *e = &ing->parsed[i].error;
-        rd_kafka_headers_t *h = rd_kafka_headers_new(6);
-        const char *reason = baton_task_reason_str(e->reason);
-        rd_kafka_header_add(h, "baton-reason", -1, reason, -1);
-        rd_kafka_header_add(h, "baton-field", -1, e->field, -1);
-        rd_kafka_header_add(h, "baton-detail", -1, e->detail, -1);
-        rd_kafka_header_add(h, "baton-source-topic", -1, rd_kafka_topic_name(m->rkt), -1);
-        rd_kafka_header_add(h, "baton-source-partition", -1, ing->args[i].partition, -1);
-        rd_kafka_header_add(h, "baton-source-offset", -1, ing->args[i].offset, -1);
-        /* A value too large for the DLQ (a too_large reject can exceed the
-         * producer's and brokers' 1 MB message limit) must not block
-         * ingest: send its head, say so, and point at the original, which
-         * stays in the source topic at the coordinates above. */
-        size_t value_len = m->len;
-        if (value_len > DLQ_VALUE_MAX) {
-            char full[24];
-            snprintf(full, sizeof full, "%zu", m->len);
-            rd_kafka_header_add(h, "baton-truncated-from", -1, full, -1);
-            value_len = DLQ_VALUE_MAX;
-        }
-        rd_kafka_resp_err_t kerr = rd_kafka_producev(
-            ing->dlq, RD_KAFKA_V_TOPIC(ing->config->dlq_topic),
-            RD_KAFKA_V_VALUE(m->payload, value_len), RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (kerr) {
-            rd_kafka_headers_destroy(h); /* not taken over on failure */
-            return baton_seterr(errstr, errstr_size, BATON_ERR_KAFKA, "DLQ produce: %s",
-                                rd_kafka_err2str(kerr));
-        }
+        e->msg = m;
+        e->error = ing->parsed[i].error;
+        ing->held[ing->held_count++] = e;
+        ing->held_bytes += m->len;
+        ing->dlq_done = i + 1; /* msgs[i] is the entry's now */
         BATON_WARN(COMPONENT, "rejected %s[%s]@%s (%s): %s", rd_kafka_topic_name(m->rkt),
-                   ing->args[i].partition, ing->args[i].offset, reason, e->detail);
-        sent++;
-    }
-    if (sent) {
-        rd_kafka_flush(ing->dlq, DLQ_FLUSH_TIMEOUT_MS);
-        if (rd_kafka_outq_len(ing->dlq) > 0)
-            return baton_seterr(errstr, errstr_size, BATON_ERR_TIMEOUT,
-                                "DLQ: %d messages not acknowledged in %d ms",
-                                rd_kafka_outq_len(ing->dlq), DLQ_FLUSH_TIMEOUT_MS);
-        if (ing->dlq_failures)
-            return baton_seterr(errstr, errstr_size, BATON_ERR_KAFKA, "DLQ delivery failed: %s",
-                                ing->dlq_error);
+                   ing->args[i].partition, ing->args[i].offset,
+                   baton_task_reason_str(e->error.reason), e->error.detail);
+        dlq_produce(ing, e);
     }
     ing->dlq_done = ing->count;
     return BATON_OK;
+}
+
+/* 1 when intake must wait for the DLQ to take held rejects. */
+static int dlq_full(const struct ingest *ing) {
+    return ing->held_count >= DLQ_HELD_MAX || ing->held_bytes >= DLQ_HELD_BYTES_MAX;
+}
+
+/* ------------------------------------------------------------- offsets */
+
+/* The position of `topic` [`partition`], added if new; NULL on no memory.
+ * Borrowed until the next call that adds or drops. */
+static struct partition_pos *position(struct ingest *ing, const char *topic, int32_t partition,
+                                      int add) {
+    for (size_t i = 0; i < ing->nparts; i++)
+        if (ing->parts[i].partition == partition && strcmp(ing->parts[i].topic, topic) == 0)
+            return &ing->parts[i];
+    if (!add)
+        return NULL;
+    if (ing->nparts == ing->parts_cap) {
+        size_t cap = ing->parts_cap ? ing->parts_cap * 2 : 16;
+        struct partition_pos *parts = realloc(ing->parts, cap * sizeof *parts);
+        if (!parts)
+            return NULL;
+        ing->parts = parts;
+        ing->parts_cap = cap;
+    }
+    char *copy = strdup(topic);
+    if (!copy)
+        return NULL;
+    ing->parts[ing->nparts] = (struct partition_pos){copy, partition, -1, -1};
+    return &ing->parts[ing->nparts++];
+}
+
+/* Forgets partition i (revoked: its new owner reads on from the commit). */
+static void position_drop(struct ingest *ing, size_t i) {
+    free(ing->parts[i].topic);
+    ing->parts[i] = ing->parts[--ing->nparts];
+}
+
+/*
+ * Stores, per partition, the offset below which every message is in Redis
+ * or acknowledged by the DLQ: the end of the last batch in Redis, or the
+ * oldest held reject of the partition if that is lower. Auto-commit sends
+ * what is stored.
+ */
+static void store_offsets(struct ingest *ing) {
+    if (ing->nparts == 0)
+        return;
+    int64_t *commit = malloc(ing->nparts * sizeof *commit);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)ing->nparts);
+    if (!commit || !list) {
+        free(commit); /* stored at the next call */
+        if (list)
+            rd_kafka_topic_partition_list_destroy(list);
+        return;
+    }
+    for (size_t p = 0; p < ing->nparts; p++)
+        commit[p] = ing->parts[p].next;
+    for (size_t h = 0; h < ing->held_count; h++) {
+        const rd_kafka_message_t *m = ing->held[h]->msg;
+        if (ing->held[h]->state == DLQ_ACKED)
+            continue;
+        struct partition_pos *pos = position(ing, rd_kafka_topic_name(m->rkt), m->partition, 0);
+        if (pos && m->offset < commit[pos - ing->parts])
+            commit[pos - ing->parts] = m->offset;
+    }
+    for (size_t p = 0; p < ing->nparts; p++)
+        if (commit[p] > ing->parts[p].stored)
+            rd_kafka_topic_partition_list_add(list, ing->parts[p].topic, ing->parts[p].partition)
+                ->offset = commit[p];
+    free(commit);
+    if (list->cnt > 0) {
+        rd_kafka_resp_err_t kerr = rd_kafka_offsets_store(ing->consumer, list);
+        for (int i = 0; i < list->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &list->elems[i];
+            struct partition_pos *pos = position(ing, tp->topic, tp->partition, 0);
+            if (!pos)
+                continue;
+            if (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                pos->stored = tp->offset;
+            else
+                /* Revoked meanwhile: its new owner re-reads these messages
+                 * and enqueue dedupes them. Nothing is lost. */
+                position_drop(ing, (size_t)(pos - ing->parts));
+        }
+        if (kerr)
+            BATON_INFO(COMPONENT, "offsets not stored for some partitions: %s",
+                       rd_kafka_err2str(kerr));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Moves each partition's position past the batch in hand (now in Redis). */
+static baton_err_t advance_positions(struct ingest *ing) {
+    for (size_t i = 0; i < ing->count; i++) {
+        rd_kafka_message_t *m = ing->msgs[i];
+        struct partition_pos *pos = position(ing, rd_kafka_topic_name(m->rkt), m->partition, 1);
+        if (!pos)
+            return BATON_ERR_NOMEM;
+        if (m->offset + 1 > pos->next)
+            pos->next = m->offset + 1;
+    }
+    return BATON_OK;
+}
+
+/*
+ * Serves the DLQ producer's delivery reports, produces again the rejects
+ * whose backoff is over, lets go of acknowledged ones and stores the
+ * offsets that this frees. Called from every loop of the ingest thread.
+ */
+static void dlq_service(struct ingest *ing) {
+    rd_kafka_poll(ing->dlq, 0);
+    int64_t now = baton_time_mono_ms();
+    size_t kept = 0, acked = 0;
+    for (size_t h = 0; h < ing->held_count; h++) {
+        struct dlq_entry *e = ing->held[h];
+        if (e->state == DLQ_REFUSED && now >= e->retry_at_ms)
+            dlq_produce(ing, e);
+        if (e->state == DLQ_ACKED) {
+            ing->held_bytes -= e->msg->len;
+            rd_kafka_message_destroy(e->msg);
+            free(e);
+            acked++;
+        } else {
+            ing->held[kept++] = e;
+        }
+    }
+    ing->held_count = kept;
+    baton_metric_set(ing->metrics->ingest_dlq_pending, NULL, (double)kept);
+    if (acked)
+        store_offsets(ing);
 }
 
 /* ---------------------------------------------------------------- Redis */
@@ -558,10 +899,11 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
     size_t *lens = malloc(max_args * sizeof *lens);
     char (*keys)[BATON_KEY_MAX] = malloc((ENQUEUE_KEYS + 3) * sizeof *keys);
     const char **sadd = malloc((ing->count + 2) * sizeof *sadd);
+    const char **touch = malloc((2 * ing->count + 2) * sizeof *touch);
     const char **call_queue = malloc((ing->count + 1) * sizeof *call_queue); /* per enqueue call */
     int64_t started_ns = baton_metrics_now_ns();
     baton_err_t err = BATON_OK;
-    if (!order || !argv || !lens || !keys || !sadd || !call_queue) {
+    if (!order || !argv || !lens || !keys || !sadd || !touch || !call_queue) {
         err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -601,6 +943,21 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
                                  errstr_size);
         expect_other++;
     }
+    /* Wakes these queues in every scheduler's maintenance, which stops
+     * ticking a queue that stayed empty (see maintenance.c). */
+    char now_ms[24];
+    snprintf(now_ms, sizeof now_ms, "%lld", (long long)baton_time_wall_ms());
+    touch[0] = "ZADD";
+    touch[1] = SCHEDULER_KEY_QUEUES_TOUCHED;
+    for (size_t q = 0; q < nqueues; q++) {
+        touch[2 + 2 * q] = now_ms;
+        touch[3 + 2 * q] = sadd[2 + q];
+    }
+    if (!err && nqueues) {
+        err = baton_redis_append(ing->redis, (int)(2 * nqueues + 2), touch, NULL, errstr,
+                                 errstr_size);
+        expect_other++;
+    }
     for (size_t i = 0; !err && i < ing->count; i++) {
         if (ing->parsed[i].rejected) {
             err = append_rejection(ing, i, errstr, errstr_size);
@@ -637,6 +994,7 @@ done:
     free(lens);
     free(keys);
     free(sadd);
+    free(touch);
     free(call_queue);
     return err;
 }
@@ -671,27 +1029,6 @@ static baton_err_t check_memory(struct ingest *ing, char *errstr, size_t errstr_
                             (unsigned long long)used, (unsigned long long)max,
                             ing->config->memory_pause_fraction * 100);
     return BATON_OK;
-}
-
-/* Stores offset+1 of the last message of each partition in the batch. */
-static void store_offsets(struct ingest *ing) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)ing->count);
-    for (size_t i = 0; i < ing->count; i++) {
-        rd_kafka_message_t *m = ing->msgs[i];
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
-        if (!tp)
-            tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
-        if (m->offset + 1 > tp->offset)
-            tp->offset = m->offset + 1;
-    }
-    rd_kafka_resp_err_t kerr = rd_kafka_offsets_store(ing->consumer, list);
-    if (kerr)
-        /* A partition revoked meanwhile: its new owner re-reads these
-         * messages and enqueue dedupes them. Nothing is lost. */
-        BATON_INFO(COMPONENT, "offsets not stored for some partitions: %s",
-                   rd_kafka_err2str(kerr));
-    rd_kafka_topic_partition_list_destroy(list);
 }
 
 /* Counts an accepted batch's messages by topic and its rejects by reason. */
@@ -729,6 +1066,7 @@ static baton_err_t process_batch(struct ingest *ing) {
         if (scheduler_stop)
             return BATON_ERR_STATE; /* nothing stored: another scheduler re-reads it */
         set_paused(ing, 1);
+        dlq_service(ing);
         /* The wait serves rebalances and keeps group membership; a message
          * that still arrives joins the batch in hand. */
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(ing->consumer, backoff);
@@ -738,6 +1076,8 @@ static baton_err_t process_batch(struct ingest *ing) {
     }
     if (failures)
         BATON_INFO(COMPONENT, "batch of %zu accepted after %u retries", ing->count, failures);
+    if (advance_positions(ing) == BATON_ERR_NOMEM)
+        return BATON_ERR_NOMEM; /* nothing stored: the batch is read again */
     store_offsets(ing);
     set_paused(ing, 0);
     count_batch(ing);
@@ -752,8 +1092,10 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
     ing.config = config;
     ing.metrics = config->metrics;
     ing.parse_opts.max_payload_bytes = (size_t)config->max_payload_bytes;
-    baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
-                                          &ing.redis, errstr, errstr_size);
+    baton_err_t err = allowlist_parse(config->queues_allowed, &ing.allowed, errstr, errstr_size);
+    if (!err)
+        err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms, &ing.redis,
+                                  errstr, errstr_size);
     if (!err)
         err = kafka_open(&ing, errstr, errstr_size);
     if (ing.consumer)
@@ -767,17 +1109,40 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
 
     int64_t last_report = baton_time_mono_ms();
     uint64_t reported = 0;
+    int64_t held_logged = 0;
     while (!err && !scheduler_stop) {
-        /* Wait for the first message only, then take whatever else is
-         * already fetched: an idle scheduler hands a task on at once, a
-         * busy one still gets full batches (waiting to fill a batch would
-         * add its whole wait to every task's latency at moderate rates). */
-        rd_kafka_message_t *first = rd_kafka_consumer_poll(ing.consumer, (int)config->batch_wait_ms);
-        if (!first)
+        dlq_service(&ing);
+        if (dlq_full(&ing)) {
+            /* Paused, but polled: the group keeps this member, and a
+             * message fetched before the pause joins the next batch. */
+            set_paused(&ing, 1);
+            int64_t now = baton_time_mono_ms();
+            if (now - held_logged >= 10000) {
+                BATON_WARN(COMPONENT, "intake paused: %zu rejects (%zu bytes) wait for the DLQ",
+                           ing.held_count, ing.held_bytes);
+                held_logged = now;
+            }
+            rd_kafka_message_t *msg = rd_kafka_consumer_poll(ing.consumer, BACKOFF_START_MS);
+            if (msg && batch_add(&ing, msg) == BATON_ERR_NOMEM)
+                err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
             continue;
-        if (batch_add(&ing, first) == BATON_ERR_NOMEM)
-            err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-        ssize_t n = rd_kafka_consume_batch_queue(ing.queue, 0, buf, batch_size - 1);
+        }
+        if (ing.count == 0) {
+            set_paused(&ing, 0);
+            /* Wait for the first message only, then take whatever else is
+             * already fetched: an idle scheduler hands a task on at once, a
+             * busy one still gets full batches (waiting to fill a batch
+             * would add its whole wait to every task's latency at moderate
+             * rates). */
+            rd_kafka_message_t *first =
+                rd_kafka_consumer_poll(ing.consumer, (int)config->batch_wait_ms);
+            if (!first)
+                continue;
+            if (batch_add(&ing, first) == BATON_ERR_NOMEM)
+                err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        }
+        size_t room = ing.count < batch_size ? batch_size - ing.count : 0;
+        ssize_t n = room ? rd_kafka_consume_batch_queue(ing.queue, 0, buf, room) : 0;
         if (n < 0) {
             BATON_WARN(COMPONENT, "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
             n = 0;
@@ -807,8 +1172,31 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
     }
 
     /* Stop in order: the batch in hand was finished or abandoned (not
-     * stored); close commits the stored offsets and leaves the group. */
+     * stored); rejects in flight get a last chance to reach the DLQ and
+     * free their offsets; the DLQ producer goes, then the held messages
+     * (the consumer's destroy waits until every message it handed out is
+     * freed); close commits the stored offsets and leaves the group.
+     * Rejects still held are read again by the next owner. */
     batch_clear(&ing);
+    if (ing.dlq) {
+        rd_kafka_flush(ing.dlq, DLQ_FLUSH_TIMEOUT_MS);
+        if (ing.consumer)
+            dlq_service(&ing);
+        if (ing.held_count)
+            BATON_WARN(COMPONENT, "stopping with %zu rejects not acknowledged by the DLQ: "
+                       "their offsets were not committed, they will be read again",
+                       ing.held_count);
+        /* Its last delivery reports may still name held entries: purge and
+         * serve them before the entries go. */
+        rd_kafka_purge(ing.dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(ing.dlq, 0);
+        rd_kafka_destroy(ing.dlq);
+    }
+    for (size_t h = 0; h < ing.held_count; h++) {
+        rd_kafka_message_destroy(ing.held[h]->msg);
+        free(ing.held[h]);
+    }
+    free(ing.held);
     free(ing.msgs);
     free(ing.parsed);
     free(ing.args);
@@ -820,10 +1208,10 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
         rd_kafka_consumer_close(ing.consumer);
         rd_kafka_destroy(ing.consumer);
     }
-    if (ing.dlq) {
-        rd_kafka_flush(ing.dlq, DLQ_FLUSH_TIMEOUT_MS);
-        rd_kafka_destroy(ing.dlq);
-    }
+    for (size_t p = 0; p < ing.nparts; p++)
+        free(ing.parts[p].topic);
+    free(ing.parts);
     baton_redis_destroy(ing.redis);
+    allowlist_free(&ing.allowed);
     return err;
 }

@@ -64,6 +64,15 @@ static const struct baton_opt options[] = {
      1, 60000},
     {"maintenance-batch", BATON_OPT_INT, "1000", "most tasks moved per maintenance script call",
      CFG(maintenance_batch), 1, 100000},
+    {"maintenance-idle-ms", BATON_OPT_INT, "60000",
+     "a queue with no ready, scheduled, running or deadline task for this long is no longer "
+     "ticked until a task arrives; idle queues are still checked once a second (ms; 0 = always "
+     "tick)",
+     CFG(maintenance_idle_ms), 0, 86400000},
+    {"queues-allowed", BATON_OPT_STRING, "",
+     "queues ingest accepts, comma-separated; 'p*' takes every name starting with p; tasks for "
+     "others go to the DLQ as unknown_queue (empty = any queue)",
+     CFG(queues_allowed), 0, 0},
     {"pg-dsn", BATON_OPT_STRING, NULL, "PostgreSQL connection string, for the history writer",
      CFG(pg_dsn), 0, 0},
     {"history", BATON_OPT_BOOL, "true", "run the history writer (needs --pg-dsn)", CFG(history),
@@ -143,7 +152,14 @@ static void register_metrics(baton_metrics_t *r, const struct scheduler_config *
             NULL, FAST_BUCKETS);
         mx->ingest_paused = baton_metrics_gauge(
             r, "baton_ingest_paused",
-            "1 while ingest holds its partitions paused (Redis error or memory pressure).", NULL);
+            "1 while ingest holds its partitions paused (Redis error, memory pressure, or too "
+            "many rejects waiting for the DLQ).",
+            NULL);
+        mx->ingest_dlq_pending = baton_metrics_gauge(
+            r, "baton_ingest_dlq_pending",
+            "Rejected messages not yet acknowledged by the DLQ topic; their offsets are not "
+            "committed meanwhile.",
+            NULL);
         mx->consumer_lag = baton_metrics_gauge(
             r, "baton_kafka_consumer_lag",
             "Messages behind the high watermark, per assigned partition (high watermark - "
@@ -155,6 +171,11 @@ static void register_metrics(baton_metrics_t *r, const struct scheduler_config *
             r, "baton_maintenance_tasks_total",
             "Tasks moved by maintenance, by queue and action (due, expired, reclaimed, dead).",
             "queue,action");
+        mx->maintenance_queues = baton_metrics_gauge(
+            r, "baton_maintenance_queues",
+            "Known queues by state: active (ticked) or idle (empty for --maintenance-idle-ms, "
+            "checked once a second).",
+            "state");
         mx->queue_ready = baton_metrics_gauge(r, "baton_queue_ready",
                                               "Tasks ready to run, by queue and priority "
                                               "(sampled every 2 s).",
@@ -242,6 +263,8 @@ int main(int argc, char **argv) {
         return rc;
     baton_err_t err = baton_redis_durability_configure(config.redis_durability, "scheduler",
                                                        errstr, sizeof errstr);
+    if (!err)
+        err = ingest_check_config(&config, errstr, sizeof errstr);
     if (err) {
         fprintf(stderr, "baton-scheduler: %s\n", errstr);
         baton_config_free(options, OPTION_COUNT, &config);

@@ -39,6 +39,8 @@ struct scheduler_config {
     int64_t retention_ms;        /* how long terminal tasks stay in Redis */
     int64_t maintenance_interval_ms; /* maintenance tick */
     int64_t maintenance_batch;   /* most tasks moved per script call */
+    int64_t maintenance_idle_ms; /* a queue empty this long is no longer ticked; 0 = never */
+    char *queues_allowed;        /* "a,b,p.*": queues ingest accepts; "" = any */
     char *pg_dsn;                /* PostgreSQL, for the history writer */
     int history;                 /* run the history writer */
     int64_t history_batch;       /* most events per PostgreSQL transaction */
@@ -65,9 +67,11 @@ struct scheduler_metrics {
     baton_metric_t *ingest_enqueued;   /* counter {queue,result}: enqueue.lua outcomes */
     baton_metric_t *ingest_batch;      /* histogram: one batch, consume to offsets stored */
     baton_metric_t *ingest_paused;     /* gauge: 1 while partitions are paused */
+    baton_metric_t *ingest_dlq_pending; /* gauge: rejects not yet acknowledged by the DLQ */
     baton_metric_t *consumer_lag;      /* gauge {topic,partition}: collected by ingest.c */
     baton_metric_t *redis_roundtrip;   /* histogram {component}: one pipeline round trip */
     baton_metric_t *maintenance_tasks; /* counter {queue,action}: tasks moved */
+    baton_metric_t *maintenance_queues; /* gauge {state}: queues ticked (active) or not (idle) */
     baton_metric_t *queue_ready;       /* gauge {queue,priority}: sampled */
     baton_metric_t *queue_scheduled;   /* gauge {queue}: sampled */
     baton_metric_t *queue_running;     /* gauge {queue}: sampled */
@@ -79,6 +83,13 @@ struct scheduler_metrics {
     baton_metric_t *history_set_aside; /* counter {class}: entries PostgreSQL refused */
 };
 
+/*
+ * Sorted set of queue -> wall-clock ms of the last ingest batch that
+ * enqueued into it: how maintenance learns at once that a queue it stopped
+ * ticking (empty for --maintenance-idle-ms) has work again (docs/redis.md).
+ */
+#define SCHEDULER_KEY_QUEUES_TOUCHED "baton:queues:touched"
+
 /* Set by the signal handler; every loop checks it. */
 extern volatile sig_atomic_t scheduler_stop;
 
@@ -89,6 +100,13 @@ extern volatile sig_atomic_t scheduler_stop;
  */
 baton_err_t ingest_run(const struct scheduler_config *config, char *errstr,
                        size_t errstr_size);
+
+/*
+ * Checks --queues-allowed before anything starts: BATON_OK, or
+ * BATON_ERR_CONFIG with the bad entry in errstr.
+ */
+baton_err_t ingest_check_config(const struct scheduler_config *config, char *errstr,
+                                size_t errstr_size);
 
 /*
  * Readiness of ingest's Kafka connection: 1 when a metadata request on the

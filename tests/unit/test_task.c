@@ -344,6 +344,7 @@ START_TEST(test_reason_strings) {
         {BATON_TASK_BAD_TIME, "bad_time"},
         {BATON_TASK_CONFLICT, "conflicting_fields"},
         {BATON_TASK_NO_ID, "missing_id"},
+        {BATON_TASK_UNKNOWN_QUEUE, "unknown_queue"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         ck_assert_str_eq(baton_task_reason_str(names[i].reason), names[i].name);
