@@ -33,6 +33,7 @@
 #include "log.h"
 #include "queue.h"
 #include "redis.h"
+#include "state.h"
 #include "task.h"
 #include "timeutil.h"
 #include "utf8.h"
@@ -905,11 +906,15 @@ static baton_err_t report_failure(baton_worker_t *w, baton_redis_t *r, const bat
     baton_err_t err = run_finish(w, r, job, "fail.lua", 4, 14, argv, NULL, state, sizeof state);
     if (!err) {
         baton_metric_inc(w->metrics.failed, BATON_LABELS(job->queue, job->type, reason));
-        if (strcmp(state, "scheduled") == 0)
+        baton_state_t next;
+        if (baton_state_parse(state, &next) != 0)
+            BATON_LOG_TASK(BATON_LOG_WARN, COMPONENT, job->id,
+                           "fail.lua answered '%s', which is no state", state);
+        else if (next == BATON_STATE_SCHEDULED)
             baton_metric_inc(w->metrics.retried, BATON_LABELS(job->queue, job->type));
-        else if (strcmp(state, "dead") == 0)
+        else if (next == BATON_STATE_DEAD)
             baton_metric_inc(w->metrics.dead, BATON_LABELS(job->queue, job->type));
-        else if (strcmp(state, "canceled") == 0) /* a cancel requested while it ran */
+        else if (next == BATON_STATE_CANCELED) /* a cancel requested while it ran */
             baton_metric_inc(w->metrics.canceled, BATON_LABELS(job->queue, job->type));
     }
     return err;
