@@ -18,6 +18,9 @@ EXECUTIONS="$WORK/executions" # one line per handler start: "<id> <token>"
 REPORT="$WORK/report.json"
 export CHAOS_EXECUTIONS=$EXECUTIONS
 export CHAOS_TASK_SLEEP=${CHAOS_TASK_SLEEP:-0.02} # seconds a chaos task runs
+# Command handlers get only an allowlisted environment: every worker a
+# scenario starts passes the CHAOS_* variables on to its handlers.
+export BATON_COMMAND_ENV='CHAOS_*'
 
 # chaos_up: the scenario's own stack, migrated; schedulers write history.
 chaos_up() {

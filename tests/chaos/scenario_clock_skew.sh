@@ -91,7 +91,8 @@ psql_q() { psql "$BATON_PG_DSN" -qAtc "$1"; }
 report_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$REPORT" "$1"; }
 
 # skewed_worker NAME OFFSET: a worker on $QUEUE whose process clock is
-# OFFSET (FAKETIME syntax) off the true time; its handlers inherit it.
+# OFFSET (FAKETIME syntax) off the true time; its handlers get the same
+# skew through --command-env (they inherit no other variable).
 SKEWED_PIDS=()
 skewed_worker() {
   local name=$1 offset=$2 pid_var
@@ -99,7 +100,8 @@ skewed_worker() {
     ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_release_to_os_interval_ms=-1" \
     start_worker "$name" --queues "$QUEUE" \
     --command "chaos=$WORK/chaos-handler.sh" --command "long=$WORK/long-handler.sh" \
-    --concurrency "$CONCURRENCY" --lease-ms "$LEASE_MS"
+    --concurrency "$CONCURRENCY" --lease-ms "$LEASE_MS" \
+    --command-env 'CHAOS_*,LD_PRELOAD,FAKETIME'
   pid_var=${name}_pid
   SKEWED_PIDS+=("${!pid_var}")
 }
