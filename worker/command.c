@@ -659,7 +659,7 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
         if ((tree_killed_at && now - tree_killed_at >= LINGER_MS) ||
             (exited && now - exited_at >= LINGER_MS))
             break;
-        struct pollfd fds[3];
+        struct pollfd fds[4];
         int nfds = 0;
         if (in_fd >= 0)
             fds[nfds++] = (struct pollfd){.fd = in_fd, .events = POLLOUT};
@@ -667,6 +667,11 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
             fds[nfds++] = (struct pollfd){.fd = out_fd, .events = POLLIN};
         if (err_fd >= 0)
             fds[nfds++] = (struct pollfd){.fd = err_fd, .events = POLLIN};
+        /* The status pipe turns readable (status or EOF) when the
+         * supervisor is done: no descendant holds its write end, so the
+         * wait ends at the supervisor's exit, not at the next slice. */
+        if (!exited)
+            fds[nfds++] = (struct pollfd){.fd = pstatus[0], .events = POLLIN};
         if (nfds)
             poll(fds, (nfds_t)nfds, POLL_SLICE_MS);
         if (in_fd >= 0) {
@@ -698,11 +703,6 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
             waitpid(pid, &status, 0);
             exited = 1;
             exited_at = baton_time_mono_ms();
-        }
-        if (!nfds && !exited) {
-            /* Every pipe closed but the program lives on: wait in slices. */
-            struct timespec slice = {0, POLL_SLICE_MS * 1000000L};
-            nanosleep(&slice, NULL);
         }
     }
     if (in_fd >= 0)
