@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_compose.sh: the container and monitoring files, checked without a
-# Docker engine and without the local stack (tests/deploy.cmake, label
+# Docker engine and without the local stack (CMakeLists.txt in this folder, label
 # "deploy").
 #
 #   1. docker-compose.yml parses with `docker-compose config` (Debian's
