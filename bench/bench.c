@@ -1,7 +1,7 @@
 /*
  * bench.c - baton-bench: end-to-end throughput, latency and cost.
  *
- * Against a running local stack (deploy/stack.sh; addresses from the
+ * Against a running local stack (dev/stack.sh; addresses from the
  * BATON_* environment or flags) it:
  *   1. starts its own baton-scheduler (history writer on) and N workers,
  *      unless --external says they already run;
@@ -671,7 +671,7 @@ int main(int argc, char **argv) {
                                          sizeof errstr);
     if (err == BATON_ERR_HELP) {
         baton_config_help(stdout, "baton-bench [options]",
-                          "End-to-end benchmark on a running local stack (deploy/stack.sh up; "
+                          "End-to-end benchmark on a running local stack (dev/stack.sh up; "
                           "BATON_* variables give the addresses).",
                           options, OPTION_COUNT);
         baton_config_free(options, OPTION_COUNT, &cfg);

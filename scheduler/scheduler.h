@@ -146,7 +146,7 @@ void history_stop(history_t *h);
 /*
  * Failure point between a batch's COMMIT and its XACK, called with the
  * batch's size when not NULL. NULL in baton-scheduler: nothing in the
- * product sets it. The test build (tests/integration/scheduler_test_hooks.c,
+ * product sets it. The test build (tests/integration/history/scheduler_test_hooks.c,
  * linked into baton-scheduler-testhooks only) sets it to kill the process.
  * @locality the history thread
  */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/run.sh: the whole test suite, from a fresh Debian 12 machine (as root).
 #
-#   1. installs what is missing (deploy/install-deps.sh, quick when present);
+#   1. installs what is missing (dev/install-deps.sh, quick when present);
 #   2. builds with clang, AddressSanitizer + UBSan and the libFuzzer target
 #      (build-asan/) and runs every test under it: unit, integration,
 #      fault-injection scenarios (tests/chaos) and a bounded fuzzing run of
@@ -22,7 +22,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BATON_BUILD_DIR:-$root/build}
 jobs=$(nproc)
 
-"$root/deploy/install-deps.sh"
+"$root/dev/install-deps.sh"
 
 echo "== sanitizer build (clang; ASan + UBSan; libFuzzer): all tests" >&2
 CC=clang cmake -S "$root" -B "$build-asan" -DBATON_SANITIZE=ON -DBATON_FUZZ=ON \

@@ -76,7 +76,7 @@ DELAYED=200      # delayed tasks, delay_ms from 3000 to 8000
 SKEW_MS=300000   # 5 minutes
 FAKETIME_LIB=
 for lib in /usr/lib/*/faketime/libfaketimeMT.so.1; do [ -e "$lib" ] && FAKETIME_LIB=$lib; done
-[ -n "$FAKETIME_LIB" ] || fail "libfaketime is not installed (deploy/install-deps.sh installs faketime)"
+[ -n "$FAKETIME_LIB" ] || fail "libfaketime is not installed (dev/install-deps.sh installs faketime)"
 
 chaos_up
 cat >"$WORK/long-handler.sh" <<SH

@@ -81,13 +81,13 @@ use_redis_db() {
 # $WORK/NAME.log; its pid goes to TEST_PIDS and to the variable NAME_pid.
 # The history writer is off unless SCHEDULER_HISTORY=true (see use_redis_db).
 # SCHEDULER_BIN=testhooks runs the test build with its failure hooks
-# (tests/integration/scheduler_test_hooks.c) instead of baton-scheduler.
+# (tests/integration/history/scheduler_test_hooks.c) instead of baton-scheduler.
 start_scheduler() {
   local name=$1
   shift
   local history=(--history=false) bin="$BATON_BIN_DIR/scheduler/baton-scheduler"
   [ "${SCHEDULER_HISTORY:-false}" = true ] && history=(--pg-dsn "$BATON_PG_DSN" --history-claim-idle-ms 2000)
-  [ "${SCHEDULER_BIN:-}" = testhooks ] && bin="$BATON_BIN_DIR/tests/integration/baton-scheduler-testhooks"
+  [ "${SCHEDULER_BIN:-}" = testhooks ] && bin="$BATON_BIN_DIR/tests/integration/history/baton-scheduler-testhooks"
   "$bin" --kafka-brokers "$BATON_KAFKA_BROKERS" \
     --redis-url "$BATON_REDIS_URL" --kafka-config "$TEST_KAFKA_CONFIG" \
     --maintenance-interval-ms 20 --log-level debug "${history[@]}" "$@" >"$WORK/$name.log" 2>&1 &
@@ -157,10 +157,10 @@ for stream_id, fields in json.load(sys.stdin):
 
 # use_own_stack: for tests that stop or break a server on purpose, which
 # would break every other test on the shared fixture stack. Brings up a
-# stack of the test's own (deploy/stack.sh) and takes it down at exit, after
+# stack of the test's own (dev/stack.sh) and takes it down at exit, after
 # the test's processes are stopped.
 use_own_stack() {
-  STACK_SH=${BATON_STACK_SH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/deploy/stack.sh}
+  STACK_SH=${BATON_STACK_SH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/dev/stack.sh}
   OWN_STACK_ENV=$WORK/stack.env
   trap cleanup_own_stack EXIT
   trap 'exit 130' INT

@@ -4,7 +4,7 @@
  * delivery-report guarantees (exactly one report per accepted task, naming
  * it) against a broker address where nothing listens (127.0.0.1:1), so
  * every delivery fails fast and deterministically. The happy path against
- * the stack's Kafka is tests/integration/test_producer_kafka.c.
+ * the stack's Kafka is tests/integration/producer/test_producer_kafka.c.
  */
 #include <check.h>
 #include <stdio.h>
