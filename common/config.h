@@ -46,25 +46,25 @@ enum baton_opt_type {
  * a plain entry stays the seven fields it always was.
  */
 #define BATON_OPT_TYPE_MASK 0xffu /* the enum baton_opt_type part */
-#define BATON_OPT_NO_ENV                                                                           \
-    0x100u /* flag only: no environment variable (what a                                           \
-              command acts on, a task's fields: a variable                                         \
-              left in the environment must not pick them) */
-#define BATON_OPT_REQUIRED                                                                         \
-    0x200u /* must be given (flag or variable); STRING and                                         \
-              LIST also count a non-empty value set before */
-#define BATON_OPT_NEED_UNIT                                                                        \
-    0x400u /* DURATION: a bare number is refused, where                                            \
-              "30" would be a trap (prune --older-than) */
-#define BATON_OPT_BORROWED                                                                         \
-    0x800u                          /* STRING: a const char * borrowed from argv,                  \
-                                       the environment or the default text, valid                  \
-                                       for the process's life; never freed */
-#define BATON_OPT_KEY_VALUE 0x4000u /* LIST: each entry is KEY=VALUE (so says --help) */
-#define BATON_OPT_INT_FIELD 0x1000u /* INT, DURATION: the field is an int */
-#define BATON_OPT_SIZE_FIELD                                                                       \
-    0x2000u /* INT, DURATION: the field is a size_t                                                \
-               (needs min >= 0) */
+/* Flag only: no environment variable (what a command acts on, a task's
+ * fields: a variable left in the environment must not pick them). */
+#define BATON_OPT_NO_ENV 0x100u
+/* Must be given: a STRING or LIST must hold a non-empty value (from the
+ * flag, the variable or an earlier parse); another type, the flag or the
+ * variable in this parse. */
+#define BATON_OPT_REQUIRED 0x200u
+/* DURATION: a bare number is refused, where "30" would be a trap (prune
+ * --older-than 30: 30 ms or 30 days?). */
+#define BATON_OPT_NEED_UNIT 0x400u
+/* STRING: a const char * borrowed from argv, the environment or the
+ * default text, valid for the process's life; never freed. */
+#define BATON_OPT_BORROWED 0x800u
+/* INT, DURATION: the field is an int instead of an int64_t. */
+#define BATON_OPT_INT_FIELD 0x1000u
+/* INT, DURATION: the field is a size_t (the range must start at 0 or more). */
+#define BATON_OPT_SIZE_FIELD 0x2000u
+/* LIST: each entry is KEY=VALUE (so --help says). */
+#define BATON_OPT_KEY_VALUE 0x4000u
 
 struct baton_opt {
     const char *name;          /* "redis-url": flag --redis-url, env BATON_REDIS_URL;

@@ -5,7 +5,7 @@
 
 # A consumer-group member for tests: prints the values it receives.
 add_executable(test-kafka-group-consume kafka_group_consume.c)
-target_link_libraries(test-kafka-group-consume PRIVATE PkgConfig::RDKAFKA)
+target_link_libraries(test-kafka-group-consume PRIVATE baton_common PkgConfig::RDKAFKA)
 
 # stack_cycle starts and stops stacks of its own, so it does not take the
 # fixture; it can run next to the fixture's stack.
