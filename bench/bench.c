@@ -61,7 +61,9 @@ struct bench_config {
 
 #define CFG(f) offsetof(struct bench_config, f)
 static const struct baton_opt options[] = {
-    {"kafka-brokers", BATON_OPT_STRING, NULL, "Kafka bootstrap servers", CFG(kafka_brokers), 0, 0},
+    BATON_OPT_SECTION("The stack (required ones: source the stack's env file)"),
+    {"kafka-brokers", BATON_OPT_STRING | BATON_OPT_REQUIRED, NULL, "Kafka bootstrap servers",
+     CFG(kafka_brokers), 0, 0},
     {"kafka-config", BATON_OPT_STRING, "fetch.wait.max.ms=5",
      "extra librdkafka properties for the scheduler and the producer", CFG(kafka_config), 0, 0},
     {"kafka-config-file", BATON_OPT_STRING, "",
@@ -71,35 +73,38 @@ static const struct baton_opt options[] = {
      "passed to the scheduler and the workers: relaxed to measure a Redis without "
      "appendfsync always",
      CFG(redis_durability), 0, 0},
-    {"redis-url", BATON_OPT_STRING, NULL, "Redis URL", CFG(redis_url), 0, 0},
-    {"pg-dsn", BATON_OPT_STRING, NULL, "PostgreSQL DSN (history must be migrated)", CFG(pg_dsn), 0,
-     0},
+    {"redis-url", BATON_OPT_STRING | BATON_OPT_REQUIRED, NULL, "Redis URL", CFG(redis_url), 0, 0},
+    {"pg-dsn", BATON_OPT_STRING | BATON_OPT_REQUIRED, NULL,
+     "PostgreSQL DSN (history must be migrated)", CFG(pg_dsn), 0, 0},
     {"stack-dir", BATON_OPT_STRING, NULL,
      "local stack directory, for the pids of Redis, PostgreSQL and Kafka", CFG(stack_dir), 0, 0},
     {"bin-dir", BATON_OPT_STRING, NULL,
      "build directory holding scheduler/baton-scheduler and worker/baton-worker "
      "(default: next to this binary)",
      CFG(bin_dir), 0, 0},
+    BATON_OPT_SECTION("The workload"),
     {"tasks", BATON_OPT_INT, "20000", "tasks in the main phase", CFG(tasks), 1, 10000000},
     {"workers", BATON_OPT_INT, "2", "worker processes to start", CFG(workers), 0, 64},
     {"concurrency", BATON_OPT_INT, "16", "concurrency of each worker", CFG(concurrency), 1, 1024},
-    {"rate", BATON_OPT_DOUBLE, "0", "latency mode: publish this many tasks/s (0: as fast as "
-     "possible)", CFG(rate), 0, 1000000},
+    {"rate", BATON_OPT_DOUBLE, "0",
+     "latency mode: publish this many tasks/s (0: as fast as "
+     "possible)",
+     CFG(rate), 0, 1000000},
     {"type", BATON_OPT_STRING, "noop", "task type", CFG(type), 0, 0},
     {"payload-bytes", BATON_OPT_INT, "0", "payload: a JSON string of this many bytes",
      CFG(payload_bytes), 0, 1048576},
     {"priorities", BATON_OPT_STRING, "5", "priorities to cycle through, e.g. 0,5,9",
      CFG(priorities), 0, 0},
-    {"queues", BATON_OPT_STRING, "bench", "queues to spread tasks over, e.g. a,b",
-     CFG(queues), 0, 0},
-    {"memory-tasks", BATON_OPT_INT, "10000",
-     "tasks of the Redis memory phase (0: skip the phase)", CFG(memory_tasks), 0, 1000000},
+    {"queues", BATON_OPT_STRING, "bench", "queues to spread tasks over, e.g. a,b", CFG(queues), 0,
+     0},
+    {"memory-tasks", BATON_OPT_INT, "10000", "tasks of the Redis memory phase (0: skip the phase)",
+     CFG(memory_tasks), 0, 1000000},
     {"timeout-s", BATON_OPT_INT, "900", "give up waiting after this long", CFG(timeout_s), 1,
      86400},
     {"external", BATON_OPT_BOOL, "false", "use a scheduler and workers that already run",
      CFG(external), 0, 0},
-    {"json", BATON_OPT_STRING, NULL, "also write the figures as JSON to this file",
-     CFG(json_path), 0, 0},
+    {"json", BATON_OPT_STRING, NULL, "also write the figures as JSON to this file", CFG(json_path),
+     0, 0},
     {"log-level", BATON_OPT_STRING, "warn", "log level of this program", CFG(log_level), 0, 0},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
@@ -680,10 +685,6 @@ int main(int argc, char **argv) {
     if (!err && first < argc)
         err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
                            argv[first]);
-    if (!err && (!cfg.kafka_brokers || !cfg.redis_url || !cfg.pg_dsn))
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
-                           "--kafka-brokers, --redis-url and --pg-dsn are required (or source "
-                           "the stack's env file)");
     if (!err && baton_log_level_parse(cfg.log_level, &baton_log_threshold))
         err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "bad --log-level");
     if (err) {

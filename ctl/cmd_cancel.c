@@ -22,8 +22,9 @@ struct cancel_opts {
     const char *queue;
 };
 
-static const struct ctl_flag cancel_flags[] = {
-    {"queue", CTL_FLAG_STRING, "Q", "the task's queue (needed when the id exists in several)",
+static const struct baton_opt cancel_flags[] = {
+    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
+     "the task's queue (needed when the id exists in several)",
      offsetof(struct cancel_opts, queue), 0, 0},
 };
 
@@ -40,11 +41,11 @@ static const struct ctl_usage cancel_usage = {
     1,
     1};
 
-int ctl_cmd_cancel(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_cancel(struct ctl_config *config, int argc, char **argv) {
     struct cancel_opts opts = {NULL};
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&cancel_usage, &opts, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &cancel_usage, &opts, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     const char *id = args[0];

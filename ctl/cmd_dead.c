@@ -33,10 +33,11 @@ struct dead_opts {
     int64_t limit;
 };
 
-static const struct ctl_flag dead_flags[] = {
-    {"queue", CTL_FLAG_STRING, "Q", "only queue Q (default: every known queue)",
-     offsetof(struct dead_opts, queue), 0, 0},
-    {"limit", CTL_FLAG_INT, "N", "show at most N tasks, most recently dead first (default 50)",
+static const struct baton_opt dead_flags[] = {
+    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
+     "only this queue (default: every known queue)", offsetof(struct dead_opts, queue), 0, 0},
+    {"limit", BATON_OPT_INT | CTL_FLAG, NULL,
+     "show at most this many tasks, most recently dead first (default 50)",
      offsetof(struct dead_opts, limit), 1, 100000},
 };
 
@@ -90,11 +91,11 @@ static char *dead_type(const struct dead_entry *e) {
     return copy;
 }
 
-int ctl_cmd_dead(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_dead(struct ctl_config *config, int argc, char **argv) {
     struct dead_opts opts = {NULL, 50};
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&dead_usage, &opts, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &dead_usage, &opts, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     if ((rc = ctl_check_queue_name("dead", opts.queue)))
@@ -243,11 +244,12 @@ struct retry_opts {
     int all_dead;
 };
 
-static const struct ctl_flag retry_flags[] = {
-    {"queue", CTL_FLAG_STRING, "Q",
-     "the task's queue (needed when the id exists in several); with --all-dead: only Q",
+static const struct baton_opt retry_flags[] = {
+    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
+     "the task's queue (needed when the id exists in several); with --all-dead: only this queue",
      offsetof(struct retry_opts, queue), 0, 0},
-    {"all-dead", CTL_FLAG_BOOL, NULL, "retry every dead task (of --queue Q, or of every queue)",
+    {"all-dead", BATON_OPT_BOOL | CTL_FLAG, NULL,
+     "retry every dead task (of --queue, or of every queue)",
      offsetof(struct retry_opts, all_dead), 0, 0},
 };
 
@@ -378,11 +380,11 @@ static baton_err_t retry_queue(baton_redis_t *r, const char *queue, int64_t cuto
     }
 }
 
-int ctl_cmd_retry(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_retry(struct ctl_config *config, int argc, char **argv) {
     struct retry_opts opts = {NULL, 0};
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&retry_usage, &opts, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &retry_usage, &opts, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     if (opts.all_dead == (nargs == 1)) {

@@ -23,20 +23,22 @@ struct history_opts {
     int64_t limit;
 };
 
-static const struct ctl_flag history_flags[] = {
-    {"type", CTL_FLAG_STRING, "T", "only tasks of type T", offsetof(struct history_opts, type), 0,
-     0},
-    {"queue", CTL_FLAG_STRING, "Q", "only tasks of queue Q", offsetof(struct history_opts, queue),
-     0, 0},
-    {"state", CTL_FLAG_STRING, "S", "only tasks now in state S (" BATON_STATE_LIST_TEXT ")",
+static const struct baton_opt history_flags[] = {
+    {"type", BATON_OPT_STRING | CTL_FLAG, NULL,
+     "only tasks of this type", offsetof(struct history_opts, type), 0, 0},
+    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
+     "only tasks of this queue", offsetof(struct history_opts, queue), 0, 0},
+    {"state", BATON_OPT_STRING | CTL_FLAG, NULL,
+     "only tasks now in this state (" BATON_STATE_LIST_TEXT ")",
      offsetof(struct history_opts, state), 0, 0},
-    {"event", CTL_FLAG_STRING, "E", "only tasks that had event E (" BATON_EVENT_LIST_TEXT ")",
+    {"event", BATON_OPT_STRING | CTL_FLAG, NULL,
+     "only tasks that had this event (" BATON_EVENT_LIST_TEXT ")",
      offsetof(struct history_opts, event), 0, 0},
-    {"since", CTL_FLAG_STRING, "DURATION|TIME",
+    {"since", BATON_OPT_STRING | CTL_FLAG, NULL,
      "only tasks submitted in the last DURATION (30m, 12h, 7d) or since an RFC 3339 TIME",
      offsetof(struct history_opts, since), 0, 0},
-    {"limit", CTL_FLAG_INT, "N", "at most N tasks (default 50)",
-     offsetof(struct history_opts, limit), 1, 100000},
+    {"limit", BATON_OPT_INT | CTL_FLAG, NULL,
+     "at most this many tasks (default 50)", offsetof(struct history_opts, limit), 1, 100000},
 };
 
 static const struct ctl_usage history_usage = {
@@ -85,11 +87,11 @@ static const char HISTORY_SQL[] =
     " ORDER BY submitted_at DESC, queue, id LIMIT $6::bigint";
 // clang-format on
 
-int ctl_cmd_history(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_history(struct ctl_config *config, int argc, char **argv) {
     struct history_opts opts = {NULL, NULL, NULL, NULL, NULL, 50};
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&history_usage, &opts, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &history_usage, &opts, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     if ((rc = ctl_check_queue_name(COMMAND, opts.queue)))
@@ -118,7 +120,7 @@ int ctl_cmd_history(const struct ctl_config *config, int argc, char **argv) {
     const char *ago_param = NULL, *since_param = NULL;
     if (opts.since) {
         int64_t ms;
-        if (ctl_parse_duration_ms(opts.since, &ms) == 0) {
+        if (baton_duration_parse(opts.since, 0, &ms) == 0) {
             snprintf(ago, sizeof ago, "%" PRId64, ms);
             ago_param = ago;
         } else if (baton_time_parse_rfc3339(opts.since, &ms, errstr, sizeof errstr) == BATON_OK) {

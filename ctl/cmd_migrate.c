@@ -10,11 +10,22 @@
 #include "migrate.h"
 #include "pg.h"
 
-int ctl_cmd_migrate(const struct ctl_config *config, int argc, char **argv) {
-    if (argc > 1) {
-        fprintf(stderr, "batonctl migrate: unexpected argument '%s'\n", argv[1]);
-        return CTL_EXIT_USAGE;
-    }
+static const struct ctl_usage migrate_usage = {
+    "migrate",
+    "migrate",
+    "Applies the PostgreSQL migrations compiled into batonctl that the database\n"
+    "of --pg-dsn lacks, in order. Safe to run from several services at once\n"
+    "(an advisory lock serialises them).",
+    NULL,
+    0,
+    0,
+    0};
+
+int ctl_cmd_migrate(struct ctl_config *config, int argc, char **argv) {
+    int nargs = 0;
+    int rc = ctl_parse_args(config, &migrate_usage, NULL, argc, argv, NULL, &nargs);
+    if (rc)
+        return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     char errstr[1024];
     PGconn *conn = NULL;
     if (baton_pg_connect(config->pg_dsn, "batonctl migrate", &conn, errstr, sizeof errstr)) {

@@ -31,14 +31,16 @@ struct prune_opts {
     int dry_run;
 };
 
-static const struct ctl_flag prune_flags[] = {
-    {"older-than", CTL_FLAG_DURATION, "DURATION",
-     "required: prune what finished more than DURATION ago (30d, 12h, 90m)",
+static const struct baton_opt prune_flags[] = {
+    {"older-than", BATON_OPT_DURATION | CTL_FLAG | BATON_OPT_NEED_UNIT | BATON_OPT_REQUIRED,
+     NULL,
+     "prune what finished more than this long ago (30d, 12h, 90m)",
      offsetof(struct prune_opts, older_than_ms), 0, 0},
-    {"batch", CTL_FLAG_INT, "N", "task rows (with their events) per statement (default 1000)",
+    {"batch", BATON_OPT_INT | CTL_FLAG, NULL,
+     "task rows (with their events) per statement (default 1000)",
      offsetof(struct prune_opts, batch), 1, 100000},
-    {"dry-run", CTL_FLAG_BOOL, NULL, "count what would be deleted, delete nothing",
-     offsetof(struct prune_opts, dry_run), 0, 0},
+    {"dry-run", BATON_OPT_BOOL | CTL_FLAG, NULL,
+     "count what would be deleted, delete nothing", offsetof(struct prune_opts, dry_run), 0, 0},
 };
 
 static const struct ctl_usage prune_usage = {
@@ -109,17 +111,13 @@ static PGresult *run(PGconn *pg, const char *name, int nparams, const char *cons
     return PQexecPrepared(pg, name, nparams, params, NULL, NULL, 0);
 }
 
-int ctl_cmd_prune(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_prune(struct ctl_config *config, int argc, char **argv) {
     struct prune_opts opts = {-1, 1000, 0};
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&prune_usage, &opts, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &prune_usage, &opts, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
-    if (opts.older_than_ms < 0) {
-        ctl_error(COMMAND, "--older-than DURATION is required (e.g. 30d)");
-        return CTL_EXIT_USAGE;
-    }
     char errstr[512];
     PGconn *pg = NULL;
     if (ctl_pg_open(config, &pg, errstr, sizeof errstr)) {

@@ -128,10 +128,10 @@ static const struct ctl_usage queues_usage = {
     0,
     0};
 
-int ctl_cmd_queues(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_queues(struct ctl_config *config, int argc, char **argv) {
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&queues_usage, NULL, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &queues_usage, NULL, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     baton_redis_t *r = NULL;
@@ -214,8 +214,8 @@ struct pause_opts {
     int force;
 };
 
-static const struct ctl_flag pause_flags[] = {
-    {"force", CTL_FLAG_BOOL, NULL,
+static const struct baton_opt pause_flags[] = {
+    {"force", BATON_OPT_BOOL | CTL_FLAG, NULL,
      "pause even a queue no task has been seen on yet (not in baton:queues)",
      offsetof(struct pause_opts, force), 0, 0},
 };
@@ -274,11 +274,11 @@ static void print_pause_result(const struct ctl_config *config, const char *queu
     }
 }
 
-int ctl_cmd_pause(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_pause(struct ctl_config *config, int argc, char **argv) {
     struct pause_opts opts = {0};
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&pause_usage, &opts, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &pause_usage, &opts, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     const char *queue = args[0];
@@ -311,10 +311,10 @@ int ctl_cmd_pause(const struct ctl_config *config, int argc, char **argv) {
     return CTL_EXIT_OK;
 }
 
-int ctl_cmd_resume(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_resume(struct ctl_config *config, int argc, char **argv) {
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&resume_usage, NULL, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &resume_usage, NULL, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     const char *queue = args[0];

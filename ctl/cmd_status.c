@@ -29,8 +29,9 @@ struct status_opts {
     const char *queue;
 };
 
-static const struct ctl_flag status_flags[] = {
-    {"queue", CTL_FLAG_STRING, "Q", "look in queue Q only (default: every known queue)",
+static const struct baton_opt status_flags[] = {
+    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
+     "look in this queue only (default: every known queue)",
      offsetof(struct status_opts, queue), 0, 0},
 };
 
@@ -552,11 +553,11 @@ static void print_task(const struct lookup *l, const struct match *m) {
     ctl_table_free(t);
 }
 
-int ctl_cmd_status(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_status(struct ctl_config *config, int argc, char **argv) {
     struct status_opts opts = {NULL};
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&status_usage, &opts, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &status_usage, &opts, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     const char *id = args[0];

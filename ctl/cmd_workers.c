@@ -35,10 +35,10 @@ static long long field_int(const redisReply *h, const char *name) {
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
-int ctl_cmd_workers(const struct ctl_config *config, int argc, char **argv) {
+int ctl_cmd_workers(struct ctl_config *config, int argc, char **argv) {
     const char *args[1];
     int nargs = 0;
-    int rc = ctl_parse_args(&workers_usage, NULL, argc, argv, args, &nargs);
+    int rc = ctl_parse_args(config, &workers_usage, NULL, argc, argv, args, &nargs);
     if (rc)
         return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
     baton_redis_t *r = NULL;

@@ -3,11 +3,13 @@
  * subcommands, and the small helpers they share (argument parsing, output,
  * connections, task lookup).
  *
- * main.c parses the global options (one config table), then hands the
- * remaining arguments to one subcommand. Each subcommand lives in a
- * cmd_<name>.c (related ones share a file) and returns the process exit
- * code. Subcommand flags are parsed by ctl_parse_args() from a small table
- * per subcommand: flags only, no environment variables (a BATON_QUEUE in the
+ * main.c parses the global options before the command (one config table),
+ * then hands the remaining arguments to one subcommand. Each subcommand
+ * lives in a cmd_<name>.c (related ones share a file) and returns the
+ * process exit code. Its flags are a small option table (common/config.h)
+ * parsed by ctl_parse_args() together with the global table, so global
+ * options may also follow the command ("status ID --json"). Command flags
+ * are flags only, no environment variables (a BATON_QUEUE in the
  * environment must never silently pick the queue an operator acts on).
  *
  * Output: a human table or text by default; with the global --json, exactly
@@ -24,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config.h"
 #include "redis.h"
 
 struct ctl_config {
@@ -40,46 +43,37 @@ struct ctl_config {
 #define CTL_EXIT_USAGE 2     /* bad flag, missing or malformed argument */
 #define CTL_EXIT_NOT_FOUND 3 /* unknown task id or queue */
 
-/* The subcommands; each returns the exit code. argv[0] is the command name. */
-int ctl_cmd_migrate(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_status(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_history(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_queues(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_workers(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_dead(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_retry(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_cancel(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_pause(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_resume(const struct ctl_config *config, int argc, char **argv);
-int ctl_cmd_prune(const struct ctl_config *config, int argc, char **argv);
+/* The subcommands; each returns the exit code. argv[0] is the command name.
+ * `config` holds the global options given before the command; the
+ * command's ctl_parse_args() adds those given after it. */
+int ctl_cmd_migrate(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_status(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_history(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_queues(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_workers(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_dead(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_retry(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_cancel(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_pause(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_resume(struct ctl_config *config, int argc, char **argv);
+int ctl_cmd_prune(struct ctl_config *config, int argc, char **argv);
 
-/* 1 when --<name> (name of `len` bytes) is a global option (main.c), so a
- * subcommand can say "put it before the command" instead of "unknown". */
-int ctl_is_global_flag(const char *name, size_t len);
+/* The global options (main.c), parsed before the command and again, with
+ * the command's flags, after it. */
+extern const struct baton_opt ctl_options[];
+extern const size_t ctl_option_count;
 
 /* =================================================== subcommand arguments */
 
-enum ctl_flag_type {
-    CTL_FLAG_STRING,   /* const char *, borrowed from argv */
-    CTL_FLAG_INT,      /* int64_t within [min, max] */
-    CTL_FLAG_BOOL,     /* int, 1 when the flag is present (takes no value) */
-    CTL_FLAG_DURATION, /* int64_t milliseconds: "30d", "12h", "1h30m", "500ms" */
-};
-
-struct ctl_flag {
-    const char *name;        /* "queue": --queue */
-    enum ctl_flag_type type; /* how the value is parsed */
-    const char *metavar;     /* "Q" in "--queue Q" for help; NULL for BOOL */
-    const char *doc;         /* one line for help and docs */
-    size_t offset;           /* offsetof(options struct, field) */
-    int64_t min, max;        /* INT range; 0,0 = any */
-};
+/* The bits of every entry of a command's option table: flag only (no
+ * environment variable), a STRING borrowed from argv (nothing to free). */
+#define CTL_FLAG (BATON_OPT_NO_ENV | BATON_OPT_BORROWED)
 
 struct ctl_usage {
-    const char *command;          /* "status" */
-    const char *synopsis;         /* "status ID [--queue Q]" */
-    const char *summary;          /* what it does, one or more lines */
-    const struct ctl_flag *flags; /* may be NULL */
+    const char *command;           /* "status" */
+    const char *synopsis;          /* "status ID [--queue Q]" */
+    const char *summary;           /* what it does, one or more lines */
+    const struct baton_opt *flags; /* the command's option table; may be NULL */
     size_t nflags;
     int min_args, max_args; /* positional arguments allowed */
 };
@@ -87,19 +81,17 @@ struct ctl_usage {
 #define CTL_HELP_SHOWN (-1)
 
 /*
- * Parses argv[1..argc-1] (argv[0] is the command) into `opts`: flags of
- * `usage` anywhere, the rest positional. Positional arguments go to
- * `positional` (room for usage->max_args, borrowed from argv) and their
- * number to *npositional. Defaults are the caller's: fields not named keep
- * their values. Returns CTL_EXIT_OK; CTL_EXIT_USAGE after printing one line
- * on stderr; CTL_HELP_SHOWN after printing the command's help on stdout.
+ * Parses argv[1..argc-1] (argv[0] is the command): the flags of `usage`
+ * into `opts` and the global options into `config`, each anywhere among
+ * the positional arguments; the log level is applied again. Positional
+ * arguments go to `positional` (room for usage->max_args, borrowed from
+ * argv) and their number to *npositional. Fields of `opts` whose entry has
+ * no default keep the caller's values. Returns CTL_EXIT_OK; CTL_EXIT_USAGE
+ * after printing one line on stderr; CTL_HELP_SHOWN after printing the
+ * command's help on stdout.
  */
-int ctl_parse_args(const struct ctl_usage *usage, void *opts, int argc, char **argv,
-                   const char **positional, int *npositional);
-
-/* Parses "30d", "12h", "15m", "45s", "250ms", "1w", or sums of them
- * ("1h30m") into milliseconds. 0 on success, -1 on bad text. */
-int ctl_parse_duration_ms(const char *text, int64_t *ms);
+int ctl_parse_args(struct ctl_config *config, const struct ctl_usage *usage, void *opts, int argc,
+                   char **argv, const char **positional, int *npositional);
 
 /* Writes one line "batonctl <command>: <message>" on stderr. */
 void ctl_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -2,9 +2,9 @@
  * main.c - batonctl: parse global options, dispatch to a subcommand.
  *
  * Global options (this file's config table: flags or BATON_* environment
- * variables) come before the command; each command's own flags come after
- * it. The exit codes are the same for every command (ctl.h) and are listed
- * in --help, so scripts can tell "not found" from "server down".
+ * variables) come before or after the command; each command's own flags
+ * come after it (ctl_parse_args() reads both tables). The exit codes are the same for every command
+ * (ctl.h) and are listed in --help, so scripts can tell "not found" from "server down".
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -14,16 +14,16 @@
 #include "ctl.h"
 #include "log.h"
 
-static const struct baton_opt ctl_options[] = {
+const struct baton_opt ctl_options[] = {
     {"redis-url", BATON_OPT_STRING, "redis://127.0.0.1:6379/0",
      "Redis URL (redis://[[user]:password@]host[:port][/db])",
      offsetof(struct ctl_config, redis_url), 0, 0},
-    {"redis-timeout-ms", BATON_OPT_INT, "5000", "Redis connect and command timeout",
+    {"redis-timeout-ms", BATON_OPT_DURATION, "5s", "Redis connect and command timeout",
      offsetof(struct ctl_config, redis_timeout_ms), 1, 600000},
     {"pg-dsn", BATON_OPT_STRING, NULL,
      "PostgreSQL connection string (libpq URI or key=value): status, history, prune, migrate",
      offsetof(struct ctl_config, pg_dsn), 0, 0},
-    {"retention-ms", BATON_OPT_INT, "604800000",
+    {"retention-ms", BATON_OPT_DURATION, "7d",
      "how long a task canceled by `cancel` stays in Redis (as the workers' --retention-ms)",
      offsetof(struct ctl_config, retention_ms), 1, 9.0e15},
     {"log-level", BATON_OPT_STRING, "warn", "log level: debug, info, warn, error, off",
@@ -32,18 +32,12 @@ static const struct baton_opt ctl_options[] = {
      offsetof(struct ctl_config, json), 0, 0},
 };
 #define CTL_OPTION_COUNT (sizeof ctl_options / sizeof ctl_options[0])
-
-int ctl_is_global_flag(const char *name, size_t len) {
-    for (size_t i = 0; i < CTL_OPTION_COUNT; i++)
-        if (strlen(ctl_options[i].name) == len && strncmp(ctl_options[i].name, name, len) == 0)
-            return 1;
-    return 0;
-}
+const size_t ctl_option_count = CTL_OPTION_COUNT;
 
 struct ctl_command {
     const char *name;
     const char *summary;
-    int (*run)(const struct ctl_config *config, int argc, char **argv);
+    int (*run)(struct ctl_config *config, int argc, char **argv);
 };
 
 static const struct ctl_command commands[] = {
@@ -64,8 +58,8 @@ static const struct ctl_command commands[] = {
 
 static void usage(FILE *out) {
     baton_config_help(out, "batonctl [options] COMMAND [args]",
-                      "Inspect and control a baton deployment. Options go before the command;\n"
-                      "the command's own flags after it (batonctl COMMAND --help).",
+                      "Inspect and control a baton deployment. Options go before or after the\n"
+                      "command; the command's own flags after it (batonctl COMMAND --help).",
                       ctl_options, CTL_OPTION_COUNT);
     fprintf(out, "\ncommands:\n");
     for (size_t i = 0; i < CTL_COMMAND_COUNT; i++)

@@ -90,6 +90,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +102,8 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+
+#include "config.h"
 
 #define MOCK_PROGRAM "baton-kafka-mock"
 /* More would only cost memory: every broker is a thread and a socket. */
@@ -168,25 +172,34 @@ struct mock_client {
     int overlong;                     /* 1: dropping the rest of an overlong line */
 };
 
-/* The flag table: --help is printed from it, parse_args() follows it. */
-static const struct mock_flag {
-    const char *name;    /* long flag, with the leading "--" */
-    const char *metavar; /* argument name, or NULL for a switch */
-    const char *doc;     /* one line for --help */
-} mock_flags[] = {
-    {"--brokers", "N", "number of mock brokers (default 3)"},
-    {"--topic", "NAME:PARTITIONS",
-     "create topic NAME with PARTITIONS partitions; repeatable; overrides a "
-     "default topic of the same name (defaults: baton.tasks:16, "
-     "baton.tasks.dlq:4)"},
-    {"--ready-file", "PATH",
-     "once the cluster is up, write the bootstrap address to PATH "
-     "(atomically: PATH.tmp, then rename)"},
-    {"--control", "PATH",
-     "serve control commands on the UNIX socket PATH; with a COMMAND, send it "
-     "there instead and print the reply"},
-    {"--help", NULL, "print this help and exit"},
+/* The command line as the option table stores it (common/config.h). */
+struct mock_flags {
+    int64_t brokers;        /* 0: not given */
+    char *topics;           /* "NAME:PARTITIONS" lines, owned; NULL: none given */
+    const char *ready_file; /* borrowed from argv */
+    const char *control;    /* borrowed from argv */
 };
+
+/* Flags only: the stack's BATON_* variables (BATON_TOPIC...) are the
+ * services', not the mock's. --help is printed from this table. */
+#define MOCK_FLAG (BATON_OPT_NO_ENV | BATON_OPT_BORROWED)
+static const struct baton_opt mock_options[] = {
+    {"brokers", BATON_OPT_INT | MOCK_FLAG, NULL, "number of mock brokers (default 3)",
+     offsetof(struct mock_flags, brokers), 1, MOCK_MAX_BROKERS},
+    {"topic", BATON_OPT_LIST | BATON_OPT_NO_ENV, NULL,
+     "NAME:PARTITIONS: create topic NAME with PARTITIONS partitions; repeatable; overrides a "
+     "default topic of the same name (defaults: baton.tasks:16, baton.tasks.dlq:4)",
+     offsetof(struct mock_flags, topics), 0, 0},
+    {"ready-file", BATON_OPT_STRING | MOCK_FLAG, NULL,
+     "once the cluster is up, write the bootstrap address to this path (atomically: PATH.tmp, "
+     "then rename)",
+     offsetof(struct mock_flags, ready_file), 0, 0},
+    {"control", BATON_OPT_STRING | MOCK_FLAG, NULL,
+     "serve control commands on this UNIX socket path; with a COMMAND, send it there instead "
+     "and print the reply",
+     offsetof(struct mock_flags, control), 0, 0},
+};
+#define MOCK_OPTION_COUNT (sizeof mock_options / sizeof mock_options[0])
 
 /* The control commands: --help and the `help` reply are printed from it. */
 static const struct mock_command {
@@ -221,22 +234,13 @@ static void mock_on_signal(int signo) {
 }
 
 static void print_help(FILE *out) {
-    fprintf(out,
-            "Usage: %s [FLAGS]\n"
-            "       %s --control PATH COMMAND...\n"
-            "Runs a librdkafka mock Kafka cluster on 127.0.0.1 until SIGTERM "
-            "or SIGINT.\n"
-            "Prints the bootstrap address (host:port,...) as one line on "
-            "stdout once ready.\n"
-            "With a COMMAND, sends it to the mock serving --control PATH, prints "
-            "the reply\nand exits 0 on \"ok ...\", 1 on \"error ...\".\n\nFlags:\n",
-            MOCK_PROGRAM, MOCK_PROGRAM);
-    for (size_t i = 0; i < sizeof(mock_flags) / sizeof(mock_flags[0]); i++) {
-        char lhs[64];
-        snprintf(lhs, sizeof(lhs), "%s%s%s", mock_flags[i].name, mock_flags[i].metavar ? " " : "",
-                 mock_flags[i].metavar ? mock_flags[i].metavar : "");
-        fprintf(out, "  %-32s %s\n", lhs, mock_flags[i].doc);
-    }
+    baton_config_help(out,
+                      MOCK_PROGRAM " [FLAGS]\n       " MOCK_PROGRAM " --control PATH COMMAND...",
+                      "Runs a librdkafka mock Kafka cluster on 127.0.0.1 until SIGTERM or SIGINT.\n"
+                      "Prints the bootstrap address (host:port,...) as one line on stdout once "
+                      "ready.\nWith a COMMAND, sends it to the mock serving --control PATH, "
+                      "prints the reply\nand exits 0 on \"ok ...\", 1 on \"error ...\".",
+                      mock_options, MOCK_OPTION_COUNT);
     fprintf(out, "\nControl commands (one per line on the socket, one reply line each):\n");
     for (size_t i = 0; i < sizeof(mock_commands) / sizeof(mock_commands[0]); i++)
         fprintf(out, "  %-38s %s\n", mock_commands[i].syntax, mock_commands[i].doc);
@@ -313,73 +317,49 @@ static int parse_topic(struct mock_config *conf, const char *spec) {
 }
 
 /*
- * Parses argv into conf (defaults first). Accepts "--flag VALUE" and
- * "--flag=VALUE"; the first word not starting with '-' starts a control
- * command, and every word after it belongs to the command (so "leader T 0
- * -1" works). Returns 0 to run, -1 when --help was printed, or
- * MOCK_EXIT_USAGE after printing one line on stderr.
+ * Parses argv into conf (defaults first) with the option table; the first
+ * word not starting with '-' starts a control command, and every word
+ * after it belongs to the command (so "leader T 0 -1" works). Returns 0 to
+ * run, -1 when --help was printed, or MOCK_EXIT_USAGE after printing one
+ * line on stderr.
  */
 static int parse_args(int argc, char **argv, struct mock_config *conf) {
+    struct mock_flags flags = {0};
+    char errstr[512];
+    int first = argc, rc = 0;
+
     memset(conf, 0, sizeof(*conf));
-    conf->brokers = 3;
     set_topic(conf, "baton.tasks", strlen("baton.tasks"), 16);
     set_topic(conf, "baton.tasks.dlq", strlen("baton.tasks.dlq"), 4);
-
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = NULL;
-        const struct mock_flag *flag = NULL;
-        size_t name_len = strcspn(arg, "=");
-        int rc;
-
-        if (arg[0] != '-') {
-            conf->command = &argv[i];
-            conf->command_cnt = argc - i;
-            break;
-        }
-        for (size_t f = 0; f < sizeof(mock_flags) / sizeof(mock_flags[0]); f++) {
-            if (strlen(mock_flags[f].name) == name_len &&
-                strncmp(arg, mock_flags[f].name, name_len) == 0)
-                flag = &mock_flags[f];
-        }
-        if (!flag)
-            return usage_error("unknown flag '%s'", arg);
-        if (arg[name_len] == '=') {
-            if (!flag->metavar)
-                return usage_error("flag '%s' takes no value", arg);
-            value = arg + name_len + 1;
-        } else if (flag->metavar) {
-            if (i + 1 >= argc)
-                return usage_error("flag '%s' needs a value", arg);
-            value = argv[++i];
-        }
-
-        if (strcmp(flag->name, "--help") == 0) {
-            print_help(stdout);
-            return -1;
-        } else if (strcmp(flag->name, "--brokers") == 0) {
-            if (parse_int(value, 1, MOCK_MAX_BROKERS, &conf->brokers) != 0)
-                return usage_error("--brokers must be 1..64, got '%s'", value);
-            conf->server_flags = 1;
-        } else if (strcmp(flag->name, "--topic") == 0) {
-            if ((rc = parse_topic(conf, value)) != 0)
-                return rc;
-            conf->server_flags = 1;
-        } else if (strcmp(flag->name, "--ready-file") == 0) {
-            if (value[0] == '\0')
-                return usage_error("--ready-file needs a path");
-            conf->ready_file = value;
-            conf->server_flags = 1;
-        } else if (strcmp(flag->name, "--control") == 0) {
-            if (value[0] == '\0')
-                return usage_error("--control needs a path");
-            if (strlen(value) >= MOCK_SUN_PATH_SIZE)
-                return usage_error("--control path too long for a UNIX socket (at most %zu "
-                                   "bytes): '%s'",
-                                   MOCK_SUN_PATH_SIZE - 1, value);
-            conf->control = value;
-        }
+    baton_err_t err = baton_config_parse(mock_options, MOCK_OPTION_COUNT, &flags, argc, argv,
+                                         &first, errstr, sizeof errstr);
+    if (err == BATON_ERR_HELP) {
+        print_help(stdout);
+        rc = -1;
+    } else if (err) {
+        rc = usage_error("%s", errstr);
     }
+    conf->brokers = flags.brokers ? (int)flags.brokers : 3;
+    conf->ready_file = flags.ready_file;
+    conf->control = flags.control;
+    conf->server_flags = flags.brokers || flags.topics || flags.ready_file;
+    for (char *save = NULL, *spec = flags.topics ? strtok_r(flags.topics, "\n", &save) : NULL;
+         !rc && spec; spec = strtok_r(NULL, "\n", &save))
+        rc = parse_topic(conf, spec);
+    baton_config_free(mock_options, MOCK_OPTION_COUNT, &flags);
+    if (rc)
+        return rc;
+    if (first < argc) {
+        conf->command = &argv[first];
+        conf->command_cnt = argc - first;
+    }
+    if (conf->ready_file && conf->ready_file[0] == '\0')
+        return usage_error("--ready-file needs a path");
+    if (conf->control && conf->control[0] == '\0')
+        return usage_error("--control needs a path");
+    if (conf->control && strlen(conf->control) >= MOCK_SUN_PATH_SIZE)
+        return usage_error("--control path too long for a UNIX socket (at most %zu bytes): '%s'",
+                           MOCK_SUN_PATH_SIZE - 1, conf->control);
     if (conf->command_cnt > 0) {
         if (!conf->control)
             return usage_error("a control command needs --control PATH");

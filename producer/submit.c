@@ -30,8 +30,9 @@
  *
  * Settings about where to publish come from flags or BATON_* environment
  * variables, like every baton binary. The task's own fields and the input
- * and output flags are flags only: an exported BATON_PRIORITY or BATON_ID
- * silently changing every submitted task would be a trap.
+ * and output flags are flags only (BATON_OPT_NO_ENV): an exported
+ * BATON_PRIORITY or BATON_ID silently changing every submitted task would
+ * be a trap.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -107,44 +108,48 @@ static const struct baton_opt options[] = {
      CFG(kafka_config_file), 0, 0},
     {"topic", BATON_OPT_STRING, BATON_PRODUCER_DEFAULT_TOPIC, "topic to publish tasks to",
      CFG(topic), 0, 0},
-    {"delivery-timeout-ms", BATON_OPT_INT, "60000",
-     "give up on a task the brokers have not acknowledged after this long (ms)",
+    {"delivery-timeout-ms", BATON_OPT_DURATION, "1m",
+     "give up on a task the brokers have not acknowledged after this long",
      CFG(delivery_timeout_ms), 1, 2147483647},
     {"max-payload-bytes", BATON_OPT_INT, "1048576",
      "payload size limit (compact JSON bytes); match the scheduler's", CFG(max_payload_bytes), 1,
      268435456},
     {"log-level", BATON_OPT_STRING, "error",
      "JSON log lines on stderr: debug, info, warn, error or off", CFG(log_level), 0, 0},
-#define SETTINGS_COUNT 7
-    /* Input and output: flags only. */
-    {"file", BATON_OPT_STRING, NULL,
+    BATON_OPT_SECTION("input and output (flags only)"),
+    {"file", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL,
      "read tasks as JSON lines from this file ('-' or a lone - argument: stdin)", CFG(file), 0, 0},
-    {"json", BATON_OPT_BOOL, "false",
+    {"json", BATON_OPT_BOOL | BATON_OPT_NO_ENV, "false",
      "print one JSON object per task (line, id, queue, topic, partition, offset, or error)",
      CFG(json), 0, 0},
-    {"skip-invalid", BATON_OPT_BOOL, "false",
+    {"skip-invalid", BATON_OPT_BOOL | BATON_OPT_NO_ENV, "false",
      "send the valid lines even if some are bad (the bad ones are still reported)",
      CFG(skip_invalid), 0, 0},
-#define IO_END (SETTINGS_COUNT + 3)
-    /* The task from flags: flags only. Defaults are the contract's. */
-    {"type", BATON_OPT_STRING, NULL, "handler name: submits one task built from these flags",
-     CFG(type), 0, 0},
-    {"queue", BATON_OPT_STRING, NULL, "queue name (default \"default\")", CFG(queue), 0, 0},
-    {"priority", BATON_OPT_INT, NULL, "0-9, 9 most urgent (default 5)", CFG(priority),
-     -2147483648.0, 2147483647},
-    {"payload", BATON_OPT_STRING, NULL, "handler input, any JSON value (default null)",
-     CFG(payload), 0, 0},
-    {"delay", BATON_OPT_INT, NULL, "earliest start, this many ms after enqueue", CFG(delay_ms), 0,
-     0},
-    {"run-at", BATON_OPT_STRING, NULL, "earliest start, RFC 3339 time", CFG(run_at), 0, 0},
-    {"deadline", BATON_OPT_STRING, NULL, "expire the task if not started by this RFC 3339 time",
-     CFG(deadline), 0, 0},
-    {"max-attempts", BATON_OPT_INT, NULL, "attempts before the task is dead (default 3)",
-     CFG(max_attempts), -2147483648.0, 2147483647},
-    {"timeout", BATON_OPT_INT, NULL, "limit of one attempt in ms (default 300000)", CFG(timeout_ms),
-     0, 0},
-    {"id", BATON_OPT_STRING, NULL, "idempotency key (default: a generated UUID)", CFG(id), 0, 0},
-    {"meta", BATON_OPT_LIST, NULL,
+    /* Defaults are the contract's: an entry without one leaves its field
+     * NULL or UNSET, so the codec fills it. */
+    BATON_OPT_SECTION("the task, with --type (flags only; unset fields get the contract's "
+                      "defaults)"),
+    {"type", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL,
+     "handler name: submits one task built from these flags", CFG(type), 0, 0},
+    {"queue", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL, "queue name (default \"default\")",
+     CFG(queue), 0, 0},
+    {"priority", BATON_OPT_INT | BATON_OPT_NO_ENV, NULL, "0-9, 9 most urgent (default 5)",
+     CFG(priority), -2147483648.0, 2147483647},
+    {"payload", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL,
+     "handler input, any JSON value (default null)", CFG(payload), 0, 0},
+    {"delay", BATON_OPT_DURATION | BATON_OPT_NO_ENV, NULL,
+     "earliest start, this long after enqueue", CFG(delay_ms), 0, 0},
+    {"run-at", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL, "earliest start, RFC 3339 time",
+     CFG(run_at), 0, 0},
+    {"deadline", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL,
+     "expire the task if not started by this RFC 3339 time", CFG(deadline), 0, 0},
+    {"max-attempts", BATON_OPT_INT | BATON_OPT_NO_ENV, NULL,
+     "attempts before the task is dead (default 3)", CFG(max_attempts), -2147483648.0, 2147483647},
+    {"timeout", BATON_OPT_DURATION | BATON_OPT_NO_ENV, NULL, "limit of one attempt (default 5m)",
+     CFG(timeout_ms), 0, 0},
+    {"id", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL, "idempotency key (default: a generated UUID)",
+     CFG(id), 0, 0},
+    {"meta", BATON_OPT_LIST | BATON_OPT_NO_ENV | BATON_OPT_KEY_VALUE, NULL,
      "a meta label KEY=VALUE; repeat for more (--meta tenant=acme --meta trace=ab12)", CFG(meta), 0,
      0},
 };
@@ -159,75 +164,6 @@ static const char summary[] =
     "is sent: if one is bad, each bad line is reported and nothing is sent (see\n"
     "--skip-invalid). Exit status: 0 all delivered, 1 input rejected or delivery failed,\n"
     "2 usage error.";
-
-/* Help for the flags-only entries, in the same shape as baton_config_help(). */
-static void print_flag_section(FILE *out, const char *title, size_t from, size_t to) {
-    fprintf(out, "\n%s:\n", title);
-    for (size_t i = from; i < to; i++) {
-        const char *hint = options[i].type == BATON_OPT_INT    ? "N"
-                           : options[i].type == BATON_OPT_BOOL ? "BOOL"
-                           : options[i].type == BATON_OPT_LIST ? "KEY=VALUE (repeatable)"
-                                                               : "TEXT";
-        fprintf(out, "  --%s %s\n      %s", options[i].name, hint, options[i].doc);
-        if (options[i].default_value)
-            fprintf(out, "  [default '%s']", options[i].default_value);
-        fprintf(out, "\n");
-    }
-}
-
-static void print_help(void) {
-    baton_config_help(stdout, usage_line, summary, options, SETTINGS_COUNT);
-    print_flag_section(stdout, "input and output (flags only)", SETTINGS_COUNT, IO_END);
-    print_flag_section(stdout,
-                       "the task, with --type (flags only; unset fields get the "
-                       "contract's defaults)",
-                       IO_END, OPTION_COUNT);
-}
-
-/* The flags-only entries must not be read from the environment, and
- * baton_config_parse() reads every entry's variable: drop them from ours. */
-static void ignore_flag_only_environment(void) {
-    for (size_t i = SETTINGS_COUNT; i < OPTION_COUNT; i++) {
-        char env[128];
-        baton_config_env_name(options[i].name, env, sizeof env);
-        unsetenv(env);
-    }
-}
-
-/*
- * A lone "-" (read stdin) may stand anywhere among the flags, but
- * baton_config_parse() stops at the first argument that is not a flag: copies
- * argv into `rest` without the "-" and sets *stdin_given. Walks the
- * arguments the way the parser will, so a "-" that is the value of a flag
- * (--file -) stays, and stops looking at "--".
- */
-static void split_stdin_marker(int argc, char **argv, char **rest, int *nrest, int *stdin_given) {
-    int n = 0;
-    rest[n++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--") == 0) {
-            while (i < argc)
-                rest[n++] = argv[i++];
-            break;
-        }
-        if (strcmp(arg, "-") == 0) {
-            *stdin_given = 1;
-            continue;
-        }
-        rest[n++] = argv[i];
-        /* A table flag written "--name value" takes the next argument. */
-        if (strncmp(arg, "--", 2) == 0 && !strchr(arg, '=') && i + 1 < argc) {
-            for (size_t k = 0; k < OPTION_COUNT; k++)
-                if (strcmp(arg + 2, options[k].name) == 0 && options[k].type != BATON_OPT_BOOL) {
-                    rest[n++] = argv[++i];
-                    break;
-                }
-        }
-    }
-    rest[n] = NULL;
-    *nrest = n;
-}
 
 /* Turns the --meta entries into a JSON object in `meta`. BATON_ERR_CONFIG
  * on an entry that is not KEY=VALUE, a repeated key or text not UTF-8. A
@@ -261,11 +197,16 @@ static baton_err_t parse_meta(const char *entries, json_t *meta, char *errstr, s
     return BATON_OK;
 }
 
-/* The name of the first task flag given, or NULL. */
+/* The name of the first task flag given, or NULL: the entries after the
+ * task's section heading (the last one). */
 static const char *first_task_flag(const struct submit_config *c) {
-    for (size_t i = IO_END; i < OPTION_COUNT; i++) {
+    size_t first = OPTION_COUNT;
+    while (first > 0 && BATON_OPT_KIND(&options[first - 1]) != BATON_OPT_HEADING)
+        first--;
+    for (size_t i = first; i < OPTION_COUNT; i++) {
         const char *field = (const char *)c + options[i].offset;
-        if (options[i].type == BATON_OPT_STRING || options[i].type == BATON_OPT_LIST) {
+        enum baton_opt_type kind = BATON_OPT_KIND(&options[i]);
+        if (kind == BATON_OPT_STRING || kind == BATON_OPT_LIST) {
             char *value;
             memcpy(&value, field, sizeof value);
             if (value)
@@ -671,38 +612,29 @@ static int parse_command_line(int argc, char **argv, struct submit_config *confi
     char errstr[1024];
     memset(config, 0, sizeof *config);
     config->priority = config->delay_ms = config->max_attempts = config->timeout_ms = UNSET;
-    ignore_flag_only_environment();
-    if (argc == 2 && strcmp(argv[1], BATON_CONFIG_MARKDOWN_FLAG) == 0) {
-        /* Ahead of the parser's own handling: only the settings have a
-         * variable (docs/configuration.md). */
-        baton_config_markdown(stdout, options, OPTION_COUNT, SETTINGS_COUNT);
-        return -1;
-    }
-
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    if (!rest) {
-        fprintf(stderr, PROG ": out of memory\n");
-        return EXIT_REJECTED;
-    }
-    int nrest = 0, first_arg = 0, stdin_given = 0;
-    split_stdin_marker(argc, argv, rest, &nrest, &stdin_given);
-    baton_err_t err = baton_config_parse(options, OPTION_COUNT, config, nrest, rest, &first_arg,
-                                         errstr, sizeof errstr);
+    /* The only positional argument is a lone "-" (stdin), anywhere among
+     * the flags; "--file -" is the flag's value. */
+    const struct baton_opt_set set = {options, OPTION_COUNT, config};
+    const char *positional[1] = {NULL};
+    int npositional = 0;
+    baton_err_t err = baton_config_init(options, OPTION_COUNT, config, errstr, sizeof errstr);
+    if (!err)
+        err = baton_config_args(&set, 1, argc, argv, positional, 1, &npositional, errstr,
+                                sizeof errstr);
     if (err == BATON_ERR_HELP) {
-        print_help();
-        free(rest);
+        baton_config_help(stdout, usage_line, summary, options, OPTION_COUNT);
         return -1;
     }
+    int stdin_given = npositional == 1 && strcmp(positional[0], "-") == 0;
+    if (!err && npositional == 1 && !stdin_given)
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
+                           positional[0]);
     *input = config->file;
     if (!err && stdin_given && *input)
         err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
                            "give either --file or '-' (stdin), not both");
     if (stdin_given)
         *input = "-";
-    if (!err && first_arg < nrest)
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
-                           rest[first_arg]);
-    free(rest);
     if (!err)
         err = parse_meta(config->meta, meta, errstr, sizeof errstr);
     const char *task_flag = err ? NULL : first_task_flag(config);

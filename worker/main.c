@@ -23,22 +23,14 @@
 #include "worker_internal.h"
 #endif
 
-struct worker_flags {
-    char *redis_url;
+/* What the command line sets: the library's config, and the binary's own
+ * settings (handlers, metrics, logging). The table stores straight into
+ * `worker`; its defaults are baton_worker_config_defaults()'s, checked at
+ * start (main()), so the two cannot drift apart. */
+struct worker_settings {
+    struct baton_worker_config worker; /* first: check_defaults() compares it */
     char *redis_durability;
-    char *queues;
-    int64_t concurrency;
-    int64_t lease_ms;
-    int64_t grace_ms;
-    int64_t backoff_base_ms;
-    int64_t backoff_cap_ms;
-    int64_t retention_ms;
-    int64_t kill_grace_ms;
-    int64_t max_result_bytes;
-    int64_t redis_timeout_ms;
-    char *worker_id;
     char *commands;
-    char *command_env;
     char *builtins;
     char *log_level;
     int64_t metrics_port;
@@ -46,39 +38,46 @@ struct worker_flags {
     int64_t metrics_label_values;
 };
 
-#define CFG(field) offsetof(struct worker_flags, field)
+#define W(field) offsetof(struct worker_settings, worker.field)
+#define CFG(field) offsetof(struct worker_settings, field)
 static const struct baton_opt options[] = {
-    {"redis-url", BATON_OPT_STRING, "redis://127.0.0.1:6379/0", "Redis URL", CFG(redis_url), 0, 0},
+    BATON_OPT_SECTION("Redis and queues"),
+    {"redis-url", BATON_OPT_STRING, "redis://127.0.0.1:6379/0", "Redis URL", W(redis_url), 0, 0},
     {"redis-durability", BATON_OPT_STRING, "strict",
      "strict: refuse a Redis without appendonly yes and appendfsync always (checked at each "
      "connect); relaxed: accept it, and lose acknowledged outcomes if Redis crashes",
      CFG(redis_durability), 0, 0},
+    {"redis-timeout-ms", BATON_OPT_DURATION, "5s", "Redis connect and command timeout",
+     W(redis_timeout_ms), 1, 600000},
     {"queues", BATON_OPT_STRING, "default",
      "queues to serve with weights, e.g. critical=6,default=3,low=1 (weight 1 if omitted)",
-     CFG(queues), 0, 0},
-    {"concurrency", BATON_OPT_INT, "4", "tasks run at once (executor threads)", CFG(concurrency),
-     1, 1024},
-    {"lease-ms", BATON_OPT_INT, "30000", "lease length; renewed every lease/3", CFG(lease_ms), 300,
+     W(queues), 0, 0},
+    {"worker-id", BATON_OPT_STRING, NULL, "worker id (default <host>-<pid>-<random>)", W(worker_id),
+     0, 0},
+    BATON_OPT_SECTION("Running tasks"),
+    {"concurrency", BATON_OPT_INT | BATON_OPT_INT_FIELD, "4",
+     "tasks run at once (executor threads)", W(concurrency), 1, 1024},
+    {"lease-ms", BATON_OPT_DURATION, "30s", "lease length; renewed every lease/3", W(lease_ms), 300,
      86400000},
-    {"grace-ms", BATON_OPT_INT, "30000",
-     "on SIGTERM, how long running tasks may finish before they are returned", CFG(grace_ms), 0,
+    {"grace-ms", BATON_OPT_DURATION, "30s",
+     "on SIGTERM, how long running tasks may finish before they are returned", W(grace_ms), 0,
      86400000},
-    {"backoff-base-ms", BATON_OPT_INT, "1000", "retry backoff base (full jitter)",
-     CFG(backoff_base_ms), 0, 86400000},
-    {"backoff-cap-ms", BATON_OPT_INT, "600000", "retry backoff cap", CFG(backoff_cap_ms), 0,
+    {"backoff-base-ms", BATON_OPT_DURATION, "1s", "retry backoff base (full jitter)",
+     W(backoff_base_ms), 0, 86400000},
+    {"backoff-cap-ms", BATON_OPT_DURATION, "10m", "retry backoff cap", W(backoff_cap_ms), 0,
      604800000},
-    {"retention-ms", BATON_OPT_INT, "604800000", "how long finished tasks stay in Redis",
-     CFG(retention_ms), 1000, 31536000000.0},
-    {"kill-grace-ms", BATON_OPT_INT, "5000",
-     "command handlers: SIGKILL this long after SIGTERM", CFG(kill_grace_ms), 0, 600000},
-    {"max-result-bytes", BATON_OPT_INT, "65536",
+    {"retention-ms", BATON_OPT_DURATION, "7d",
+     "how long finished tasks stay in Redis (the scheduler's --retention-ms must agree)",
+     W(retention_ms), 1000, 31536000000.0},
+    {"max-result-bytes", BATON_OPT_INT | BATON_OPT_SIZE_FIELD, "65536",
      "largest result kept; larger ones are replaced by {\"truncated\":true,\"bytes\":N}",
-     CFG(max_result_bytes), 0, 67108864},
-    {"redis-timeout-ms", BATON_OPT_INT, "5000", "Redis connect and command timeout",
-     CFG(redis_timeout_ms), 1, 600000},
-    {"worker-id", BATON_OPT_STRING, NULL, "worker id (default <host>-<pid>-<random>)",
-     CFG(worker_id), 0, 0},
-    {"command", BATON_OPT_LIST, NULL,
+     W(max_result_bytes), 0, 67108864},
+    BATON_OPT_SECTION("Handlers"),
+    {"builtins", BATON_OPT_STRING, "noop,sleep,echo",
+     "built-in handlers to register, comma-separated: noop, sleep, echo, and the test-only fail "
+     "and crash (crash SIGKILLs the worker: never where producers are untrusted); none for none",
+     CFG(builtins), 0, 0},
+    {"command", BATON_OPT_LIST | BATON_OPT_KEY_VALUE, NULL,
      "TYPE=PROGRAM: run PROGRAM (sh -c) for tasks of TYPE; repeat the flag, or one per line in "
      "the environment variable",
      CFG(commands), 0, 0},
@@ -86,16 +85,15 @@ static const struct baton_opt options[] = {
      "command handlers: environment variables passed on to the program, comma-separated "
      "(NAME, or PREFIX* for a prefix); besides these it gets only PATH, HOME, LANG, LC_*, TZ "
      "and its BATON_TASK_* variables, never the worker's secrets",
-     CFG(command_env), 0, 0},
-    {"builtins", BATON_OPT_STRING, "noop,sleep,echo",
-     "built-in handlers to register, comma-separated: noop, sleep, echo, and the test-only fail "
-     "and crash (crash SIGKILLs the worker: never where producers are untrusted); none for none",
-     CFG(builtins), 0, 0},
+     W(command_env), 0, 0},
+    {"kill-grace-ms", BATON_OPT_DURATION, "5s", "command handlers: SIGKILL this long after SIGTERM",
+     W(kill_grace_ms), 0, 600000},
+    BATON_OPT_SECTION("Logs and metrics"),
     {"log-level", BATON_OPT_STRING, "info", "debug, info, warn, error or off", CFG(log_level), 0,
      0},
     {"metrics-port", BATON_OPT_INT, "0",
-     "port of /metrics, /healthz and /readyz (0 = off; 9465 by convention)", CFG(metrics_port),
-     0, 65535},
+     "port of /metrics, /healthz and /readyz (0 = off; 9465 by convention)", CFG(metrics_port), 0,
+     65535},
     {"metrics-bind", BATON_OPT_STRING, "127.0.0.1",
      "address the metrics endpoint listens on (the container image sets 0.0.0.0)",
      CFG(metrics_bind), 0, 0},
@@ -183,8 +181,18 @@ static baton_err_t register_commands(baton_worker_t *w, char *commands, char *er
 }
 
 int main(int argc, char **argv) {
-    struct worker_flags flags = {0};
+    struct worker_settings flags;
     char errstr[1024];
+    struct baton_worker_config library_defaults;
+    baton_worker_config_defaults(&library_defaults);
+    if (baton_config_check_defaults(options, OPTION_COUNT, &library_defaults,
+                                    sizeof library_defaults, errstr, sizeof errstr)) {
+        /* A build defect, caught by every test that starts a worker. */
+        fprintf(stderr, "baton-worker: %s (baton_worker_config_defaults)\n", errstr);
+        return 70;
+    }
+    memset(&flags, 0, sizeof flags);
+    flags.worker = library_defaults;
     int rc = baton_config_start("baton-worker", "baton-worker [options]",
                                 "Claims tasks from Redis queues and runs them: built-in handlers "
                                 "and command handlers (--command TYPE=PROGRAM).",
@@ -202,28 +210,13 @@ int main(int argc, char **argv) {
     install_test_hooks();
 #endif
 
-    struct baton_worker_config config;
-    baton_worker_config_defaults(&config);
-    config.redis_url = flags.redis_url;
-    config.queues = flags.queues;
-    config.concurrency = (int)flags.concurrency;
-    config.lease_ms = flags.lease_ms;
-    config.grace_ms = flags.grace_ms;
-    config.backoff_base_ms = flags.backoff_base_ms;
-    config.backoff_cap_ms = flags.backoff_cap_ms;
-    config.retention_ms = flags.retention_ms;
-    config.kill_grace_ms = flags.kill_grace_ms;
-    config.max_result_bytes = (size_t)flags.max_result_bytes;
-    config.redis_timeout_ms = flags.redis_timeout_ms;
-    config.worker_id = flags.worker_id;
-    config.command_env = flags.command_env;
-
+    struct baton_worker_config *config = &flags.worker;
     rc = 1;
     baton_metrics_t *registry = baton_metrics_new();
     baton_metrics_set_label_values(registry, (size_t)flags.metrics_label_values);
     baton_http_t *http = NULL;
-    struct readiness readiness = {flags.redis_url, PTHREAD_MUTEX_INITIALIZER, NULL};
-    config.metrics = registry;
+    struct readiness readiness = {config->redis_url, PTHREAD_MUTEX_INITIALIZER, NULL};
+    config->metrics = registry;
     err = registry ? BATON_OK
                    : baton_seterr(errstr, sizeof errstr, BATON_ERR_NOMEM, "out of memory");
     if (registry)
@@ -231,7 +224,7 @@ int main(int argc, char **argv) {
                                              BATON_REDIS_DURABILITY_METRIC_HELP, NULL),
                          NULL, baton_redis_durability == BATON_REDIS_DURABILITY_RELAXED);
     if (!err)
-        err = baton_worker_new(&config, &the_worker, errstr, sizeof errstr);
+        err = baton_worker_new(config, &the_worker, errstr, sizeof errstr);
     if (!err) {
         err = baton_worker_register_builtins(the_worker, flags.builtins, errstr, sizeof errstr);
         if (err == BATON_ERR_CONFIG)

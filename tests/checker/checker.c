@@ -26,39 +26,14 @@ static void usage(FILE *out) {
         "Exit status: 0 ok, 1 failed deliveries or violations, 2 usage or connection error.\n");
 }
 
-void check_flags_only(const struct baton_opt *table, size_t from, size_t count) {
-    for (size_t i = from; i < count; i++) {
-        char env[128];
-        baton_config_env_name(table[i].name, env, sizeof env);
-        unsetenv(env);
-    }
-}
-
-void check_print_help(const char *usage_text, const char *summary, const struct baton_opt *table,
-                      size_t settings, size_t count) {
-    baton_config_help(stdout, usage_text, summary, table, settings);
-    printf("\nthe run (flags only, no environment variable):\n");
-    for (size_t i = settings; i < count; i++) {
-        const char *hint = table[i].type == BATON_OPT_INT      ? "N"
-                           : table[i].type == BATON_OPT_DOUBLE ? "X"
-                           : table[i].type == BATON_OPT_LIST   ? "TEXT (repeatable)"
-                                                               : "TEXT";
-        printf("  --%s %s\n      %s", table[i].name, hint, table[i].doc);
-        if (table[i].default_value)
-            printf("  [default '%s']", table[i].default_value);
-        printf("\n");
-    }
-}
-
-baton_err_t check_parse(const struct baton_opt *table, size_t settings, size_t count,
-                        void *config, int argc, char **argv, const char *usage_text,
-                        const char *summary, char *errstr, size_t errstr_size) {
+baton_err_t check_parse(const struct baton_opt *table, size_t count, void *config, int argc,
+                        char **argv, const char *usage_text, const char *summary, char *errstr,
+                        size_t errstr_size) {
     int first_arg = argc;
-    check_flags_only(table, settings, count);
     baton_err_t err =
         baton_config_parse(table, count, config, argc, argv, &first_arg, errstr, errstr_size);
     if (err == BATON_ERR_HELP)
-        check_print_help(usage_text, summary, table, settings, count);
+        baton_config_help(stdout, usage_text, summary, table, count);
     else if (!err && first_arg < argc)
         err = baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "unexpected argument '%s'",
                            argv[first_arg]);

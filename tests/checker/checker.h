@@ -29,28 +29,16 @@ int check_produce_main(int argc, char **argv);
 int check_verify_main(int argc, char **argv);
 
 /*
- * Unsets the BATON_* variable of every table entry from `from` on, so that
- * flags meant for one run (--queue, --count) never silently come from an
- * exported variable; connection settings before `from` keep theirs.
+ * Parses a subcommand's flags into `config` (strings owned by it, freed
+ * with baton_config_free()); refuses stray arguments. The table's run
+ * entries are flags only (BATON_OPT_NO_ENV): --queue or --count never
+ * silently come from an exported variable. Returns BATON_OK;
+ * BATON_ERR_HELP after printing --help; any other error with the reason in
+ * errstr.
  */
 struct baton_opt;
-void check_flags_only(const struct baton_opt *table, size_t from, size_t count);
-
-/*
- * Prints --help: the entries before `settings` as baton_config_help() does
- * (flag, environment variable, default), then the flags-only entries.
- */
-void check_print_help(const char *usage, const char *summary, const struct baton_opt *table,
-                      size_t settings, size_t count);
-
-/*
- * Parses a subcommand's flags into `config` (strings owned by it, freed
- * with baton_config_free()) after check_flags_only(); refuses stray
- * arguments. Returns BATON_OK; BATON_ERR_HELP after printing --help; any
- * other error with the reason in errstr.
- */
-baton_err_t check_parse(const struct baton_opt *table, size_t settings, size_t count,
-                        void *config, int argc, char **argv, const char *usage,
-                        const char *summary, char *errstr, size_t errstr_size);
+baton_err_t check_parse(const struct baton_opt *table, size_t count, void *config, int argc,
+                        char **argv, const char *usage, const char *summary, char *errstr,
+                        size_t errstr_size);
 
 #endif

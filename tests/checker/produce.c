@@ -65,8 +65,8 @@ struct produce_config {
 
 #define CFG(field) offsetof(struct produce_config, field)
 static const struct baton_opt options[] = {
-    {"kafka-brokers", BATON_OPT_STRING, NULL, "Kafka bootstrap servers (host:port,...)",
-     CFG(kafka_brokers), 0, 0},
+    {"kafka-brokers", BATON_OPT_STRING | BATON_OPT_REQUIRED, NULL,
+     "Kafka bootstrap servers (host:port,...)", CFG(kafka_brokers), 0, 0},
     {"kafka-config", BATON_OPT_STRING, "", "extra librdkafka properties, k=v,k=v",
      CFG(kafka_config), 0, 0},
     {"topic", BATON_OPT_STRING, BATON_PRODUCER_DEFAULT_TOPIC, "topic to publish tasks to",
@@ -76,23 +76,27 @@ static const struct baton_opt options[] = {
      2147483647},
     {"log-level", BATON_OPT_STRING, "warn",
      "JSON log lines on stderr: debug, info, warn, error, off", CFG(log_level), 0, 0},
-#define SETTINGS_COUNT 5
-    {"queue", BATON_OPT_STRING, NULL, "queue of every task (required)", CFG(queue), 0, 0},
-    {"type", BATON_OPT_STRING, NULL, "handler name of every task (required)", CFG(type), 0, 0},
-    {"payload", BATON_OPT_STRING, "null", "payload of every task, any JSON value", CFG(payload), 0,
-     0},
-    {"count", BATON_OPT_INT, "1000", "number of tasks: ids <prefix>-1 .. <prefix>-COUNT",
-     CFG(count), 1, 100000000},
-    {"rate", BATON_OPT_DOUBLE, "0", "tasks per second, evenly paced; 0 = as fast as possible",
-     CFG(rate), 0, 1e9},
-    {"max-attempts", BATON_OPT_INT, "3", "max_attempts of every task", CFG(max_attempts), 1,
-     2147483647},
-    {"timeout-ms", BATON_OPT_INT, "300000", "timeout_ms of every task", CFG(timeout_ms), 1,
-     9007199254740991.0},
-    {"priority", BATON_OPT_INT, "5", "priority of every task, 0-9", CFG(priority), 0, 9},
-    {"id-prefix", BATON_OPT_STRING, "t", "task ids are <prefix>-<n>", CFG(id_prefix), 0, 0},
-    {"acked", BATON_OPT_STRING, NULL,
-     "append each acknowledged id to this file, one per line (required)", CFG(acked), 0, 0},
+    BATON_OPT_SECTION("the run (flags only, no environment variable)"),
+    {"queue", BATON_OPT_STRING | BATON_OPT_NO_ENV | BATON_OPT_REQUIRED, NULL, "queue of every task",
+     CFG(queue), 0, 0},
+    {"type", BATON_OPT_STRING | BATON_OPT_NO_ENV | BATON_OPT_REQUIRED, NULL,
+     "handler name of every task", CFG(type), 0, 0},
+    {"payload", BATON_OPT_STRING | BATON_OPT_NO_ENV, "null",
+     "payload of every task, any JSON value", CFG(payload), 0, 0},
+    {"count", BATON_OPT_INT | BATON_OPT_NO_ENV, "1000",
+     "number of tasks: ids <prefix>-1 .. <prefix>-COUNT", CFG(count), 1, 100000000},
+    {"rate", BATON_OPT_DOUBLE | BATON_OPT_NO_ENV, "0",
+     "tasks per second, evenly paced; 0 = as fast as possible", CFG(rate), 0, 1e9},
+    {"max-attempts", BATON_OPT_INT | BATON_OPT_NO_ENV, "3", "max_attempts of every task",
+     CFG(max_attempts), 1, 2147483647},
+    {"timeout-ms", BATON_OPT_INT | BATON_OPT_NO_ENV, "300000", "timeout_ms of every task",
+     CFG(timeout_ms), 1, 9007199254740991.0},
+    {"priority", BATON_OPT_INT | BATON_OPT_NO_ENV, "5", "priority of every task, 0-9",
+     CFG(priority), 0, 9},
+    {"id-prefix", BATON_OPT_STRING | BATON_OPT_NO_ENV, "t", "task ids are <prefix>-<n>",
+     CFG(id_prefix), 0, 0},
+    {"acked", BATON_OPT_STRING | BATON_OPT_NO_ENV | BATON_OPT_REQUIRED, NULL,
+     "append each acknowledged id to this file, one per line", CFG(acked), 0, 0},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -220,17 +224,10 @@ static void pace_until(baton_producer_t *producer, int64_t due_ms) {
 /* Parses the command line into *c. Returns -1 to go on, else the exit status. */
 static int parse_flags(int argc, char **argv, struct produce_config *c) {
     char errstr[512];
-    baton_err_t err = check_parse(options, SETTINGS_COUNT, OPTION_COUNT, c, argc, argv,
-                                  usage_line, summary, errstr, sizeof errstr);
+    baton_err_t err = check_parse(options, OPTION_COUNT, c, argc, argv, usage_line, summary, errstr,
+                                  sizeof errstr);
     if (err == BATON_ERR_HELP)
         return CHECK_EXIT_OK;
-    const char *missing = !c->kafka_brokers ? "--kafka-brokers"
-                          : !c->queue       ? "--queue"
-                          : !c->type        ? "--type"
-                          : !c->acked       ? "--acked"
-                                            : NULL;
-    if (!err && missing)
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "%s is required", missing);
     if (!err && baton_log_level_parse(c->log_level, &baton_log_threshold))
         err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
                            "--log-level: unknown level '%s'", c->log_level);

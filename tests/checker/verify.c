@@ -101,31 +101,32 @@ struct verify_config {
 
 #define CFG(field) offsetof(struct verify_config, field)
 static const struct baton_opt options[] = {
-    {"redis-url", BATON_OPT_STRING, NULL, "Redis URL, redis://[[user]:password@]host[:port][/db]",
-     CFG(redis_url), 0, 0},
-    {"pg-dsn", BATON_OPT_STRING, NULL, "PostgreSQL DSN of the history database", CFG(pg_dsn), 0, 0},
+    {"redis-url", BATON_OPT_STRING | BATON_OPT_REQUIRED, NULL,
+     "Redis URL, redis://[[user]:password@]host[:port][/db]", CFG(redis_url), 0, 0},
+    {"pg-dsn", BATON_OPT_STRING | BATON_OPT_REQUIRED, NULL,
+     "PostgreSQL DSN of the history database", CFG(pg_dsn), 0, 0},
     {"log-level", BATON_OPT_STRING, "warn",
      "JSON log lines on stderr: debug, info, warn, error, off", CFG(log_level), 0, 0},
-#define SETTINGS_COUNT 3
-    {"queue", BATON_OPT_STRING, NULL, "queue to judge (required)", CFG(queue), 0, 0},
-    {"acked", BATON_OPT_LIST, NULL,
-     "file of acknowledged ids, one per line, as produce writes it (required; repeatable)",
-     CFG(acked), 0, 0},
-    {"executions", BATON_OPT_STRING, NULL,
+    BATON_OPT_SECTION("the run (flags only, no environment variable)"),
+    {"queue", BATON_OPT_STRING | BATON_OPT_NO_ENV | BATON_OPT_REQUIRED, NULL, "queue to judge",
+     CFG(queue), 0, 0},
+    {"acked", BATON_OPT_LIST | BATON_OPT_NO_ENV | BATON_OPT_REQUIRED, NULL,
+     "file of acknowledged ids, one per line, as produce writes it (repeatable)", CFG(acked), 0, 0},
+    {"executions", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL,
      "file of handler starts, one '<id> <token>' line each (the chaos handler's)", CFG(executions),
      0, 0},
-    {"worker-log", BATON_OPT_LIST, NULL,
+    {"worker-log", BATON_OPT_LIST | BATON_OPT_NO_ENV, NULL,
      "worker log (JSON lines) to count stale refusals in (repeatable; none: read the live "
      "worker registry)",
      CFG(worker_logs), 0, 0},
-    {"expect", BATON_OPT_STRING, NULL,
+    {"expect", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL,
      "terminal states every acked task must end in, comma-separated (default: any terminal)",
      CFG(expect), 0, 0},
-    {"wait-s", BATON_OPT_INT, "60",
+    {"wait-s", BATON_OPT_INT | BATON_OPT_NO_ENV, "60",
      "wait at most this long for the tasks to settle and history to catch up; then check anyway",
      CFG(wait_s), 0, 86400},
-    {"report", BATON_OPT_STRING, NULL, "also write the JSON report to this file", CFG(report), 0,
-     0},
+    {"report", BATON_OPT_STRING | BATON_OPT_NO_ENV, NULL, "also write the JSON report to this file",
+     CFG(report), 0, 0},
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
@@ -1403,17 +1404,10 @@ static int parse_expect(struct verify_run *run, const char *expect, char *errstr
 
 static int parse_flags(int argc, char **argv, struct verify_config *c) {
     char errstr[512];
-    baton_err_t err = check_parse(options, SETTINGS_COUNT, OPTION_COUNT, c, argc, argv,
-                                  usage_line, summary, errstr, sizeof errstr);
+    baton_err_t err = check_parse(options, OPTION_COUNT, c, argc, argv, usage_line, summary, errstr,
+                                  sizeof errstr);
     if (err == BATON_ERR_HELP)
         return CHECK_EXIT_OK;
-    const char *missing = !c->redis_url ? "--redis-url"
-                          : !c->pg_dsn  ? "--pg-dsn"
-                          : !c->queue   ? "--queue"
-                          : !c->acked   ? "--acked"
-                                        : NULL;
-    if (!err && missing)
-        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "%s is required", missing);
     /* The name goes into a SCAN pattern: the contract's charset has no
      * glob characters, anything else is refused. */
     if (!err && !baton_task_name_valid(c->queue))

@@ -43,7 +43,8 @@ Regenerate it after adding or changing an option:
 How values are read:
 
 - Every flag `--name` has an environment variable `BATON_NAME` (upper
-  case, `-` becomes `_`), except the entries marked *flag only*.
+  case, `-` becomes `_`), except the entries marked *flag only* (a
+  variable of that name is ignored, never an error).
   Precedence: the default, then the environment variable, then the flag:
   the flag wins. A flag is written `--name value` or `--name=value`.
 - An unknown flag, a value of the wrong type or out of its range stops the
@@ -53,8 +54,15 @@ How values are read:
   flag alone means true (`--json`).
 - **text, repeatable**: each repetition of the flag adds one entry; the
   environment variable holds one entry per line.
-- Durations are in milliseconds unless the name says otherwise (`-ms`,
-  `-s`).
+- **duration**: a number with a unit, `500ms`, `30s`, `2m`, `1h`, `1d`,
+  `1w`, or a sum of them (`1h30m`). For the options whose type says
+  *bare number: ms* (their names end in `-ms`), a number alone is
+  milliseconds, as it always was: `--lease-ms 30000` and `--lease-ms 30s`
+  are the same. Other durations need their unit. A name ending in `-s`
+  (`--timeout-s`) takes whole seconds.
+- *(required)*: the binary refuses to start without it (flag or variable).
+- Each binary's options are grouped under the same headings in its
+  `--help` and below.
 """ % (REGENERATE, REGENERATE)
 
 # name: (heading text, paragraph)
@@ -70,8 +78,10 @@ SECTIONS = {
         "handlers. How handlers run, leases and graceful stop: "
         "[worker.md](worker.md)."),
     "batonctl": (
-        "The global options; they come before the command. Each command's own "
-        "flags (no environment variables) are in [batonctl.md](batonctl.md)."),
+        "The global options; they go before or after the command "
+        "(`batonctl --json status ID` and `batonctl status ID --json` are the "
+        "same). Each command's own flags (no environment variables) are in "
+        "[batonctl.md](batonctl.md) and `batonctl COMMAND --help`."),
     "baton-submit": (
         "Publishes tasks to Kafka. The settings have environment variables; the "
         "input and the task's fields are flags only, so a variable left in the "
@@ -89,7 +99,7 @@ def table_of(binary):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
     run = subprocess.run([binary, "--help-markdown"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env, universal_newlines=True)
-    if run.returncode != 0 or not run.stdout.startswith("| flag |"):
+    if run.returncode != 0 or not run.stdout.startswith(("| flag |", "### ")):
         sys.exit("configuration.py: %s --help-markdown failed (exit %d): %s"
                  % (binary, run.returncode, run.stderr.strip()))
     return run.stdout

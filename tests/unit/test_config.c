@@ -27,13 +27,12 @@ static const struct baton_opt table[] = {
      offsetof(struct test_config, redis_url), 0, 0},
     {"batch-size", BATON_OPT_INT, "500", "messages per batch",
      offsetof(struct test_config, batch_size), 1, 100000},
-    {"verbose", BATON_OPT_BOOL, "false", "more output",
-     offsetof(struct test_config, verbose), 0, 0},
+    {"verbose", BATON_OPT_BOOL, "false", "more output", offsetof(struct test_config, verbose), 0,
+     0},
     {"memory-fraction", BATON_OPT_DOUBLE, "0.9", "pause above this fraction",
      offsetof(struct test_config, memory_fraction), 0.0, 1.0},
     {"unset", BATON_OPT_STRING, NULL, "no default", offsetof(struct test_config, unset), 0, 0},
-    {"command", BATON_OPT_LIST, NULL, "TYPE=PROGRAM", offsetof(struct test_config, commands), 0,
-     0},
+    {"command", BATON_OPT_LIST, NULL, "TYPE=PROGRAM", offsetof(struct test_config, commands), 0, 0},
 };
 #define N (sizeof table / sizeof table[0])
 
@@ -95,8 +94,8 @@ START_TEST(test_flag_overrides_env) {
     struct test_config c;
     char err[256];
     int first;
-    char *argv[] = {"prog", "--redis-url", "redis://flag:2/0", "--batch-size=7",
-                    "--verbose", "sub", "--not-parsed", NULL};
+    char *argv[] = {"prog",      "--redis-url", "redis://flag:2/0", "--batch-size=7",
+                    "--verbose", "sub",         "--not-parsed",     NULL};
     ck_assert_int_eq(parse(&c, err, &first, argv), BATON_OK);
     ck_assert_str_eq(c.redis_url, "redis://flag:2/0");
     ck_assert_int_eq(c.batch_size, 7);
@@ -253,12 +252,12 @@ START_TEST(test_config_start) {
 END_TEST
 
 /* docs/configuration.md's rows: env column, type with range, default,
- * doc; entries from `settings` on are flags only. */
+ * doc. */
 START_TEST(test_markdown) {
     char *text = NULL;
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
-    baton_config_markdown(out, table, N, 4);
+    baton_config_markdown(out, table, N);
     fclose(out);
     ck_assert_ptr_nonnull(strstr(text, "| flag | environment | type | default | meaning |\n"
                                        "|---|---|---|---|---|\n"
@@ -268,8 +267,9 @@ START_TEST(test_markdown) {
         strstr(text, "| `--batch-size` | `BATON_BATCH_SIZE` | integer 1 to 100000 | `500` |"));
     ck_assert_ptr_nonnull(strstr(text, "| `--verbose` | `BATON_VERBOSE` | bool | `false` |"));
     ck_assert_ptr_nonnull(strstr(text, "| number 0 to 1 | `0.9` |"));
-    ck_assert_ptr_nonnull(strstr(text, "| `--unset` | (flag only) | text | (none) | no default |"));
-    ck_assert_ptr_nonnull(strstr(text, "| `--command` | (flag only) | text, repeatable |"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "| `--unset` | `BATON_UNSET` | text | (none) | no default |"));
+    ck_assert_ptr_nonnull(strstr(text, "| `--command` | `BATON_COMMAND` | text, repeatable |"));
     free(text);
 
     /* A '|' would split the cell, "<host>" would vanish as an HTML tag. */
@@ -278,7 +278,7 @@ START_TEST(test_markdown) {
         {"extra", BATON_OPT_STRING, "", "empty default", 0, 0, 0},
     };
     out = open_memstream(&text, &size);
-    baton_config_markdown(out, odd, 2, 2);
+    baton_config_markdown(out, odd, 2);
     fclose(out);
     ck_assert_ptr_nonnull(strstr(
         text,
@@ -329,6 +329,317 @@ START_TEST(test_env_name) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ new */
+
+/* A table with every newer feature: sections, flags-only entries, a
+ * required one, durations with and without bare milliseconds, narrow
+ * integer fields, borrowed strings. */
+struct cli_config {
+    char *url;
+    int64_t lease_ms;
+    int64_t older_than_ms;
+    char *queue;       /* required */
+    const char *label; /* borrowed */
+    int json;
+    int threads;
+    size_t max_bytes;
+};
+
+#define CLI(field) offsetof(struct cli_config, field)
+static const struct baton_opt cli[] = {
+    {"url", BATON_OPT_STRING, "redis://x", "where", CLI(url), 0, 0},
+    {"lease-ms", BATON_OPT_DURATION, "30s", "lease", CLI(lease_ms), 300, 86400000},
+    BATON_OPT_SECTION("The run"),
+    {"older-than", BATON_OPT_DURATION | BATON_OPT_NEED_UNIT | BATON_OPT_NO_ENV, NULL, "age",
+     CLI(older_than_ms), 0, 0},
+    {"queue", BATON_OPT_STRING | BATON_OPT_REQUIRED, NULL, "the queue", CLI(queue), 0, 0},
+    {"label", BATON_OPT_STRING | BATON_OPT_NO_ENV | BATON_OPT_BORROWED, NULL, "a label", CLI(label),
+     0, 0},
+    {"json", BATON_OPT_BOOL | BATON_OPT_NO_ENV, "false", "JSON output", CLI(json), 0, 0},
+    {"threads", BATON_OPT_INT | BATON_OPT_INT_FIELD, "4", "threads", CLI(threads), 1, 64},
+    {"max-bytes", BATON_OPT_INT | BATON_OPT_SIZE_FIELD, "65536", "bytes", CLI(max_bytes), 0, 1e9},
+};
+#define CLI_N (sizeof cli / sizeof cli[0])
+
+static void clear_cli_env(void) {
+    unsetenv("BATON_URL");
+    unsetenv("BATON_LEASE_MS");
+    unsetenv("BATON_OLDER_THAN");
+    unsetenv("BATON_QUEUE");
+    unsetenv("BATON_LABEL");
+    unsetenv("BATON_JSON");
+    unsetenv("BATON_THREADS");
+    unsetenv("BATON_MAX_BYTES");
+}
+
+static baton_err_t parse_cli(struct cli_config *c, char *err, char **argv) {
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    memset(c, 0, sizeof *c);
+    return baton_config_parse(cli, CLI_N, c, argc, argv, NULL, err, 256);
+}
+
+START_TEST(test_duration_units) {
+    static const struct {
+        const char *text;
+        int64_t ms;
+    } ok[] = {{"500ms", 500},     {"30s", 30000},   {"2m", 120000},
+              {"1h", 3600000},    {"1d", 86400000}, {"1w", 604800000},
+              {"1h30m", 5400000}, {"0s", 0},        {"1m500ms", 60500}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int64_t ms = -1;
+        ck_assert_msg(baton_duration_parse(ok[i].text, 0, &ms) == 0, "%s", ok[i].text);
+        ck_assert_int_eq(ms, ok[i].ms);
+    }
+    int64_t ms = -1;
+    /* A bare number is milliseconds only when allowed. */
+    ck_assert_int_eq(baton_duration_parse("250", 1, &ms), 0);
+    ck_assert_int_eq(ms, 250);
+    ck_assert_int_eq(baton_duration_parse("250", 0, &ms), -1);
+    static const char *const bad[] = {
+        "", "s", "5x", "-5s", "1.5s", "1h30", "30 s", "5S", "99999999999999999999ms", "1e3"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(baton_duration_parse(bad[i], 1, &ms) == -1, "'%s' accepted", bad[i]);
+    char buf[32];
+    ck_assert_str_eq(baton_duration_text(604800000, buf, sizeof buf), "1w");
+    ck_assert_str_eq(baton_duration_text(90000, buf, sizeof buf), "90s");
+    ck_assert_str_eq(baton_duration_text(250, buf, sizeof buf), "250ms");
+    ck_assert_str_eq(baton_duration_text(0, buf, sizeof buf), "0ms");
+}
+END_TEST
+
+/* The existing *-ms options: a bare number stays milliseconds (flag and
+ * environment), units work too, range errors read in units. */
+START_TEST(test_duration_option) {
+    clear_cli_env();
+    struct cli_config c;
+    char err[256];
+    char *defaults[] = {"prog", "--queue", "q", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, defaults), BATON_OK);
+    ck_assert_int_eq(c.lease_ms, 30000);
+    ck_assert_int_eq(c.older_than_ms, 0);
+    baton_config_free(cli, CLI_N, &c);
+    char *bare[] = {"prog", "--queue", "q", "--lease-ms", "45000", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, bare), BATON_OK);
+    ck_assert_int_eq(c.lease_ms, 45000);
+    baton_config_free(cli, CLI_N, &c);
+    setenv("BATON_LEASE_MS", "2m", 1);
+    char *env[] = {"prog", "--queue", "q", "--older-than=30d", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, env), BATON_OK);
+    ck_assert_int_eq(c.lease_ms, 120000);
+    ck_assert_int_eq(c.older_than_ms, 30LL * 86400000);
+    baton_config_free(cli, CLI_N, &c);
+    clear_cli_env();
+
+    char *small[] = {"prog", "--queue", "q", "--lease-ms", "100ms", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, small), BATON_ERR_CONFIG);
+    ck_assert_str_eq(err, "--lease-ms: 100ms is out of range [300ms, 1d]");
+    baton_config_free(cli, CLI_N, &c);
+    char *junk[] = {"prog", "--queue", "q", "--lease-ms", "soon", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, junk), BATON_ERR_CONFIG);
+    ck_assert_str_eq(err, "--lease-ms: expected a duration like 30s, 500ms, 2m, 1h (a bare number "
+                          "is milliseconds); got 'soon'");
+    baton_config_free(cli, CLI_N, &c);
+    /* Where "30" would be a trap, a unit is needed. */
+    char *no_unit[] = {"prog", "--queue", "q", "--older-than", "30", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, no_unit), BATON_ERR_CONFIG);
+    ck_assert_str_eq(err, "--older-than: expected a duration with a unit like 30d, 12h, 15m, 90s, "
+                          "500ms; got '30'");
+    baton_config_free(cli, CLI_N, &c);
+}
+END_TEST
+
+START_TEST(test_required) {
+    clear_cli_env();
+    struct cli_config c;
+    char err[256];
+    char *none[] = {"prog", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, none), BATON_ERR_CONFIG);
+    ck_assert_str_eq(err, "--queue is required (the flag or BATON_QUEUE)");
+    baton_config_free(cli, CLI_N, &c);
+    char *empty[] = {"prog", "--queue=", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, empty), BATON_ERR_CONFIG);
+    baton_config_free(cli, CLI_N, &c);
+    setenv("BATON_QUEUE", "from-env", 1);
+    ck_assert_int_eq(parse_cli(&c, err, none), BATON_OK);
+    ck_assert_str_eq(c.queue, "from-env");
+    baton_config_free(cli, CLI_N, &c);
+    clear_cli_env();
+    /* --help is answered even without the required ones. */
+    char *help[] = {"prog", "--help", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, help), BATON_ERR_HELP);
+    baton_config_free(cli, CLI_N, &c);
+}
+END_TEST
+
+/* A flags-only entry ignores its variable (no unsetenv() needed); a
+ * variable of another entry still counts. */
+START_TEST(test_env_less) {
+    clear_cli_env();
+    setenv("BATON_JSON", "true", 1);
+    setenv("BATON_OLDER_THAN", "garbage", 1); /* never read, so never an error */
+    setenv("BATON_LABEL", "from-env", 1);
+    setenv("BATON_THREADS", "8", 1);
+    struct cli_config c;
+    char err[256];
+    char *argv[] = {"prog", "--queue", "q", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, argv), BATON_OK);
+    ck_assert_int_eq(c.json, 0);
+    ck_assert_ptr_null(c.label);
+    ck_assert_int_eq(c.threads, 8);
+    baton_config_free(cli, CLI_N, &c);
+    /* The flag itself works; a borrowed string points into argv. */
+    char *flags[] = {"prog", "--queue", "q", "--json", "--label", "mine", "--max-bytes", "7", NULL};
+    ck_assert_int_eq(parse_cli(&c, err, flags), BATON_OK);
+    ck_assert_int_eq(c.json, 1);
+    ck_assert_ptr_eq(c.label, flags[5]);
+    ck_assert_uint_eq(c.max_bytes, 7);
+    baton_config_free(cli, CLI_N, &c);
+    ck_assert_ptr_eq(c.label, flags[5]); /* not freed */
+    clear_cli_env();
+}
+END_TEST
+
+/* --help and the docs page group entries under the table's headings and
+ * mark flags-only and required entries. */
+START_TEST(test_sections) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    baton_config_help(out, "prog [options]", "Does things.", cli, CLI_N);
+    fclose(out);
+    const char *general = strstr(text, "options (flag, environment variable, default):\n"
+                                       "  --url TEXT\n");
+    const char *run = strstr(text, "\nThe run:\n  --older-than DURATION\n");
+    ck_assert_ptr_nonnull(general);
+    ck_assert_ptr_nonnull(run);
+    ck_assert(general < run);
+    ck_assert_ptr_nonnull(strstr(text, "      age  [flag only]\n"));
+    ck_assert_ptr_nonnull(strstr(text, "      the queue  [env BATON_QUEUE, required]\n"));
+    ck_assert_ptr_nonnull(strstr(text, "      lease  [env BATON_LEASE_MS, default '30s']\n"));
+    free(text);
+
+    out = open_memstream(&text, &size);
+    baton_config_markdown(out, cli, CLI_N);
+    fclose(out);
+    ck_assert_ptr_nonnull(
+        strstr(text, "| `--lease-ms` | `BATON_LEASE_MS` | duration (bare number: ms) 300ms to 1d | "
+                     "`30s` | lease |\n"
+                     "\n### The run\n\n"
+                     "| flag | environment | type | default | meaning |\n|---|---|---|---|---|\n"
+                     "| `--older-than` | (flag only) | duration | (none) | age |\n"
+                     "| `--queue` | `BATON_QUEUE` | text | (required) | the queue |\n"));
+    free(text);
+
+    /* A table that starts with a heading opens with it. */
+    static const struct baton_opt headed[] = {
+        BATON_OPT_SECTION("First"),
+        {"x", BATON_OPT_BOOL, "false", "x", 0, 0, 0},
+    };
+    out = open_memstream(&text, &size);
+    baton_config_markdown(out, headed, 2);
+    fclose(out);
+    ck_assert_str_eq(text, "### First\n\n| flag | environment | type | default | meaning |\n"
+                           "|---|---|---|---|---|\n| `--x` | `BATON_X` | bool | `false` | x |\n");
+    free(text);
+}
+END_TEST
+
+/* batonctl's shape: global options before the command, then the
+ * command's flags and the global ones mixed with its arguments. */
+struct sub_config {
+    const char *queue;
+    int force;
+};
+static const struct baton_opt sub[] = {
+    {"queue", BATON_OPT_STRING | BATON_OPT_NO_ENV | BATON_OPT_BORROWED, NULL, "queue",
+     offsetof(struct sub_config, queue), 0, 0},
+    {"force", BATON_OPT_BOOL | BATON_OPT_NO_ENV, NULL, "force", offsetof(struct sub_config, force),
+     0, 0},
+};
+
+START_TEST(test_options_after_subcommand) {
+    clear_env();
+    struct test_config global;
+    struct sub_config opts = {NULL, 0};
+    char err[256];
+    char *argv[] = {"prog",    "--batch-size", "9",
+                    "status",  "ID",           "--verbose",
+                    "--queue", "q1",           "--redis-url=redis://after:1/0",
+                    NULL};
+    int argc = 9, first = 0;
+    ck_assert_int_eq(baton_config_parse(table, N, &global, argc, argv, &first, err, sizeof err),
+                     BATON_OK);
+    ck_assert_int_eq(first, 3);
+    ck_assert_int_eq(global.verbose, 0); /* not parsed yet: after the command */
+    const struct baton_opt_set sets[] = {{sub, 2, &opts}, {table, N, &global}};
+    const char *positional[2];
+    int n = -1;
+    ck_assert_int_eq(baton_config_init(sub, 2, &opts, err, sizeof err), BATON_OK);
+    ck_assert_int_eq(
+        baton_config_args(sets, 2, argc - first, argv + first, positional, 2, &n, err, sizeof err),
+        BATON_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(positional[0], "ID");
+    ck_assert_int_eq(global.batch_size, 9); /* before the command: kept */
+    ck_assert_int_eq(global.verbose, 1);    /* after it: applied */
+    ck_assert_str_eq(global.redis_url, "redis://after:1/0");
+    ck_assert_str_eq(opts.queue, "q1");
+
+    /* Too many positional arguments, an unknown flag, "--" and --help. */
+    char *extra[] = {"status", "a", "b", NULL};
+    ck_assert_int_eq(baton_config_args(sets, 2, 3, extra, positional, 1, &n, err, sizeof err),
+                     BATON_ERR_CONFIG);
+    ck_assert_str_eq(err, "unexpected argument 'b'");
+    char *unknown[] = {"status", "a", "--nope", NULL};
+    ck_assert_int_eq(baton_config_args(sets, 2, 3, unknown, positional, 1, &n, err, sizeof err),
+                     BATON_ERR_CONFIG);
+    ck_assert_str_eq(err, "unknown flag '--nope' (see --help)");
+    char *dashes[] = {"status", "--", "--force", NULL};
+    ck_assert_int_eq(baton_config_args(sets, 2, 3, dashes, positional, 1, &n, err, sizeof err),
+                     BATON_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(positional[0], "--force");
+    ck_assert_int_eq(opts.force, 0);
+    char *help[] = {"status", "x", "--help", NULL};
+    ck_assert_int_eq(baton_config_args(sets, 2, 3, help, positional, 1, &n, err, sizeof err),
+                     BATON_ERR_HELP);
+    baton_config_free(table, N, &global);
+}
+END_TEST
+
+/* A library's C defaults and a binary's table must agree (baton-worker). */
+START_TEST(test_check_defaults) {
+    struct cli_config reference = {NULL, 30000, 0, NULL, NULL, 0, 4, 65536};
+    char err[256];
+    reference.url = "redis://x";
+    ck_assert_int_eq(
+        baton_config_check_defaults(cli, CLI_N, &reference, sizeof reference, err, sizeof err),
+        BATON_OK);
+    reference.lease_ms = 31000;
+    ck_assert_int_eq(
+        baton_config_check_defaults(cli, CLI_N, &reference, sizeof reference, err, sizeof err),
+        BATON_ERR_CONFIG);
+    ck_assert_str_eq(err, "the default of --lease-ms ('30s') differs from the library's");
+    reference.lease_ms = 30000;
+    reference.url = "redis://y";
+    ck_assert_int_eq(
+        baton_config_check_defaults(cli, CLI_N, &reference, sizeof reference, err, sizeof err),
+        BATON_ERR_CONFIG);
+    reference.url = "redis://x";
+    reference.threads = 5;
+    ck_assert_int_eq(
+        baton_config_check_defaults(cli, CLI_N, &reference, sizeof reference, err, sizeof err),
+        BATON_ERR_CONFIG);
+    /* Only the first `size` bytes are compared. */
+    ck_assert_int_eq(baton_config_check_defaults(cli, CLI_N, &reference,
+                                                 offsetof(struct cli_config, threads), err,
+                                                 sizeof err),
+                     BATON_OK);
+}
+END_TEST
+
 static Suite *config_suite(void) {
     Suite *s = suite_create("config");
     TCase *core = tcase_create("core");
@@ -342,9 +653,16 @@ static Suite *config_suite(void) {
     tcase_add_test(core, test_config_start);
     tcase_add_test(core, test_markdown);
     tcase_add_test(core, test_markdown_flag_exits);
+    tcase_add_test(core, test_duration_option);
+    tcase_add_test(core, test_required);
+    tcase_add_test(core, test_env_less);
+    tcase_add_test(core, test_sections);
+    tcase_add_test(core, test_options_after_subcommand);
+    tcase_add_test(core, test_check_defaults);
     suite_add_tcase(s, core);
     TCase *limits = tcase_create("limits");
     tcase_add_test(limits, test_int_range);
+    tcase_add_test(limits, test_duration_units);
     suite_add_tcase(s, limits);
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_unknown_flag);

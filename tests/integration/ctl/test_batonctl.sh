@@ -65,8 +65,17 @@ publish() { # publish QUEUE TASK-JSON...: each task gets "queue": QUEUE
 expect_rc 2 "bad flag" ctl queues --no-such-flag
 one_line_err "bad flag"
 grep -q "unknown flag '--no-such-flag'" "$WORK/err" || fail "bad flag said: $(cat "$WORK/err")"
-expect_rc 2 "global flag after the command" ctl status x --json
-grep -q "global option" "$WORK/err" || fail "misplaced --json said: $(cat "$WORK/err")"
+# Global options go before or after the command (one parser for both).
+expect_rc 0 "--json after the command" ctl migrate --json
+check 'assert "schema_version" in d' <"$WORK/out" || fail "migrate --json printed: $(cat "$WORK/out")"
+cp "$WORK/out" "$WORK/json_after"
+expect_rc 0 "--json before the command" ctl --json migrate
+cmp -s "$WORK/out" "$WORK/json_after" || fail "--json before and after the command differ"
+expect_rc 3 "--json after the id" ctl status "no-such-$R" --json
+expect_rc 2 "bad --log-level after the command" ctl queues --log-level loud
+expect_rc 0 "migrate help" ctl migrate --help
+grep -q "usage: batonctl \[options\] migrate" "$WORK/out" || fail "migrate --help: $(cat "$WORK/out")"
+expect_rc 2 "migrate argument" ctl migrate extra
 expect_rc 2 "missing id" ctl status
 expect_rc 2 "extra argument" ctl status a b
 expect_rc 2 "limit 0" ctl history --limit 0

@@ -20,9 +20,15 @@ out=$("$batonctl" --pg-dsn "$dsn" migrate)
 echo "first run: $out"
 case "$out" in "applied "*" schema version "*) ;; *) fail "first run said: $out" ;; esac
 
-# Flags belong before the command; a flag after it is a usage error (exit 2).
-rc=0; BATON_PG_DSN="$dsn" "$batonctl" migrate --json >/dev/null 2>&1 || rc=$?
-[ "$rc" -eq 2 ] || fail "migrate --json should be a usage error, got exit $rc"
+# Global options go before or after the command; an argument is a usage
+# error (exit 2); --help is help (it used to be "unexpected argument").
+after=$(BATON_PG_DSN="$dsn" "$batonctl" migrate --json) || fail "migrate --json failed"
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["applied"]==0, d' "$after" \
+  || fail "migrate --json (after the command) was not JSON or not a no-op: $after"
+rc=0; BATON_PG_DSN="$dsn" "$batonctl" migrate extra >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "migrate extra should be a usage error, got exit $rc"
+BATON_PG_DSN="$dsn" "$batonctl" migrate --help | grep -q "usage: batonctl \[options\] migrate" \
+  || fail "migrate --help printed no usage"
 
 out=$(BATON_PG_DSN="$dsn" "$batonctl" --json migrate)
 echo "second run: $out"

@@ -23,8 +23,8 @@
  * it joined. The mock cluster holds a group's first join for about 3 s before
  * it hands out partitions, so --timeout-ms should allow for that.
  */
-#include <errno.h>
-#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,135 +32,71 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "config.h"
+
 #define CONSUME_PROGRAM "test-kafka-group-consume"
 #define CONSUME_EXIT_USAGE 2
 /* How long one consumer_poll() may block; bounds the overshoot of the timeout. */
 #define CONSUME_POLL_MS 100
 
-/* The command line, parsed; strings are borrowed from argv. */
+/* The command line, parsed by the option table; strings are borrowed. */
 struct consume_config {
     const char *brokers; /* --brokers, else $BATON_KAFKA_BROKERS */
     const char *group;   /* --group: consumer group id */
     const char *topic;   /* --topic: the one topic to subscribe to */
     const char *match;   /* --match: substring a counted value holds, or NULL */
-    long count;          /* --count: messages to wait for */
-    long timeout_ms;     /* --timeout-ms: give up after this long */
+    int64_t count;       /* --count: messages to wait for */
+    int64_t timeout_ms;  /* --timeout-ms: give up after this long */
 };
 
-/* The flag table: --help is printed from it, parse_args() follows it. */
-static const struct consume_flag {
-    const char *name;    /* long flag, with the leading "--" */
-    const char *metavar; /* argument name, or NULL for a switch */
-    const char *doc;     /* one line for --help */
-} consume_flags[] = {
-    {"--brokers", "LIST", "bootstrap servers (default $BATON_KAFKA_BROKERS)"},
-    {"--group", "ID", "consumer group id (required)"},
-    {"--topic", "NAME", "topic to subscribe to (required)"},
-    {"--count", "N", "messages to wait for (default 1)"},
-    {"--match", "TEXT", "count only values that contain TEXT"},
-    {"--timeout-ms", "MS", "give up after MS milliseconds (default 30000)"},
-    {"--help", NULL, "print this help and exit"},
+/* Flags only (common/config.h): --help is printed from this table. */
+#define CONSUME_FLAG (BATON_OPT_NO_ENV | BATON_OPT_BORROWED)
+#define CFG(field) offsetof(struct consume_config, field)
+static const struct baton_opt consume_options[] = {
+    {"brokers", BATON_OPT_STRING | CONSUME_FLAG, NULL,
+     "bootstrap servers (default $BATON_KAFKA_BROKERS)", CFG(brokers), 0, 0},
+    {"group", BATON_OPT_STRING | CONSUME_FLAG | BATON_OPT_REQUIRED, NULL, "consumer group id",
+     CFG(group), 0, 0},
+    {"topic", BATON_OPT_STRING | CONSUME_FLAG | BATON_OPT_REQUIRED, NULL, "topic to subscribe to",
+     CFG(topic), 0, 0},
+    {"count", BATON_OPT_INT | CONSUME_FLAG, "1", "messages to wait for", CFG(count), 1, 1000000000},
+    {"match", BATON_OPT_STRING | CONSUME_FLAG, NULL, "count only values that contain this text",
+     CFG(match), 0, 0},
+    {"timeout-ms", BATON_OPT_DURATION | CONSUME_FLAG, "30s", "give up after this long",
+     CFG(timeout_ms), 1, 86400000},
 };
-
-static void print_help(void) {
-    printf("Usage: %s --group ID --topic NAME [FLAGS]\n"
-           "Consumes as a member of a consumer group until --count values "
-           "arrived; prints each.\n\nFlags:\n",
-           CONSUME_PROGRAM);
-    for (size_t i = 0; i < sizeof(consume_flags) / sizeof(consume_flags[0]); i++) {
-        char lhs[64];
-        snprintf(lhs, sizeof(lhs), "%s%s%s", consume_flags[i].name,
-                 consume_flags[i].metavar ? " " : "",
-                 consume_flags[i].metavar ? consume_flags[i].metavar : "");
-        printf("  %-20s %s\n", lhs, consume_flags[i].doc);
-    }
-}
-
-/* Prints one line on stderr; returns the usage-error exit code. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-
-    fprintf(stderr, "%s: ", CONSUME_PROGRAM);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (try --help)\n");
-    return CONSUME_EXIT_USAGE;
-}
-
-/* Parses a decimal long >= min; returns 0 on success, -1 otherwise. */
-static int parse_long(const char *s, long min, long *out) {
-    char *end;
-    long v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min)
-        return -1;
-    *out = v;
-    return 0;
-}
+#define CONSUME_OPTION_COUNT (sizeof consume_options / sizeof consume_options[0])
 
 /*
- * Parses argv into conf. Accepts "--flag VALUE" and "--flag=VALUE". Returns
- * 0 to run, -1 when --help was printed, or CONSUME_EXIT_USAGE after one line
- * on stderr.
+ * Parses argv into conf. Returns 0 to run, -1 when --help was printed, or
+ * CONSUME_EXIT_USAGE after one line on stderr.
  */
 static int parse_args(int argc, char **argv, struct consume_config *conf) {
-    memset(conf, 0, sizeof(*conf));
-    conf->brokers = getenv("BATON_KAFKA_BROKERS");
-    conf->count = 1;
-    conf->timeout_ms = 30000;
-
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = NULL;
-        const struct consume_flag *flag = NULL;
-        size_t name_len = strcspn(arg, "=");
-
-        for (size_t f = 0; f < sizeof(consume_flags) / sizeof(consume_flags[0]); f++) {
-            if (strlen(consume_flags[f].name) == name_len &&
-                strncmp(arg, consume_flags[f].name, name_len) == 0)
-                flag = &consume_flags[f];
-        }
-        if (!flag)
-            return usage_error("unknown flag '%s'", arg);
-        if (arg[name_len] == '=') {
-            if (!flag->metavar)
-                return usage_error("flag '%s' takes no value", arg);
-            value = arg + name_len + 1;
-        } else if (flag->metavar) {
-            if (i + 1 >= argc)
-                return usage_error("flag '%s' needs a value", arg);
-            value = argv[++i];
-        }
-
-        if (strcmp(flag->name, "--help") == 0) {
-            print_help();
-            return -1;
-        } else if (strcmp(flag->name, "--brokers") == 0) {
-            conf->brokers = value;
-        } else if (strcmp(flag->name, "--group") == 0) {
-            conf->group = value;
-        } else if (strcmp(flag->name, "--topic") == 0) {
-            conf->topic = value;
-        } else if (strcmp(flag->name, "--match") == 0) {
-            conf->match = value;
-        } else if (strcmp(flag->name, "--count") == 0) {
-            if (parse_long(value, 1, &conf->count) != 0)
-                return usage_error("--count must be a number >= 1, got '%s'", value);
-        } else if (strcmp(flag->name, "--timeout-ms") == 0) {
-            if (parse_long(value, 1, &conf->timeout_ms) != 0)
-                return usage_error("--timeout-ms must be a number >= 1, got '%s'", value);
-        }
+    char errstr[512];
+    int first = argc;
+    baton_err_t err = baton_config_parse(consume_options, CONSUME_OPTION_COUNT, conf, argc, argv,
+                                         &first, errstr, sizeof errstr);
+    if (err == BATON_ERR_HELP) {
+        baton_config_help(stdout, CONSUME_PROGRAM " --group ID --topic NAME [FLAGS]",
+                          "Consumes as a member of a consumer group until --count values "
+                          "arrived; prints each.",
+                          consume_options, CONSUME_OPTION_COUNT);
+        return -1;
     }
-    if (!conf->brokers || !*conf->brokers)
-        return usage_error("no brokers: pass --brokers or set BATON_KAFKA_BROKERS");
-    if (!conf->group || !*conf->group)
-        return usage_error("--group is required");
-    if (!conf->topic || !*conf->topic)
-        return usage_error("--topic is required");
+    if (!err && first < argc)
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG, "unexpected argument '%s'",
+                           argv[first]);
+    /* The stack's env file names the brokers BATON_KAFKA_BROKERS, not
+     * BATON_BROKERS as the table would. */
+    if (!err && !conf->brokers)
+        conf->brokers = getenv("BATON_KAFKA_BROKERS");
+    if (!err && (!conf->brokers || !*conf->brokers))
+        err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
+                           "no brokers: pass --brokers or set BATON_KAFKA_BROKERS");
+    if (err) {
+        fprintf(stderr, "%s: %s\n", CONSUME_PROGRAM, errstr);
+        return CONSUME_EXIT_USAGE;
+    }
     return 0;
 }
 
@@ -273,7 +209,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "%s: group %s topic %s: %ld/%ld messages in %lld ms "
             "(first after %lld ms)\n",
-            CONSUME_PROGRAM, conf.group, conf.topic, got, conf.count, now_ms() - start_ms,
+            CONSUME_PROGRAM, conf.group, conf.topic, got, (long)conf.count, now_ms() - start_ms,
             first_ms);
 
     err = rd_kafka_consumer_close(rk);
