@@ -137,7 +137,7 @@ baton_err_t baton_tr_reply_error(const redisReply *reply, const char *what, char
             return baton_seterr(errstr, errstr_size, reply_codes[i].err, "%s", message);
         return baton_seterr(errstr, errstr_size, reply_codes[i].err, "Redis %s: %s", what, text);
     }
-    return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what, text);
+    return baton_seterr(errstr, errstr_size, BATON_ERR_REFUSED, "Redis %s: %s", what, text);
 }
 
 baton_err_t baton_tr_command(baton_redis_t *r, redisReply **reply, int argc, const char **argv,
@@ -286,11 +286,18 @@ static baton_err_t take(baton_redis_t *r, baton_tr_script_id_t id, redisReply **
                             baton_tr_scripts[id].name);
     if ((*reply)->type != REDIS_REPLY_ERROR)
         return BATON_OK;
-    if (noscript && (*reply)->str && strncmp((*reply)->str, "NOSCRIPT", 8) == 0)
-        *noscript = 1;
     char what[64];
     snprintf(what, sizeof what, "script %s", baton_tr_scripts[id].name);
-    err = baton_tr_reply_error(*reply, what, errstr, errstr_size);
+    if ((*reply)->str && strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
+        /* Lost by a restarted or flushed Redis; reloaded by the next
+         * append on this connection, so a retry succeeds. */
+        if (noscript)
+            *noscript = 1;
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what,
+                           (*reply)->str);
+    } else {
+        err = baton_tr_reply_error(*reply, what, errstr, errstr_size);
+    }
     freeReplyObject(*reply);
     *reply = NULL;
     return err;

@@ -15,9 +15,13 @@
  *                                          stream or consumer group)
  *     BUSYGROUP -> BATON_ERR_EXISTS       (Redis: XGROUP CREATE of a group that exists)
  *     UNBLOCKED -> BATON_ERR_NOT_FOUND    (Redis: a blocked XREADGROUP's stream was deleted)
- *     anything else -> BATON_ERR_REDIS
+ *     NOSCRIPT  -> BATON_ERR_REDIS        (a restarted Redis lost the scripts; the
+ *                                          next call on the connection reloads them)
+ *     anything else -> BATON_ERR_REFUSED  (OOM, BUSY ...: Redis refused, the
+ *                                          connection is fine)
  *
- * with the script's message (less its code word) in errstr. The stream
+ * and a broken connection is BATON_ERR_REDIS, as everywhere. The
+ * script's message (less its code word) goes to errstr. The stream
  * codes live here too (baton_tr_reply_error) because orphans.lua answers
  * with Redis's own NOGROUP: one mapping for both.
  *

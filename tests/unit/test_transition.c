@@ -558,8 +558,11 @@ START_TEST(test_error_replies_map_to_codes) {
     /* A code is a whole word: STALENESS is no STALE. */
     queue_reply(reply_str(REDIS_REPLY_ERROR, "STALENESS whatever"));
     ck_assert_int_eq(baton_tr_requeue(NULL, &keys, "t1", "7", 99, errstr, sizeof errstr),
-                     BATON_ERR_REDIS);
+                     BATON_ERR_REFUSED);
     ck_assert_msg(strstr(errstr, "requeue.lua") && strstr(errstr, "STALENESS"), "%s", errstr);
+    queue_reply(reply_str(REDIS_REPLY_ERROR, "OOM command not allowed"));
+    ck_assert_int_eq(baton_tr_read_complete(NULL, errstr, sizeof errstr), BATON_ERR_REFUSED);
+    ck_assert_str_eq(errstr, "Redis script complete.lua: OOM command not allowed");
 
     redisReply *busy = reply_str(REDIS_REPLY_ERROR, "BUSYGROUP Consumer Group name already exists");
     ck_assert_int_eq(baton_tr_reply_error(busy, "XGROUP", errstr, sizeof errstr), BATON_ERR_EXISTS);
