@@ -688,18 +688,22 @@ static baton_err_t read_claim(baton_redis_t *r, struct baton_tr_claim *out, int 
         redisReply **e = reply->element + k * CLAIM_FIELDS;
         struct baton_tr_claimed *t = &out->tasks[k];
         /* id, token, attempt, max_attempts, timeout_ms, task JSON */
-        if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
-            reply_ll(e[2], &t->attempt) || reply_ll(e[3], &t->max_attempts) ||
-            reply_ll(e[4], &t->timeout_ms)) {
+        if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING) {
             baton_tr_claim_free(out);
-            return bad_reply(BATON_TR_CLAIM, "a task's id, token or numbers", errstr,
-                             errstr_size);
+            return bad_reply(BATON_TR_CLAIM, "a task without id or token", errstr, errstr_size);
         }
         t->id = e[0]->str;
         t->token = e[1]->str;
-        /* A task hash without its JSON (damaged by hand) still counts:
-         * the caller fails it as unreadable. */
-        t->task_json = e[5]->type == REDIS_REPLY_STRING ? e[5]->str : "";
+        /* The task is running in Redis now: a damaged hash (a field
+         * missing or not a number) must still reach the caller, which
+         * fails it, rather than sit out its lease. */
+        if (reply_ll(e[2], &t->attempt))
+            t->attempt = -1;
+        if (reply_ll(e[3], &t->max_attempts))
+            t->max_attempts = -1;
+        if (reply_ll(e[4], &t->timeout_ms))
+            t->timeout_ms = -1;
+        t->task_json = e[5]->type == REDIS_REPLY_STRING ? e[5]->str : NULL;
         t->task_json_len = e[5]->type == REDIS_REPLY_STRING ? e[5]->len : 0;
     }
     out->count = n;

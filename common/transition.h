@@ -232,7 +232,9 @@ baton_err_t baton_tr_retry(baton_redis_t *r, const struct baton_queue_keys *keys
 
 /* ------------------------------------------------------------ worker */
 
-/* One task claim.lua handed over; strings borrowed from the claim. */
+/* One task claim.lua handed over; strings borrowed from the claim. A
+ * field missing from a damaged task hash is -1 (numbers) or NULL (JSON):
+ * the task is running all the same, and the caller fails it. */
 struct baton_tr_claimed {
     const char *id;
     const char *token;        /* fencing token, as text (sent back as is) */

@@ -396,6 +396,17 @@ START_TEST(test_claim_arguments_and_answer) {
     ck_assert_int_eq(claim.tasks[0].timeout_ms, 1000);
     ck_assert_str_eq(claim.tasks[0].task_json, "{\"id\":\"t1\"}");
     baton_tr_claim_free(&claim);
+    /* A damaged hash: the task is running, so it is handed over all the same. */
+    queue_reply(reply_array(6, reply_str(REDIS_REPLY_STRING, "t2"),
+                            reply_str(REDIS_REPLY_STRING, "1"),
+                            reply_str(REDIS_REPLY_STRING, "1"), reply_new(REDIS_REPLY_NIL),
+                            reply_new(REDIS_REPLY_NIL), reply_new(REDIS_REPLY_NIL)));
+    ck_assert_int_eq(baton_tr_read_claim(NULL, &claim, errstr, sizeof errstr), BATON_OK);
+    ck_assert_uint_eq(claim.count, 1);
+    ck_assert_int_eq(claim.tasks[0].max_attempts, -1);
+    ck_assert_int_eq(claim.tasks[0].timeout_ms, -1);
+    ck_assert_ptr_null(claim.tasks[0].task_json);
+    baton_tr_claim_free(&claim);
     /* A paused queue answers an empty array; a torn answer is an error. */
     queue_reply(reply_array(0));
     ck_assert_int_eq(baton_tr_read_claim(NULL, &claim, errstr, sizeof errstr), BATON_OK);
