@@ -19,7 +19,8 @@
 
 /* ------------------------------------------------------------ the table */
 
-#define QK(name) {#name, offsetof(struct baton_queue_keys, name)}
+#define QK(name)                                                                                   \
+    { #name, offsetof(struct baton_queue_keys, name) }
 #define PREFIX_DOC "task key prefix"
 #define RETENTION_DOC "retention of terminal tasks, ms"
 
@@ -27,8 +28,8 @@ static const struct baton_tr_key cancel_keys[] = {QK(ready), QK(scheduled), QK(d
                                                   QK(events)};
 static const char *const cancel_args[] = {PREFIX_DOC, "id", RETENTION_DOC};
 
-static const struct baton_tr_key claim_keys[] = {QK(ready), QK(running), QK(deadline),
-                                                 QK(events), QK(paused)};
+static const struct baton_tr_key claim_keys[] = {QK(ready), QK(running), QK(deadline), QK(events),
+                                                 QK(paused)};
 static const char *const claim_args[] = {PREFIX_DOC, "worker id", "lease length, ms",
                                          "most tasks to claim", RETENTION_DOC};
 
@@ -36,8 +37,8 @@ static const struct baton_tr_key complete_keys[] = {QK(running), QK(events)};
 static const char *const complete_args[] = {PREFIX_DOC, "id", "fencing token", "result",
                                             RETENTION_DOC};
 
-static const struct baton_tr_key enqueue_keys[] = {QK(ready),  QK(scheduled), QK(deadline),
-                                                   QK(seq),    QK(events),    QK(notify)};
+static const struct baton_tr_key enqueue_keys[] = {QK(ready), QK(scheduled), QK(deadline),
+                                                   QK(seq),   QK(events),    QK(notify)};
 static const char *const enqueue_args[] = {PREFIX_DOC, "queue name", RETENTION_DOC,
                                            "number of tasks N"};
 /* The group of ARGV per task that follows, in this order. */
@@ -47,12 +48,17 @@ static const struct baton_tr_key expire_keys[] = {QK(deadline), QK(ready), QK(sc
                                                   QK(events)};
 static const char *const expire_args[] = {PREFIX_DOC, "most tasks per call", RETENTION_DOC};
 
-static const struct baton_tr_key fail_keys[] = {QK(running), QK(scheduled), QK(dead),
-                                                QK(events)};
-static const char *const fail_args[] = {
-    PREFIX_DOC,      "id",         "fencing token",    "error text",
-    "reason",        "backoff base, ms", "backoff cap, ms", "jitter in [0, 1)",
-    "1 = permanent failure, do not retry", RETENTION_DOC};
+static const struct baton_tr_key fail_keys[] = {QK(running), QK(scheduled), QK(dead), QK(events)};
+static const char *const fail_args[] = {PREFIX_DOC,
+                                        "id",
+                                        "fencing token",
+                                        "error text",
+                                        "reason",
+                                        "backoff base, ms",
+                                        "backoff cap, ms",
+                                        "jitter in [0, 1)",
+                                        "1 = permanent failure, do not retry",
+                                        RETENTION_DOC};
 
 static const struct baton_tr_key finish_canceled_keys[] = {QK(running), QK(events)};
 static const char *const finish_canceled_args[] = {PREFIX_DOC, "id", "fencing token",
@@ -66,8 +72,8 @@ static const struct baton_tr_key orphans_keys[] = {{"events stream", -1}};
 static const char *const orphans_args[] = {"consumer group", "consumer",
                                            "most entries looked at in this call"};
 
-static const struct baton_tr_key promote_keys[] = {QK(scheduled), QK(ready), QK(seq),
-                                                   QK(events), QK(notify)};
+static const struct baton_tr_key promote_keys[] = {QK(scheduled), QK(ready), QK(seq), QK(events),
+                                                   QK(notify)};
 static const char *const promote_args[] = {PREFIX_DOC, "most tasks to move in this call"};
 
 static const struct baton_tr_key reclaim_keys[] = {QK(running), QK(ready),  QK(dead),
@@ -87,7 +93,7 @@ static const char *const retry_args[] = {PREFIX_DOC, "id"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define ROW(file, stem, rest)                                                                      \
-    {file, N(stem##_keys), stem##_keys, N(stem##_args), stem##_args, rest}
+    { file, N(stem##_keys), stem##_keys, N(stem##_args), stem##_args, rest }
 
 const struct baton_tr_script baton_tr_scripts[BATON_TR_SCRIPT_COUNT] = {
     [BATON_TR_CANCEL] = ROW("cancel.lua", cancel, NULL),
@@ -120,9 +126,9 @@ static const struct {
     baton_err_t err;
     int script; /* 1: a script's answer, whose message stands alone */
 } reply_codes[] = {
-    {"STALE", BATON_ERR_STALE_TOKEN, 1},  {"NOTFOUND", BATON_ERR_NOT_FOUND, 1},
-    {"STATE", BATON_ERR_STATE, 1},        {"NOGROUP", BATON_ERR_NOT_FOUND, 0},
-    {"BUSYGROUP", BATON_ERR_EXISTS, 0},   {"UNBLOCKED", BATON_ERR_NOT_FOUND, 0},
+    {"STALE", BATON_ERR_STALE_TOKEN, 1}, {"NOTFOUND", BATON_ERR_NOT_FOUND, 1},
+    {"STATE", BATON_ERR_STATE, 1},       {"NOGROUP", BATON_ERR_NOT_FOUND, 0},
+    {"BUSYGROUP", BATON_ERR_EXISTS, 0},  {"UNBLOCKED", BATON_ERR_NOT_FOUND, 0},
 };
 
 baton_err_t baton_tr_reply_error(const redisReply *reply, const char *what, char *errstr,
@@ -253,8 +259,8 @@ static baton_err_t call_send(baton_redis_t *r, struct call *c, char *errstr, siz
         err = baton_tr_append_hook(r, s->name, (int)s->nkeys, (int)c->argc, c->argv, c->lens,
                                    errstr, errstr_size);
     else
-        err = baton_redis_append_script(r, s->name, (int)s->nkeys, (int)c->argc, c->argv,
-                                        c->lens, errstr, errstr_size);
+        err = baton_redis_append_script(r, s->name, (int)s->nkeys, (int)c->argc, c->argv, c->lens,
+                                        errstr, errstr_size);
     call_free(c);
     return err;
 }
@@ -293,8 +299,8 @@ static baton_err_t take(baton_redis_t *r, baton_tr_script_id_t id, redisReply **
          * append on this connection, so a retry succeeds. */
         if (noscript)
             *noscript = 1;
-        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what,
-                           (*reply)->str);
+        err =
+            baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what, (*reply)->str);
     } else {
         err = baton_tr_reply_error(*reply, what, errstr, errstr_size);
     }
@@ -324,8 +330,8 @@ static int reply_ll(const redisReply *e, long long *out) {
 }
 
 /* Reads an array answer of exactly `n` numbers into out[0..n). */
-static baton_err_t read_numbers(baton_redis_t *r, baton_tr_script_id_t id, long long *out,
-                                size_t n, int *noscript, char *errstr, size_t errstr_size) {
+static baton_err_t read_numbers(baton_redis_t *r, baton_tr_script_id_t id, long long *out, size_t n,
+                                int *noscript, char *errstr, size_t errstr_size) {
     redisReply *reply;
     baton_err_t err = take(r, id, &reply, noscript, errstr, errstr_size);
     if (err)
@@ -341,8 +347,8 @@ static baton_err_t read_numbers(baton_redis_t *r, baton_tr_script_id_t id, long 
 
 /* Reads an answer that is the integer 1 (complete, finish_canceled,
  * requeue, retry). */
-static baton_err_t read_one(baton_redis_t *r, baton_tr_script_id_t id, int *noscript,
-                            char *errstr, size_t errstr_size) {
+static baton_err_t read_one(baton_redis_t *r, baton_tr_script_id_t id, int *noscript, char *errstr,
+                            size_t errstr_size) {
     redisReply *reply;
     baton_err_t err = take(r, id, &reply, noscript, errstr, errstr_size);
     if (err)
@@ -453,11 +459,9 @@ baton_err_t baton_tr_read_enqueue(baton_redis_t *r, struct baton_tr_enqueued *ou
 }
 
 baton_err_t baton_tr_enqueue(baton_redis_t *r, const struct baton_queue_keys *keys,
-                             int64_t retention_ms, const struct baton_tr_new_task *tasks,
-                             size_t n, struct baton_tr_enqueued *out, char *errstr,
-                             size_t errstr_size) {
-    ONE_CALL(r,
-             baton_tr_append_enqueue(r, keys, retention_ms, tasks, n, errstr, errstr_size),
+                             int64_t retention_ms, const struct baton_tr_new_task *tasks, size_t n,
+                             struct baton_tr_enqueued *out, char *errstr, size_t errstr_size) {
+    ONE_CALL(r, baton_tr_append_enqueue(r, keys, retention_ms, tasks, n, errstr, errstr_size),
              read_enqueue(r, out, &noscript_, errstr, errstr_size));
 }
 
@@ -472,9 +476,8 @@ baton_err_t baton_tr_append_promote(baton_redis_t *r, const struct baton_queue_k
     return call_send(r, &c, errstr, errstr_size);
 }
 
-static baton_err_t read_moved(baton_redis_t *r, baton_tr_script_id_t id,
-                              struct baton_tr_moved *out, int *noscript, char *errstr,
-                              size_t errstr_size) {
+static baton_err_t read_moved(baton_redis_t *r, baton_tr_script_id_t id, struct baton_tr_moved *out,
+                              int *noscript, char *errstr, size_t errstr_size) {
     long long v[2] = {0, -1};
     baton_err_t err = read_numbers(r, id, v, 2, noscript, errstr, errstr_size);
     out->moved = err ? 0 : v[0];
@@ -487,9 +490,8 @@ baton_err_t baton_tr_read_promote(baton_redis_t *r, struct baton_tr_moved *out, 
     return read_moved(r, BATON_TR_PROMOTE, out, NULL, errstr, errstr_size);
 }
 
-baton_err_t baton_tr_promote(baton_redis_t *r, const struct baton_queue_keys *keys,
-                             int64_t batch, struct baton_tr_moved *out, char *errstr,
-                             size_t errstr_size) {
+baton_err_t baton_tr_promote(baton_redis_t *r, const struct baton_queue_keys *keys, int64_t batch,
+                             struct baton_tr_moved *out, char *errstr, size_t errstr_size) {
     ONE_CALL(r, baton_tr_append_promote(r, keys, batch, errstr, errstr_size),
              read_moved(r, BATON_TR_PROMOTE, out, &noscript_, errstr, errstr_size));
 }
@@ -537,14 +539,14 @@ static baton_err_t read_reclaim(baton_redis_t *r, struct baton_tr_reclaimed *out
     return err;
 }
 
-baton_err_t baton_tr_read_reclaim(baton_redis_t *r, struct baton_tr_reclaimed *out,
-                                  char *errstr, size_t errstr_size) {
+baton_err_t baton_tr_read_reclaim(baton_redis_t *r, struct baton_tr_reclaimed *out, char *errstr,
+                                  size_t errstr_size) {
     return read_reclaim(r, out, NULL, errstr, errstr_size);
 }
 
-baton_err_t baton_tr_reclaim(baton_redis_t *r, const struct baton_queue_keys *keys,
-                             int64_t batch, int64_t retention_ms, struct baton_tr_reclaimed *out,
-                             char *errstr, size_t errstr_size) {
+baton_err_t baton_tr_reclaim(baton_redis_t *r, const struct baton_queue_keys *keys, int64_t batch,
+                             int64_t retention_ms, struct baton_tr_reclaimed *out, char *errstr,
+                             size_t errstr_size) {
     ONE_CALL(r, baton_tr_append_reclaim(r, keys, batch, retention_ms, errstr, errstr_size),
              read_reclaim(r, out, &noscript_, errstr, errstr_size));
 }
@@ -563,8 +565,8 @@ static baton_err_t append_orphans(baton_redis_t *r, const char *stream, const ch
     return call_send(r, &c, errstr, errstr_size);
 }
 
-static baton_err_t read_orphans(baton_redis_t *r, redisReply **entries, int *noscript,
-                                char *errstr, size_t errstr_size) {
+static baton_err_t read_orphans(baton_redis_t *r, redisReply **entries, int *noscript, char *errstr,
+                                size_t errstr_size) {
     baton_err_t err = take(r, BATON_TR_ORPHANS, entries, noscript, errstr, errstr_size);
     if (!err && (*entries)->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(*entries);
@@ -575,8 +577,8 @@ static baton_err_t read_orphans(baton_redis_t *r, redisReply **entries, int *nos
 }
 
 baton_err_t baton_tr_orphans(baton_redis_t *r, const char *stream, const char *group,
-                             const char *consumer, size_t most, redisReply **entries,
-                             char *errstr, size_t errstr_size) {
+                             const char *consumer, size_t most, redisReply **entries, char *errstr,
+                             size_t errstr_size) {
     *entries = NULL;
     ONE_CALL(r, append_orphans(r, stream, group, consumer, most, errstr, errstr_size),
              read_orphans(r, entries, &noscript_, errstr, errstr_size));
@@ -595,8 +597,8 @@ static baton_err_t append_cancel(baton_redis_t *r, const struct baton_queue_keys
     return call_send(r, &c, errstr, errstr_size);
 }
 
-static baton_err_t read_cancel(baton_redis_t *r, baton_event_t *result, int *noscript,
-                               char *errstr, size_t errstr_size) {
+static baton_err_t read_cancel(baton_redis_t *r, baton_event_t *result, int *noscript, char *errstr,
+                               size_t errstr_size) {
     redisReply *reply;
     baton_err_t err = take(r, BATON_TR_CANCEL, &reply, noscript, errstr, errstr_size);
     if (err)
@@ -613,9 +615,9 @@ static baton_err_t read_cancel(baton_redis_t *r, baton_event_t *result, int *nos
     return err;
 }
 
-baton_err_t baton_tr_cancel(baton_redis_t *r, const struct baton_queue_keys *keys,
-                            const char *id, int64_t retention_ms, baton_event_t *result,
-                            char *errstr, size_t errstr_size) {
+baton_err_t baton_tr_cancel(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
+                            int64_t retention_ms, baton_event_t *result, char *errstr,
+                            size_t errstr_size) {
     ONE_CALL(r, append_cancel(r, keys, id, retention_ms, errstr, errstr_size),
              read_cancel(r, result, &noscript_, errstr, errstr_size));
 }
@@ -716,9 +718,8 @@ baton_err_t baton_tr_read_claim(baton_redis_t *r, struct baton_tr_claim *out, ch
 }
 
 baton_err_t baton_tr_claim(baton_redis_t *r, const struct baton_queue_keys *keys,
-                           const char *worker_id, int64_t lease_ms, int count,
-                           int64_t retention_ms, struct baton_tr_claim *out, char *errstr,
-                           size_t errstr_size) {
+                           const char *worker_id, int64_t lease_ms, int count, int64_t retention_ms,
+                           struct baton_tr_claim *out, char *errstr, size_t errstr_size) {
     ONE_CALL(r,
              baton_tr_append_claim(r, keys, worker_id, lease_ms, count, retention_ms, errstr,
                                    errstr_size),
@@ -761,8 +762,8 @@ static baton_err_t read_renew(baton_redis_t *r, baton_tr_renewal_t *answers, siz
     return err;
 }
 
-baton_err_t baton_tr_renew(baton_redis_t *r, const struct baton_queue_keys *keys,
-                           int64_t lease_ms, const struct baton_tr_lease *leases, size_t n,
+baton_err_t baton_tr_renew(baton_redis_t *r, const struct baton_queue_keys *keys, int64_t lease_ms,
+                           const struct baton_tr_lease *leases, size_t n,
                            baton_tr_renewal_t *answers, char *errstr, size_t errstr_size) {
     ONE_CALL(r, append_renew(r, keys, lease_ms, leases, n, errstr, errstr_size),
              read_renew(r, answers, n, &noscript_, errstr, errstr_size));
@@ -786,20 +787,18 @@ baton_err_t baton_tr_read_complete(baton_redis_t *r, char *errstr, size_t errstr
     return read_one(r, BATON_TR_COMPLETE, NULL, errstr, errstr_size);
 }
 
-baton_err_t baton_tr_complete(baton_redis_t *r, const struct baton_queue_keys *keys,
-                              const char *id, const char *token, const char *result,
-                              size_t result_len, int64_t retention_ms, char *errstr,
-                              size_t errstr_size) {
+baton_err_t baton_tr_complete(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
+                              const char *token, const char *result, size_t result_len,
+                              int64_t retention_ms, char *errstr, size_t errstr_size) {
     ONE_CALL(r,
-             baton_tr_append_complete(r, keys, id, token, result, result_len, retention_ms,
-                                      errstr, errstr_size),
+             baton_tr_append_complete(r, keys, id, token, result, result_len, retention_ms, errstr,
+                                      errstr_size),
              read_one(r, BATON_TR_COMPLETE, &noscript_, errstr, errstr_size));
 }
 
 static baton_err_t append_fail(baton_redis_t *r, const struct baton_queue_keys *keys,
-                               const char *id, const char *token,
-                               const struct baton_tr_failure *f, int64_t retention_ms,
-                               char *errstr, size_t errstr_size) {
+                               const char *id, const char *token, const struct baton_tr_failure *f,
+                               int64_t retention_ms, char *errstr, size_t errstr_size) {
     struct call c;
     char jitter[32];
     /* 9 decimals: finer than a millisecond of any backoff window. */
@@ -818,8 +817,8 @@ static baton_err_t append_fail(baton_redis_t *r, const struct baton_queue_keys *
     return call_send(r, &c, errstr, errstr_size);
 }
 
-static baton_err_t read_fail(baton_redis_t *r, baton_state_t *next, int64_t *due_ms,
-                             int *noscript, char *errstr, size_t errstr_size) {
+static baton_err_t read_fail(baton_redis_t *r, baton_state_t *next, int64_t *due_ms, int *noscript,
+                             char *errstr, size_t errstr_size) {
     redisReply *reply;
     baton_err_t err = take(r, BATON_TR_FAIL, &reply, noscript, errstr, errstr_size);
     if (err)
@@ -843,19 +842,20 @@ static baton_err_t read_fail(baton_redis_t *r, baton_state_t *next, int64_t *due
 
 baton_err_t baton_tr_fail(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
                           const char *token, const struct baton_tr_failure *failure,
-                          int64_t retention_ms, baton_state_t *next, int64_t *due_ms,
-                          char *errstr, size_t errstr_size) {
-    ONE_CALL(r,
-             append_fail(r, keys, id, token, failure, retention_ms, errstr, errstr_size),
+                          int64_t retention_ms, baton_state_t *next, int64_t *due_ms, char *errstr,
+                          size_t errstr_size) {
+    ONE_CALL(r, append_fail(r, keys, id, token, failure, retention_ms, errstr, errstr_size),
              read_fail(r, next, due_ms, &noscript_, errstr, errstr_size));
 }
 
-static baton_err_t append_finish_canceled(baton_redis_t *r, const struct baton_queue_keys *keys,
-                                          const char *id, const char *token,
-                                          int64_t retention_ms, char *errstr,
-                                          size_t errstr_size) {
+/* The calls whose ARGV are prefix, id, token, retention: finish_canceled
+ * and requeue. */
+static baton_err_t append_fenced(baton_redis_t *r, baton_tr_script_id_t id_,
+                                 const struct baton_queue_keys *keys, const char *id,
+                                 const char *token, int64_t retention_ms, char *errstr,
+                                 size_t errstr_size) {
     struct call c;
-    call_start(&c, BATON_TR_FINISH_CANCELED, keys, NULL, 0, errstr, errstr_size);
+    call_start(&c, id_, keys, NULL, 0, errstr, errstr_size);
     call_str(&c, keys->task_prefix);
     call_str(&c, id);
     call_str(&c, token);
@@ -867,26 +867,16 @@ baton_err_t baton_tr_finish_canceled(baton_redis_t *r, const struct baton_queue_
                                      const char *id, const char *token, int64_t retention_ms,
                                      char *errstr, size_t errstr_size) {
     ONE_CALL(r,
-             append_finish_canceled(r, keys, id, token, retention_ms, errstr, errstr_size),
+             append_fenced(r, BATON_TR_FINISH_CANCELED, keys, id, token, retention_ms, errstr,
+                           errstr_size),
              read_one(r, BATON_TR_FINISH_CANCELED, &noscript_, errstr, errstr_size));
 }
 
-static baton_err_t append_requeue(baton_redis_t *r, const struct baton_queue_keys *keys,
-                                  const char *id, const char *token, int64_t retention_ms,
-                                  char *errstr, size_t errstr_size) {
-    struct call c;
-    call_start(&c, BATON_TR_REQUEUE, keys, NULL, 0, errstr, errstr_size);
-    call_str(&c, keys->task_prefix);
-    call_str(&c, id);
-    call_str(&c, token);
-    call_num(&c, retention_ms);
-    return call_send(r, &c, errstr, errstr_size);
-}
-
-baton_err_t baton_tr_requeue(baton_redis_t *r, const struct baton_queue_keys *keys,
-                             const char *id, const char *token, int64_t retention_ms,
-                             char *errstr, size_t errstr_size) {
-    ONE_CALL(r, append_requeue(r, keys, id, token, retention_ms, errstr, errstr_size),
+baton_err_t baton_tr_requeue(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
+                             const char *token, int64_t retention_ms, char *errstr,
+                             size_t errstr_size) {
+    ONE_CALL(r,
+             append_fenced(r, BATON_TR_REQUEUE, keys, id, token, retention_ms, errstr, errstr_size),
              read_one(r, BATON_TR_REQUEUE, &noscript_, errstr, errstr_size));
 }
 

@@ -78,20 +78,20 @@ typedef enum baton_tr_script_id {
 
 /* Where the functions take KEYS[i] from. */
 struct baton_tr_key {
-    const char *doc;  /* its description in the script's header, e.g. "ready" */
-    ptrdiff_t field;  /* offset in struct baton_queue_keys; -1: a key the
-                         function passes itself (registry, stream) */
+    const char *doc; /* its description in the script's header, e.g. "ready" */
+    ptrdiff_t field; /* offset in struct baton_queue_keys; -1: a key the
+                        function passes itself (registry, stream) */
 };
 
 /* One script's interface, as its header comment documents it. */
 struct baton_tr_script {
-    const char *name;                 /* file name, "claim.lua" */
-    size_t nkeys;                     /* number of KEYS */
-    const struct baton_tr_key *keys;  /* KEYS[1..nkeys] */
-    size_t nargs;                     /* number of fixed ARGV */
-    const char *const *args;          /* ARGV[1..nargs] descriptions */
-    const char *rest;                 /* the header's "then ..." line on the
-                                         ARGV after the fixed ones; NULL: none */
+    const char *name;                /* file name, "claim.lua" */
+    size_t nkeys;                    /* number of KEYS */
+    const struct baton_tr_key *keys; /* KEYS[1..nkeys] */
+    size_t nargs;                    /* number of fixed ARGV */
+    const char *const *args;         /* ARGV[1..nargs] descriptions */
+    const char *rest;                /* the header's "then ..." line on the
+                                        ARGV after the fixed ones; NULL: none */
 };
 
 /* Every script but _lib.lua, indexed by baton_tr_script_id_t. */
@@ -106,8 +106,8 @@ extern const struct baton_tr_script baton_tr_scripts[BATON_TR_SCRIPT_COUNT];
 extern baton_err_t (*baton_tr_append_hook)(baton_redis_t *r, const char *name, int numkeys,
                                            int argc, const char **argv, const size_t *lens,
                                            char *errstr, size_t errstr_size);
-extern baton_err_t (*baton_tr_get_reply_hook)(baton_redis_t *r, redisReply **reply,
-                                              char *errstr, size_t errstr_size);
+extern baton_err_t (*baton_tr_get_reply_hook)(baton_redis_t *r, redisReply **reply, char *errstr,
+                                              size_t errstr_size);
 
 /*
  * The baton_err_t of an error reply (see the table at the top), with the
@@ -133,7 +133,7 @@ struct baton_tr_new_task {
     const struct baton_task *task; /* borrowed; its queue is the batch's */
     const char *json;              /* baton_task_encode() of it, borrowed */
     size_t json_len;
-    const char *topic;             /* Kafka coordinates, kept with the task */
+    const char *topic; /* Kafka coordinates, kept with the task */
     int32_t partition;
     int64_t offset;
 };
@@ -147,12 +147,11 @@ struct baton_tr_enqueued {
 baton_err_t baton_tr_append_enqueue(baton_redis_t *r, const struct baton_queue_keys *keys,
                                     int64_t retention_ms, const struct baton_tr_new_task *tasks,
                                     size_t n, char *errstr, size_t errstr_size);
-baton_err_t baton_tr_read_enqueue(baton_redis_t *r, struct baton_tr_enqueued *out,
-                                  char *errstr, size_t errstr_size);
+baton_err_t baton_tr_read_enqueue(baton_redis_t *r, struct baton_tr_enqueued *out, char *errstr,
+                                  size_t errstr_size);
 baton_err_t baton_tr_enqueue(baton_redis_t *r, const struct baton_queue_keys *keys,
-                             int64_t retention_ms, const struct baton_tr_new_task *tasks,
-                             size_t n, struct baton_tr_enqueued *out, char *errstr,
-                             size_t errstr_size);
+                             int64_t retention_ms, const struct baton_tr_new_task *tasks, size_t n,
+                             struct baton_tr_enqueued *out, char *errstr, size_t errstr_size);
 
 /* ------------------------------------------------------- maintenance */
 
@@ -168,9 +167,8 @@ baton_err_t baton_tr_append_promote(baton_redis_t *r, const struct baton_queue_k
                                     int64_t batch, char *errstr, size_t errstr_size);
 baton_err_t baton_tr_read_promote(baton_redis_t *r, struct baton_tr_moved *out, char *errstr,
                                   size_t errstr_size);
-baton_err_t baton_tr_promote(baton_redis_t *r, const struct baton_queue_keys *keys,
-                             int64_t batch, struct baton_tr_moved *out, char *errstr,
-                             size_t errstr_size);
+baton_err_t baton_tr_promote(baton_redis_t *r, const struct baton_queue_keys *keys, int64_t batch,
+                             struct baton_tr_moved *out, char *errstr, size_t errstr_size);
 
 /* expire.lua: up to `batch` tasks whose deadline passed before a start. */
 baton_err_t baton_tr_append_expire(baton_redis_t *r, const struct baton_queue_keys *keys,
@@ -192,11 +190,11 @@ struct baton_tr_reclaimed {
 baton_err_t baton_tr_append_reclaim(baton_redis_t *r, const struct baton_queue_keys *keys,
                                     int64_t batch, int64_t retention_ms, char *errstr,
                                     size_t errstr_size);
-baton_err_t baton_tr_read_reclaim(baton_redis_t *r, struct baton_tr_reclaimed *out,
-                                  char *errstr, size_t errstr_size);
-baton_err_t baton_tr_reclaim(baton_redis_t *r, const struct baton_queue_keys *keys,
-                             int64_t batch, int64_t retention_ms, struct baton_tr_reclaimed *out,
-                             char *errstr, size_t errstr_size);
+baton_err_t baton_tr_read_reclaim(baton_redis_t *r, struct baton_tr_reclaimed *out, char *errstr,
+                                  size_t errstr_size);
+baton_err_t baton_tr_reclaim(baton_redis_t *r, const struct baton_queue_keys *keys, int64_t batch,
+                             int64_t retention_ms, struct baton_tr_reclaimed *out, char *errstr,
+                             size_t errstr_size);
 
 /* ----------------------------------------------------------- history */
 
@@ -207,8 +205,8 @@ baton_err_t baton_tr_reclaim(baton_redis_t *r, const struct baton_queue_keys *ke
  * BATON_ERR_NOT_FOUND when the stream or the group does not exist.
  */
 baton_err_t baton_tr_orphans(baton_redis_t *r, const char *stream, const char *group,
-                             const char *consumer, size_t most, redisReply **entries,
-                             char *errstr, size_t errstr_size);
+                             const char *consumer, size_t most, redisReply **entries, char *errstr,
+                             size_t errstr_size);
 
 /* ---------------------------------------------------------- batonctl */
 
@@ -218,9 +216,9 @@ baton_err_t baton_tr_orphans(baton_redis_t *r, const char *stream, const char *g
  * BATON_EVENT_CANCEL_REQUESTED (running: its worker stops it).
  * BATON_ERR_NOT_FOUND (no such task), BATON_ERR_STATE (finished).
  */
-baton_err_t baton_tr_cancel(baton_redis_t *r, const struct baton_queue_keys *keys,
-                            const char *id, int64_t retention_ms, baton_event_t *result,
-                            char *errstr, size_t errstr_size);
+baton_err_t baton_tr_cancel(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
+                            int64_t retention_ms, baton_event_t *result, char *errstr,
+                            size_t errstr_size);
 
 /* retry.lua: a dead task back to ready with new attempts.
  * BATON_ERR_NOT_FOUND (no such task), BATON_ERR_STATE (not dead). */
@@ -237,11 +235,11 @@ baton_err_t baton_tr_retry(baton_redis_t *r, const struct baton_queue_keys *keys
  * the task is running all the same, and the caller fails it. */
 struct baton_tr_claimed {
     const char *id;
-    const char *token;        /* fencing token, as text (sent back as is) */
-    long long attempt;        /* this attempt's number, 1 for the first */
+    const char *token; /* fencing token, as text (sent back as is) */
+    long long attempt; /* this attempt's number, 1 for the first */
     long long max_attempts;
     long long timeout_ms;
-    const char *task_json;    /* the normalized task (baton_task_parse) */
+    const char *task_json; /* the normalized task (baton_task_parse) */
     size_t task_json_len;
 };
 
@@ -250,7 +248,7 @@ struct baton_tr_claimed {
 struct baton_tr_claim {
     struct baton_tr_claimed *tasks; /* owned */
     size_t count;
-    redisReply *reply;              /* owned: the strings above live in it */
+    redisReply *reply; /* owned: the strings above live in it */
 };
 
 /* Frees what a claim holds; a zeroed claim is a no-op. */
@@ -266,9 +264,8 @@ baton_err_t baton_tr_append_claim(baton_redis_t *r, const struct baton_queue_key
 baton_err_t baton_tr_read_claim(baton_redis_t *r, struct baton_tr_claim *out, char *errstr,
                                 size_t errstr_size);
 baton_err_t baton_tr_claim(baton_redis_t *r, const struct baton_queue_keys *keys,
-                           const char *worker_id, int64_t lease_ms, int count,
-                           int64_t retention_ms, struct baton_tr_claim *out, char *errstr,
-                           size_t errstr_size);
+                           const char *worker_id, int64_t lease_ms, int count, int64_t retention_ms,
+                           struct baton_tr_claim *out, char *errstr, size_t errstr_size);
 
 /* One running task of the caller's, as renew.lua checks it. */
 struct baton_tr_lease {
@@ -278,15 +275,15 @@ struct baton_tr_lease {
 
 /* renew.lua's answer per lease. */
 typedef enum baton_tr_renewal {
-    BATON_TR_RENEW_REFUSED = 0,     /* stale token or not running: abandon, write nothing */
-    BATON_TR_RENEW_OK = 1,          /* renewed */
-    BATON_TR_RENEW_CANCELED = 2,    /* renewed, but a cancellation was requested */
+    BATON_TR_RENEW_REFUSED = 0,  /* stale token or not running: abandon, write nothing */
+    BATON_TR_RENEW_OK = 1,       /* renewed */
+    BATON_TR_RENEW_CANCELED = 2, /* renewed, but a cancellation was requested */
 } baton_tr_renewal_t;
 
 /* renew.lua: extends leases[0..n) by `lease_ms`; answers[i] is the answer
  * for leases[i] (answers has room for n). */
-baton_err_t baton_tr_renew(baton_redis_t *r, const struct baton_queue_keys *keys,
-                           int64_t lease_ms, const struct baton_tr_lease *leases, size_t n,
+baton_err_t baton_tr_renew(baton_redis_t *r, const struct baton_queue_keys *keys, int64_t lease_ms,
+                           const struct baton_tr_lease *leases, size_t n,
                            baton_tr_renewal_t *answers, char *errstr, size_t errstr_size);
 
 /* complete.lua: success of the attempt holding `token`, with `result`
@@ -297,10 +294,9 @@ baton_err_t baton_tr_append_complete(baton_redis_t *r, const struct baton_queue_
                                      size_t result_len, int64_t retention_ms, char *errstr,
                                      size_t errstr_size);
 baton_err_t baton_tr_read_complete(baton_redis_t *r, char *errstr, size_t errstr_size);
-baton_err_t baton_tr_complete(baton_redis_t *r, const struct baton_queue_keys *keys,
-                              const char *id, const char *token, const char *result,
-                              size_t result_len, int64_t retention_ms, char *errstr,
-                              size_t errstr_size);
+baton_err_t baton_tr_complete(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
+                              const char *token, const char *result, size_t result_len,
+                              int64_t retention_ms, char *errstr, size_t errstr_size);
 
 /* A failed attempt, as fail.lua takes it. */
 struct baton_tr_failure {
@@ -308,8 +304,8 @@ struct baton_tr_failure {
     const char *reason;      /* "error", "timeout", "crash" */
     int64_t backoff_base_ms; /* retry delay: jitter * min(cap, base * 2^(attempt-1)) */
     int64_t backoff_cap_ms;
-    double jitter;           /* in [0, 1), randomness from the caller */
-    int permanent;           /* 1: no retry, dead at once */
+    double jitter; /* in [0, 1), randomness from the caller */
+    int permanent; /* 1: no retry, dead at once */
 };
 
 /*
@@ -322,8 +318,8 @@ struct baton_tr_failure {
  */
 baton_err_t baton_tr_fail(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
                           const char *token, const struct baton_tr_failure *failure,
-                          int64_t retention_ms, baton_state_t *next, int64_t *due_ms,
-                          char *errstr, size_t errstr_size);
+                          int64_t retention_ms, baton_state_t *next, int64_t *due_ms, char *errstr,
+                          size_t errstr_size);
 
 /* finish_canceled.lua: the attempt holding `token` stopped after a
  * cancellation request. BATON_ERR_STALE_TOKEN: nothing written. */
@@ -333,9 +329,9 @@ baton_err_t baton_tr_finish_canceled(baton_redis_t *r, const struct baton_queue_
 
 /* requeue.lua: a stopping worker returns the task to the head of its
  * priority (its attempt given back). BATON_ERR_STALE_TOKEN: nothing written. */
-baton_err_t baton_tr_requeue(baton_redis_t *r, const struct baton_queue_keys *keys,
-                             const char *id, const char *token, int64_t retention_ms,
-                             char *errstr, size_t errstr_size);
+baton_err_t baton_tr_requeue(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
+                             const char *token, int64_t retention_ms, char *errstr,
+                             size_t errstr_size);
 
 /*
  * heartbeat.lua: records worker `worker_id` in the registry

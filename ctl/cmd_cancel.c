@@ -63,8 +63,8 @@ int ctl_cmd_cancel(const struct ctl_config *config, int argc, char **argv) {
     baton_queue_keys_init(&keys, queue);
     char errstr[512];
     baton_event_t result = BATON_EVENT_CANCELED;
-    baton_err_t err = baton_tr_cancel(r, &keys, id, config->retention_ms, &result, errstr,
-                                      sizeof errstr);
+    baton_err_t err =
+        baton_tr_cancel(r, &keys, id, config->retention_ms, &result, errstr, sizeof errstr);
     baton_redis_destroy(r);
     if (err == BATON_ERR_NOT_FOUND || err == BATON_ERR_STATE) {
         /* Gone since the lookup, or "task x is succeeded and cannot be

@@ -48,7 +48,8 @@ int ctl_cmd_workers(const struct ctl_config *config, int argc, char **argv) {
     redisReply *ids = NULL;
     baton_err_t err = baton_redis_time_ms(r, &now, errstr, sizeof errstr);
     if (!err)
-        err = ctl_redis_cmd(r, &ids, errstr, sizeof errstr, "ZRANGE", BATON_KEY_WORKERS, "0", "-1", NULL);
+        err = ctl_redis_cmd(r, &ids, errstr, sizeof errstr, "ZRANGE", BATON_KEY_WORKERS, "0", "-1",
+                            NULL);
     size_t n = ids ? ids->elements : 0;
     for (size_t i = 0; i < n && !err; i++) {
         char key[BATON_KEY_MAX];

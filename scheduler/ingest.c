@@ -524,7 +524,6 @@ baton_err_t ingest_check_config(const struct scheduler_config *config, char *err
 
 /* -------------------------------------------------------------- parsing */
 
-
 /* Parses the messages not parsed yet; prepares each valid task's args. */
 static baton_err_t parse_new(struct ingest *ing) {
     for (size_t i = ing->parsed_count; i < ing->count; i++) {
@@ -782,8 +781,8 @@ static int by_queue(const void *a, const void *b) {
 
 /* Appends one enqueue.lua call for tasks order[from..to) (all one queue);
  * `tasks` has room for ENQUEUE_CHUNK. */
-static baton_err_t append_enqueue(struct ingest *ing, const size_t *order, size_t from,
-                                  size_t to, struct baton_tr_new_task *tasks, char *errstr,
+static baton_err_t append_enqueue(struct ingest *ing, const size_t *order, size_t from, size_t to,
+                                  struct baton_tr_new_task *tasks, char *errstr,
                                   size_t errstr_size) {
     struct baton_queue_keys keys;
     baton_queue_keys_init(&keys, ing->parsed[order[from]].task->queue);
@@ -791,11 +790,11 @@ static baton_err_t append_enqueue(struct ingest *ing, const size_t *order, size_
         size_t i = order[j];
         rd_kafka_message_t *m = ing->msgs[i];
         tasks[j - from] = (struct baton_tr_new_task){
-            ing->parsed[i].task, ing->args[i].json, ing->args[i].json_len,
-            rd_kafka_topic_name(m->rkt), m->partition, m->offset};
+            ing->parsed[i].task,         ing->args[i].json, ing->args[i].json_len,
+            rd_kafka_topic_name(m->rkt), m->partition,      m->offset};
     }
-    return baton_tr_append_enqueue(ing->redis, &keys, ing->config->retention_ms, tasks,
-                                   to - from, errstr, errstr_size);
+    return baton_tr_append_enqueue(ing->redis, &keys, ing->config->retention_ms, tasks, to - from,
+                                   errstr, errstr_size);
 }
 
 /* Appends the "rejected" event of message i to baton:rejections. */

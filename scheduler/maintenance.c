@@ -59,7 +59,7 @@
 
 /* What maintenance knows of one queue of the registry. */
 struct queue_state {
-    const char *name;        /* keys->name */
+    const char *name;              /* keys->name */
     struct baton_queue_keys *keys; /* owned, built once when the queue is first seen */
     int idle;                /* 1: not ticked until woken */
     int64_t empty_since_ms;  /* monotonic time the sets were first seen empty; 0: not empty */
@@ -210,8 +210,7 @@ static baton_err_t sync_queues(struct maintenance *m, char *errstr, size_t errst
 /* Appends EXISTS of the four sets the scripts act on: 0 means nothing to do. */
 static baton_err_t append_exists(struct maintenance *m, const struct baton_queue_keys *keys,
                                  char *errstr, size_t errstr_size) {
-    const char *argv[5] = {"EXISTS", keys->ready, keys->scheduled, keys->running,
-                           keys->deadline};
+    const char *argv[5] = {"EXISTS", keys->ready, keys->scheduled, keys->running, keys->deadline};
     return baton_redis_append(m->redis, 5, argv, NULL, errstr, errstr_size);
 }
 

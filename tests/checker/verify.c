@@ -171,15 +171,15 @@ enum qset { SET_READY, SET_SCHEDULED, SET_RUNNING, SET_DEAD, SET_DEADLINE, SET_C
 static const char *const set_names[SET_COUNT] = {"ready", "scheduled", "running", "dead",
                                                  "deadline"};
 #define QKEY(name) offsetof(struct baton_queue_keys, name)
-static const size_t set_keys[SET_COUNT] = {QKEY(ready), QKEY(scheduled), QKEY(running),
-                                           QKEY(dead), QKEY(deadline)};
+static const size_t set_keys[SET_COUNT] = {QKEY(ready), QKEY(scheduled), QKEY(running), QKEY(dead),
+                                           QKEY(deadline)};
 
 /* Every key kind a queue may have besides task hashes ("t:<id>"). */
 static const char *const known_keys[] = {"ready", "seq",    "scheduled", "deadline", "running",
                                          "dead",  "events", "notify",    "paused"};
-static const size_t known_key_fields[] = {QKEY(ready),   QKEY(seq),    QKEY(scheduled),
+static const size_t known_key_fields[] = {QKEY(ready),    QKEY(seq),     QKEY(scheduled),
                                           QKEY(deadline), QKEY(running), QKEY(dead),
-                                          QKEY(events),  QKEY(notify), QKEY(paused)};
+                                          QKEY(events),   QKEY(notify),  QKEY(paused)};
 #define KNOWN_KEY_COUNT 9
 
 /* Key `field` (a QKEY offset) of `keys`. */
@@ -971,8 +971,7 @@ static int serves_queue(const char *queues, const char *queue) {
  */
 static baton_err_t registry_refusals(struct verify_run *run, char *errstr, size_t errstr_size) {
     struct strvec keys = {0};
-    baton_err_t err =
-        scan_keys(run->redis, BATON_KEY_WORKER_PATTERN, &keys, errstr, errstr_size);
+    baton_err_t err = scan_keys(run->redis, BATON_KEY_WORKER_PATTERN, &keys, errstr, errstr_size);
     for (size_t i = 0; !err && i < keys.n; i++) {
         const char *argv[] = {"HMGET", keys.v[i], "queues", "stale_refusals"};
         redisReply *reply;

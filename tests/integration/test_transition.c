@@ -49,14 +49,17 @@ static void teardown(void) {
 }
 
 static void enqueue_one(const char *id, int max_attempts) {
-    struct baton_task task = {.id = (char *)id, .queue = keys.name, .priority = 5,
-                              .max_attempts = max_attempts, .timeout_ms = 1000,
-                              .run_at_ms = BATON_TIME_UNSET, .delay_ms = BATON_TIME_UNSET,
+    struct baton_task task = {.id = (char *)id,
+                              .queue = keys.name,
+                              .priority = 5,
+                              .max_attempts = max_attempts,
+                              .timeout_ms = 1000,
+                              .run_at_ms = BATON_TIME_UNSET,
+                              .delay_ms = BATON_TIME_UNSET,
                               .deadline_ms = BATON_TIME_UNSET};
     const struct baton_tr_new_task nt = {&task, "{\"id\":\"x\"}", 10, "topic", 0, 1};
     struct baton_tr_enqueued done;
-    ck_assert_int_eq(baton_tr_enqueue(r, &keys, RETENTION_MS, &nt, 1, &done, errstr,
-                                      sizeof errstr),
+    ck_assert_int_eq(baton_tr_enqueue(r, &keys, RETENTION_MS, &nt, 1, &done, errstr, sizeof errstr),
                      BATON_OK);
     ck_assert_int_eq(done.queued, 1);
 }
@@ -64,9 +67,9 @@ static void enqueue_one(const char *id, int max_attempts) {
 /* Claims exactly one task and copies its id and token out. */
 static void claim_one(char *id, char *token) {
     struct baton_tr_claim claim;
-    ck_assert_int_eq(baton_tr_claim(r, &keys, "w1", 30000, 1, RETENTION_MS, &claim, errstr,
-                                    sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_claim(r, &keys, "w1", 30000, 1, RETENTION_MS, &claim, errstr, sizeof errstr),
+        BATON_OK);
     ck_assert_uint_eq(claim.count, 1);
     snprintf(id, 64, "%s", claim.tasks[0].id);
     snprintf(token, 32, "%s", claim.tasks[0].token);
@@ -78,13 +81,17 @@ static void claim_one(char *id, char *token) {
 START_TEST(test_a_task_walks_through) {
     enqueue_one("t1", 2);
     struct baton_tr_enqueued again;
-    struct baton_task task = {.id = "t1", .queue = keys.name, .priority = 5, .max_attempts = 2,
-                              .timeout_ms = 1000, .run_at_ms = BATON_TIME_UNSET,
-                              .delay_ms = BATON_TIME_UNSET, .deadline_ms = BATON_TIME_UNSET};
+    struct baton_task task = {.id = "t1",
+                              .queue = keys.name,
+                              .priority = 5,
+                              .max_attempts = 2,
+                              .timeout_ms = 1000,
+                              .run_at_ms = BATON_TIME_UNSET,
+                              .delay_ms = BATON_TIME_UNSET,
+                              .deadline_ms = BATON_TIME_UNSET};
     const struct baton_tr_new_task nt = {&task, "{}", 2, "topic", 0, 1};
-    ck_assert_int_eq(baton_tr_enqueue(r, &keys, RETENTION_MS, &nt, 1, &again, errstr,
-                                      sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_enqueue(r, &keys, RETENTION_MS, &nt, 1, &again, errstr, sizeof errstr), BATON_OK);
     ck_assert_int_eq(again.duplicates, 1);
 
     char id[64], token[32];
@@ -101,15 +108,15 @@ START_TEST(test_a_task_walks_through) {
     const struct baton_tr_failure f = {"boom", "error", 0, 0, 0.0, 0};
     baton_state_t next;
     int64_t due;
-    ck_assert_int_eq(baton_tr_fail(r, &keys, "t1", token, &f, RETENTION_MS, &next, &due, errstr,
-                                   sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_fail(r, &keys, "t1", token, &f, RETENTION_MS, &next, &due, errstr, sizeof errstr),
+        BATON_OK);
     ck_assert_int_eq(next, BATON_STATE_SCHEDULED);
     ck_assert_int_ge(due, 0);
     /* The old token is refused from now on. */
-    ck_assert_int_eq(baton_tr_complete(r, &keys, "t1", token, "1", 1, RETENTION_MS, errstr,
-                                       sizeof errstr),
-                     BATON_ERR_STALE_TOKEN);
+    ck_assert_int_eq(
+        baton_tr_complete(r, &keys, "t1", token, "1", 1, RETENTION_MS, errstr, sizeof errstr),
+        BATON_ERR_STALE_TOKEN);
     ck_assert_msg(strstr(errstr, "task t1 is scheduled"), "%s", errstr);
 
     struct baton_tr_moved moved;
@@ -117,12 +124,12 @@ START_TEST(test_a_task_walks_through) {
     ck_assert_int_eq(moved.moved, 1);
     ck_assert_int_eq(moved.next_ms, -1);
     claim_one(id, token);
-    ck_assert_int_eq(baton_tr_complete(r, &keys, "t1", token, "{\"ok\":1}", 8, RETENTION_MS,
-                                       errstr, sizeof errstr),
+    ck_assert_int_eq(baton_tr_complete(r, &keys, "t1", token, "{\"ok\":1}", 8, RETENTION_MS, errstr,
+                                       sizeof errstr),
                      BATON_OK);
     /* A repeat of its own success is not stale (a lost reply, retried). */
-    ck_assert_int_eq(baton_tr_complete(r, &keys, "t1", token, "{\"ok\":1}", 8, RETENTION_MS,
-                                       errstr, sizeof errstr),
+    ck_assert_int_eq(baton_tr_complete(r, &keys, "t1", token, "{\"ok\":1}", 8, RETENTION_MS, errstr,
+                                       sizeof errstr),
                      BATON_OK);
 
     ck_assert_int_eq(baton_tr_expire(r, &keys, 100, RETENTION_MS, &moved, errstr, sizeof errstr),
@@ -153,9 +160,9 @@ START_TEST(test_worker_endings) {
     ck_assert_int_eq(baton_tr_renew(r, &keys, 30000, &lease, 1, &answer, errstr, sizeof errstr),
                      BATON_OK);
     ck_assert_int_eq(answer, BATON_TR_RENEW_CANCELED);
-    ck_assert_int_eq(baton_tr_finish_canceled(r, &keys, "a", token, RETENTION_MS, errstr,
-                                              sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_finish_canceled(r, &keys, "a", token, RETENTION_MS, errstr, sizeof errstr),
+        BATON_OK);
     ck_assert_int_eq(baton_tr_cancel(r, &keys, "a", RETENTION_MS, &result, errstr, sizeof errstr),
                      BATON_ERR_STATE);
 
@@ -164,14 +171,13 @@ START_TEST(test_worker_endings) {
     claim_one(id, token);
     const struct baton_tr_failure f = {"bad input", "error", 1000, 60000, 0.5, 1};
     baton_state_t next;
-    ck_assert_int_eq(baton_tr_fail(r, &keys, "b", token, &f, RETENTION_MS, &next, NULL, errstr,
-                                   sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_fail(r, &keys, "b", token, &f, RETENTION_MS, &next, NULL, errstr, sizeof errstr),
+        BATON_OK);
     ck_assert_int_eq(next, BATON_STATE_DEAD);
     ck_assert_int_eq(baton_tr_retry(r, &keys, "b", errstr, sizeof errstr), BATON_OK);
     ck_assert_int_eq(baton_tr_retry(r, &keys, "b", errstr, sizeof errstr), BATON_ERR_STATE);
-    ck_assert_int_eq(baton_tr_retry(r, &keys, "nope", errstr, sizeof errstr),
-                     BATON_ERR_NOT_FOUND);
+    ck_assert_int_eq(baton_tr_retry(r, &keys, "nope", errstr, sizeof errstr), BATON_ERR_NOT_FOUND);
     ck_assert_str_eq(errstr, "task nope does not exist");
 }
 END_TEST
@@ -194,8 +200,7 @@ START_TEST(test_registry_and_streams) {
     freeReplyObject(reply);
     const char *del[] = {"DEL", key};
     const char *zrem[] = {"ZREM", BATON_KEY_WORKERS, worker};
-    ck_assert_int_eq(baton_redis_command(r, &reply, 2, del, NULL, errstr, sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(baton_redis_command(r, &reply, 2, del, NULL, errstr, sizeof errstr), BATON_OK);
     freeReplyObject(reply);
     ck_assert_int_eq(baton_redis_command(r, &reply, 3, zrem, NULL, errstr, sizeof errstr),
                      BATON_OK);
@@ -203,17 +208,16 @@ START_TEST(test_registry_and_streams) {
 
     /* No stream: orphans.lua's NOGROUP; a group created twice: BUSYGROUP. */
     redisReply *entries;
-    ck_assert_int_eq(baton_tr_orphans(r, keys.events, "g", "me", 10, &entries, errstr,
-                                      sizeof errstr),
-                     BATON_ERR_NOT_FOUND);
+    ck_assert_int_eq(
+        baton_tr_orphans(r, keys.events, "g", "me", 10, &entries, errstr, sizeof errstr),
+        BATON_ERR_NOT_FOUND);
     const char *create[] = {"XGROUP", "CREATE", keys.events, "g", "0", "MKSTREAM"};
     ck_assert_int_eq(baton_tr_command(r, &reply, 6, create, errstr, sizeof errstr), BATON_OK);
     freeReplyObject(reply);
     ck_assert_int_eq(baton_tr_command(r, &reply, 6, create, errstr, sizeof errstr),
                      BATON_ERR_EXISTS);
-    ck_assert_int_eq(baton_tr_orphans(r, keys.events, "g", "me", 10, &entries, errstr,
-                                      sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_orphans(r, keys.events, "g", "me", 10, &entries, errstr, sizeof errstr), BATON_OK);
     ck_assert_uint_eq(entries->elements, 0);
     freeReplyObject(entries);
 }
@@ -226,8 +230,7 @@ START_TEST(test_noscript_reloads) {
     ck_assert_int_eq(baton_redis_command(r, &reply, 2, flush, NULL, errstr, sizeof errstr),
                      BATON_OK);
     freeReplyObject(reply);
-    ck_assert_int_eq(baton_tr_retry(r, &keys, "nope", errstr, sizeof errstr),
-                     BATON_ERR_NOT_FOUND);
+    ck_assert_int_eq(baton_tr_retry(r, &keys, "nope", errstr, sizeof errstr), BATON_ERR_NOT_FOUND);
 }
 END_TEST
 

@@ -47,7 +47,7 @@ struct header {
     size_t nkeys;
     char args[MAX_DEFS][160];
     size_t nargs;
-    char rest[160]; /* the "then ..." line, "" when none */
+    char rest[160];  /* the "then ..." line, "" when none */
     char error[256]; /* why the header could not be read, "" when it could */
 };
 
@@ -98,7 +98,7 @@ static void parse_header(const char *text, struct header *h) {
         if (strncmp(body, "then ", 5) == 0) {
             snprintf(h->rest, sizeof h->rest, "%.159s", body);
         } else if (strncmp(body, "KEYS[", 5) == 0 || strncmp(body, "ARGV[", 5) == 0) {
-            for (const char *d = body; d; ) {
+            for (const char *d = body; d;) {
                 const char *next = next_def(d + 5, body);
                 int is_key = d[0] == 'K';
                 char *close;
@@ -109,7 +109,8 @@ static void parse_header(const char *text, struct header *h) {
                     return;
                 }
                 char *slot = is_key ? h->keys[*count] : h->args[*count];
-                collapse(slot, 160, close + 1, next ? (size_t)(next - close - 1) : strlen(close + 1));
+                collapse(slot, 160, close + 1,
+                         next ? (size_t)(next - close - 1) : strlen(close + 1));
                 (*count)++;
                 d = next;
             }
@@ -123,9 +124,8 @@ static void parse_header(const char *text, struct header *h) {
 /* 1 when `doc` starts `described` as a whole phrase. */
 static int documents(const char *described, const char *doc) {
     size_t n = strlen(doc);
-    return strncmp(described, doc, n) == 0 &&
-           (described[n] == '\0' || described[n] == ' ' || described[n] == '(' ||
-            described[n] == ':');
+    return strncmp(described, doc, n) == 0 && (described[n] == '\0' || described[n] == ' ' ||
+                                               described[n] == '(' || described[n] == ':');
 }
 
 /* "" when script row `s` agrees with header `h`, else what differs. */
@@ -139,8 +139,8 @@ static void compare(const struct baton_tr_script *s, const struct header *h, cha
     } else if (h->nargs != s->nargs) {
         snprintf(why, size, "%s: header has %zu ARGV, the table %zu", s->name, h->nargs, s->nargs);
     } else if (!s->rest != !h->rest[0] || (s->rest && !documents(h->rest, s->rest))) {
-        snprintf(why, size, "%s: header says '%s' after the ARGV, the table '%s'", s->name,
-                 h->rest, s->rest ? s->rest : "");
+        snprintf(why, size, "%s: header says '%s' after the ARGV, the table '%s'", s->name, h->rest,
+                 s->rest ? s->rest : "");
     } else {
         for (size_t k = 0; k < s->nkeys && !why[0]; k++)
             if (!documents(h->keys[k], s->keys[k].doc))
@@ -193,14 +193,16 @@ START_TEST(test_compare_finds_drift) {
     const struct baton_tr_script *promote = &baton_tr_scripts[BATON_TR_PROMOTE];
     struct header h;
     char why[512];
-    parse_header("-- KEYS[1] scheduled  KEYS[2] ready  KEYS[3] seq  KEYS[4] events  "
-                 "KEYS[5] notify\n-- ARGV[1] task key prefix   ARGV[2] most tasks to move in this call\n",
-                 &h);
+    parse_header(
+        "-- KEYS[1] scheduled  KEYS[2] ready  KEYS[3] seq  KEYS[4] events  "
+        "KEYS[5] notify\n-- ARGV[1] task key prefix   ARGV[2] most tasks to move in this call\n",
+        &h);
     compare(promote, &h, why, sizeof why);
     ck_assert_msg(why[0] == '\0', "%s", why);
-    parse_header("-- KEYS[1] ready  KEYS[2] scheduled  KEYS[3] seq  KEYS[4] events  "
-                 "KEYS[5] notify\n-- ARGV[1] task key prefix   ARGV[2] most tasks to move in this call\n",
-                 &h);
+    parse_header(
+        "-- KEYS[1] ready  KEYS[2] scheduled  KEYS[3] seq  KEYS[4] events  "
+        "KEYS[5] notify\n-- ARGV[1] task key prefix   ARGV[2] most tasks to move in this call\n",
+        &h);
     compare(promote, &h, why, sizeof why);
     ck_assert_msg(strstr(why, "KEYS[1] is 'ready'"), "%s", why);
     parse_header("-- KEYS[1] scheduled  KEYS[2] ready  KEYS[3] seq  KEYS[4] events  "
@@ -208,10 +210,11 @@ START_TEST(test_compare_finds_drift) {
                  &h);
     compare(promote, &h, why, sizeof why);
     ck_assert_msg(strstr(why, "1 ARGV, the table 2"), "%s", why);
-    parse_header("-- KEYS[1] scheduled  KEYS[2] ready  KEYS[3] seq  KEYS[4] events  "
-                 "KEYS[5] notify\n-- ARGV[1] task key prefix   ARGV[2] most tasks to move in this call\n"
-                 "-- then pairs: id, token\n",
-                 &h);
+    parse_header(
+        "-- KEYS[1] scheduled  KEYS[2] ready  KEYS[3] seq  KEYS[4] events  "
+        "KEYS[5] notify\n-- ARGV[1] task key prefix   ARGV[2] most tasks to move in this call\n"
+        "-- then pairs: id, token\n",
+        &h);
     compare(promote, &h, why, sizeof why);
     ck_assert_msg(strstr(why, "after the ARGV"), "%s", why);
     parse_header("-- KEYS[1] running\n-- KEYS[3] ready\n", &h);
@@ -344,8 +347,8 @@ static void expect_call(int i, baton_tr_script_id_t id, ...) {
             ck_assert_str_eq(c->argv[a], va_arg(ap, const char *));
     for (const char *want; (want = va_arg(ap, const char *)); a++) {
         ck_assert_int_lt(a, c->argc);
-        ck_assert_msg(strcmp(c->argv[a], want) == 0, "%s argument %d is '%s', want '%s'",
-                      s->name, a, c->argv[a], want);
+        ck_assert_msg(strcmp(c->argv[a], want) == 0, "%s argument %d is '%s', want '%s'", s->name,
+                      a, c->argv[a], want);
     }
     va_end(ap);
     ck_assert_int_eq(a, c->argc);
@@ -376,16 +379,14 @@ END_TEST
 
 START_TEST(test_claim_arguments_and_answer) {
     char errstr[256];
-    ck_assert_int_eq(baton_tr_append_claim(NULL, &keys, "w1", 30000, 4, 604800000, errstr,
-                                           sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_append_claim(NULL, &keys, "w1", 30000, 4, 604800000, errstr, sizeof errstr),
+        BATON_OK);
     expect_call(0, BATON_TR_CLAIM, "baton:{q}:t:", "w1", "30000", "4", "604800000", NULL);
-    queue_reply(reply_array(6, reply_str(REDIS_REPLY_STRING, "t1"),
-                            reply_str(REDIS_REPLY_STRING, "7"),
-                            reply_str(REDIS_REPLY_STRING, "2"),
-                            reply_str(REDIS_REPLY_STRING, "3"),
-                            reply_str(REDIS_REPLY_STRING, "1000"),
-                            reply_str(REDIS_REPLY_STRING, "{\"id\":\"t1\"}")));
+    queue_reply(reply_array(
+        6, reply_str(REDIS_REPLY_STRING, "t1"), reply_str(REDIS_REPLY_STRING, "7"),
+        reply_str(REDIS_REPLY_STRING, "2"), reply_str(REDIS_REPLY_STRING, "3"),
+        reply_str(REDIS_REPLY_STRING, "1000"), reply_str(REDIS_REPLY_STRING, "{\"id\":\"t1\"}")));
     struct baton_tr_claim claim;
     ck_assert_int_eq(baton_tr_read_claim(NULL, &claim, errstr, sizeof errstr), BATON_OK);
     ck_assert_uint_eq(claim.count, 1);
@@ -398,9 +399,9 @@ START_TEST(test_claim_arguments_and_answer) {
     baton_tr_claim_free(&claim);
     /* A damaged hash: the task is running, so it is handed over all the same. */
     queue_reply(reply_array(6, reply_str(REDIS_REPLY_STRING, "t2"),
-                            reply_str(REDIS_REPLY_STRING, "1"),
-                            reply_str(REDIS_REPLY_STRING, "1"), reply_new(REDIS_REPLY_NIL),
-                            reply_new(REDIS_REPLY_NIL), reply_new(REDIS_REPLY_NIL)));
+                            reply_str(REDIS_REPLY_STRING, "1"), reply_str(REDIS_REPLY_STRING, "1"),
+                            reply_new(REDIS_REPLY_NIL), reply_new(REDIS_REPLY_NIL),
+                            reply_new(REDIS_REPLY_NIL)));
     ck_assert_int_eq(baton_tr_read_claim(NULL, &claim, errstr, sizeof errstr), BATON_OK);
     ck_assert_uint_eq(claim.count, 1);
     ck_assert_int_eq(claim.tasks[0].max_attempts, -1);
@@ -425,9 +426,9 @@ START_TEST(test_finishing_arguments) {
                             reply_str(REDIS_REPLY_STRING, "1700000000123")));
     baton_state_t next;
     int64_t due;
-    ck_assert_int_eq(baton_tr_fail(NULL, &keys, "t1", "7", &f, 99, &next, &due, errstr,
-                                   sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_fail(NULL, &keys, "t1", "7", &f, 99, &next, &due, errstr, sizeof errstr),
+        BATON_OK);
     expect_call(0, BATON_TR_FAIL, "baton:{q}:t:", "t1", "7", "boom", "timeout", "1000", "60000",
                 "0.500000000", "1", "99", NULL);
     ck_assert_int_eq(next, BATON_STATE_SCHEDULED);
@@ -435,15 +436,14 @@ START_TEST(test_finishing_arguments) {
 
     queue_reply(reply_int(1));
     /* The result is bytes with a length: only result_len of them are sent. */
-    ck_assert_int_eq(baton_tr_append_complete(NULL, &keys, "t1", "7", "{\"a\":1}x", 7, 99,
-                                              errstr, sizeof errstr),
+    ck_assert_int_eq(baton_tr_append_complete(NULL, &keys, "t1", "7", "{\"a\":1}x", 7, 99, errstr,
+                                              sizeof errstr),
                      BATON_OK);
     ck_assert_int_eq(baton_tr_read_complete(NULL, errstr, sizeof errstr), BATON_OK);
     expect_call(1, BATON_TR_COMPLETE, "baton:{q}:t:", "t1", "7", "{\"a\":1}", "99", NULL);
 
     queue_reply(reply_int(1));
-    ck_assert_int_eq(baton_tr_requeue(NULL, &keys, "t1", "7", 99, errstr, sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(baton_tr_requeue(NULL, &keys, "t1", "7", 99, errstr, sizeof errstr), BATON_OK);
     expect_call(2, BATON_TR_REQUEUE, "baton:{q}:t:", "t1", "7", "99", NULL);
 
     queue_reply(reply_int(1));
@@ -458,8 +458,7 @@ START_TEST(test_renew_and_heartbeat) {
     const struct baton_tr_lease leases[3] = {{"a", "1"}, {"b", "2"}, {"c", "3"}};
     baton_tr_renewal_t answers[3];
     queue_reply(reply_array(3, reply_int(1), reply_int(0), reply_int(2)));
-    ck_assert_int_eq(baton_tr_renew(NULL, &keys, 30000, leases, 3, answers, errstr,
-                                    sizeof errstr),
+    ck_assert_int_eq(baton_tr_renew(NULL, &keys, 30000, leases, 3, answers, errstr, sizeof errstr),
                      BATON_OK);
     expect_call(0, BATON_TR_RENEW, "baton:{q}:t:", "30000", "a", "1", "b", "2", "c", "3", NULL);
     ck_assert_int_eq(answers[0], BATON_TR_RENEW_OK);
@@ -481,8 +480,12 @@ END_TEST
 
 START_TEST(test_scheduler_arguments) {
     char errstr[256];
-    struct baton_task task = {.id = "t1", .priority = 7, .max_attempts = 3, .timeout_ms = 5000,
-                              .run_at_ms = BATON_TIME_UNSET, .delay_ms = 250,
+    struct baton_task task = {.id = "t1",
+                              .priority = 7,
+                              .max_attempts = 3,
+                              .timeout_ms = 5000,
+                              .run_at_ms = BATON_TIME_UNSET,
+                              .delay_ms = 250,
                               .deadline_ms = BATON_TIME_UNSET};
     const struct baton_tr_new_task nt = {&task, "{}", 2, "tasks", 3, 42};
     ck_assert_int_eq(baton_tr_append_enqueue(NULL, &keys, 99, &nt, 1, errstr, sizeof errstr),
@@ -498,8 +501,7 @@ START_TEST(test_scheduler_arguments) {
                      4321);
 
     ck_assert_int_eq(baton_tr_append_promote(NULL, &keys, 500, errstr, sizeof errstr), BATON_OK);
-    ck_assert_int_eq(baton_tr_append_expire(NULL, &keys, 500, 99, errstr, sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(baton_tr_append_expire(NULL, &keys, 500, 99, errstr, sizeof errstr), BATON_OK);
     ck_assert_int_eq(baton_tr_append_reclaim(NULL, &keys, 500, 99, errstr, sizeof errstr),
                      BATON_OK);
     expect_call(1, BATON_TR_PROMOTE, "baton:{q}:t:", "500", NULL);
@@ -531,9 +533,9 @@ START_TEST(test_ctl_and_history_arguments) {
     expect_call(1, BATON_TR_RETRY, "baton:{q}:t:", "t1", NULL);
     redisReply *entries;
     queue_reply(reply_array(0));
-    ck_assert_int_eq(baton_tr_orphans(NULL, "baton:{q}:events", "g", "me", 100, &entries, errstr,
-                                      sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_orphans(NULL, "baton:{q}:events", "g", "me", 100, &entries, errstr, sizeof errstr),
+        BATON_OK);
     expect_call(2, BATON_TR_ORPHANS, "baton:{q}:events", "g", "me", "100", NULL);
     ck_assert_uint_eq(entries->elements, 0);
     freeReplyObject(entries);
@@ -545,9 +547,9 @@ END_TEST
 START_TEST(test_error_replies_map_to_codes) {
     char errstr[256];
     queue_reply(reply_str(REDIS_REPLY_ERROR, "STALE task t1 is running with token 8, not 7"));
-    ck_assert_int_eq(baton_tr_complete(NULL, &keys, "t1", "7", "null", 4, 99, errstr,
-                                       sizeof errstr),
-                     BATON_ERR_STALE_TOKEN);
+    ck_assert_int_eq(
+        baton_tr_complete(NULL, &keys, "t1", "7", "null", 4, 99, errstr, sizeof errstr),
+        BATON_ERR_STALE_TOKEN);
     ck_assert_str_eq(errstr, "task t1 is running with token 8, not 7");
 
     queue_reply(reply_str(REDIS_REPLY_ERROR, "NOTFOUND task t1 does not exist"));
@@ -556,7 +558,8 @@ START_TEST(test_error_replies_map_to_codes) {
                      BATON_ERR_NOT_FOUND);
     ck_assert_str_eq(errstr, "task t1 does not exist");
 
-    queue_reply(reply_str(REDIS_REPLY_ERROR, "STATE task t1 is queued, only dead tasks are retried"));
+    queue_reply(
+        reply_str(REDIS_REPLY_ERROR, "STATE task t1 is queued, only dead tasks are retried"));
     ck_assert_int_eq(baton_tr_retry(NULL, &keys, "t1", errstr, sizeof errstr), BATON_ERR_STATE);
     ck_assert_str_eq(errstr, "task t1 is queued, only dead tasks are retried");
 
@@ -578,7 +581,8 @@ START_TEST(test_error_replies_map_to_codes) {
     redisReply *busy = reply_str(REDIS_REPLY_ERROR, "BUSYGROUP Consumer Group name already exists");
     ck_assert_int_eq(baton_tr_reply_error(busy, "XGROUP", errstr, sizeof errstr), BATON_ERR_EXISTS);
     freeReplyObject(busy);
-    redisReply *unblocked = reply_str(REDIS_REPLY_ERROR, "UNBLOCKED the stream key no longer exists");
+    redisReply *unblocked =
+        reply_str(REDIS_REPLY_ERROR, "UNBLOCKED the stream key no longer exists");
     ck_assert_int_eq(baton_tr_reply_error(unblocked, "XREADGROUP", errstr, sizeof errstr),
                      BATON_ERR_NOT_FOUND);
     ck_assert_str_eq(errstr, "Redis XREADGROUP: UNBLOCKED the stream key no longer exists");
@@ -607,14 +611,13 @@ START_TEST(test_unexpected_answers) {
     /* Written, but a state this binary does not know. */
     queue_reply(reply_array(2, reply_str(REDIS_REPLY_STRING, "paused"),
                             reply_str(REDIS_REPLY_STRING, "-1")));
-    ck_assert_int_eq(baton_tr_fail(NULL, &keys, "t", "1", &f, 1, &next, NULL, errstr,
-                                   sizeof errstr),
-                     BATON_OK);
+    ck_assert_int_eq(
+        baton_tr_fail(NULL, &keys, "t", "1", &f, 1, &next, NULL, errstr, sizeof errstr), BATON_OK);
     ck_assert_int_eq(next, BATON_STATE_COUNT);
     queue_reply(reply_int(3));
-    ck_assert_int_eq(baton_tr_fail(NULL, &keys, "t", "1", &f, 1, &next, NULL, errstr,
-                                   sizeof errstr),
-                     BATON_ERR_REDIS);
+    ck_assert_int_eq(
+        baton_tr_fail(NULL, &keys, "t", "1", &f, 1, &next, NULL, errstr, sizeof errstr),
+        BATON_ERR_REDIS);
     baton_tr_renewal_t answers[1];
     const struct baton_tr_lease lease = {"a", "1"};
     queue_reply(reply_array(1, reply_int(5)));
