@@ -183,7 +183,7 @@ START_TEST(test_worker_endings) {
 END_TEST
 
 START_TEST(test_registry_and_streams) {
-    char worker[80];
+    char worker[BATON_KEY_MAX + 8];
     snprintf(worker, sizeof worker, "%s-worker", keys.name);
     const char *fields[] = {"host", "h", "busy", "0"};
     int64_t at = 0;
