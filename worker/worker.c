@@ -2,7 +2,7 @@
  * worker.c - the worker's lifecycle: new, register, run, stop, destroy.
  *
  * baton_worker_new checks the configuration and the Redis it will use;
- * handlers are registered before the run. baton_worker_run starts the
+ * handlers are registered before the run (handlers.c). baton_worker_run starts the
  * threads (each in its own file, see worker_internal.h):
  *   keeper     renews leases, enforces timeouts, writes the registry;
  *   executors  `concurrency` threads that run handlers;
@@ -57,58 +57,6 @@ int64_t worker_kill_grace_ms(const baton_worker_t *w) {
 }
 const char *baton_worker_id(const baton_worker_t *w) {
     return w->id;
-}
-
-/* ------------------------------------------------------------ metrics */
-
-/* baton_worker_threads at scrape time: executors busy with a claimed task
- * (running or about to) and idle ones. @locality an HTTP server thread */
-static void collect_threads(baton_metric_t *family, void *ctx) {
-    baton_worker_t *w = ctx;
-    pthread_mutex_lock(&w->lock);
-    int busy = w->busy < w->config.concurrency ? w->busy : w->config.concurrency;
-    pthread_mutex_unlock(&w->lock);
-    baton_metric_set(family, BATON_LABELS("busy"), busy);
-    baton_metric_set(family, BATON_LABELS("idle"), w->config.concurrency - busy);
-}
-
-static void register_metrics(baton_worker_t *w, baton_metrics_t *r) {
-    static const double fast[] = {BATON_BUCKETS_FAST_SECONDS};
-    static const double slow[] = {BATON_BUCKETS_SLOW_SECONDS};
-    struct worker_metrics *mx = &w->metrics;
-    mx->claimed = baton_metrics_counter(r, "baton_worker_tasks_claimed_total",
-                                        "Tasks claimed by this worker.", "queue,type");
-    mx->succeeded =
-        baton_metrics_counter(r, "baton_worker_tasks_succeeded_total",
-                              "Tasks this worker completed successfully.", "queue,type");
-    mx->failed = baton_metrics_counter(r, "baton_worker_tasks_failed_total",
-                                       "Failed attempts reported by this worker, by reason "
-                                       "(error, timeout).",
-                                       "queue,type,reason");
-    mx->retried = baton_metrics_counter(r, "baton_worker_tasks_retried_total",
-                                        "Failed attempts scheduled for a retry.", "queue,type");
-    mx->dead = baton_metrics_counter(r, "baton_worker_tasks_dead_total",
-                                     "Failed attempts that left the task dead (out of attempts "
-                                     "or a permanent failure).",
-                                     "queue,type");
-    mx->canceled =
-        baton_metrics_counter(r, "baton_worker_tasks_canceled_total",
-                              "Running tasks stopped on a cancel request.", "queue,type");
-    mx->stale = baton_metrics_counter(
-        r, "baton_worker_stale_refusals_total",
-        "Outcomes and lease renewals Redis refused because the lease was taken over "
-        "(stale fencing token).",
-        "queue");
-    mx->run_seconds =
-        baton_metrics_histogram(r, "baton_task_run_seconds", "Time a handler ran, by task type.",
-                                "type", slow, sizeof slow / sizeof slow[0]);
-    mx->threads =
-        baton_metrics_gauge(r, "baton_worker_threads", "Executor threads, busy or idle.", "state");
-    mx->roundtrip = baton_metrics_histogram(
-        r, "baton_redis_roundtrip_seconds",
-        "Time of one Redis round trip (a pipeline or a single command), by component.", "component",
-        fast, sizeof fast / sizeof fast[0]);
-    baton_metric_set_collector(mx->threads, collect_threads, w);
 }
 
 /* ---------------------------------------------------------- lifecycle */
@@ -174,7 +122,7 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
         return err;
     }
     if (config->metrics)
-        register_metrics(w, config->metrics);
+        worker_metrics_register(w, config->metrics);
     *out = w;
     return BATON_OK;
 }
@@ -282,7 +230,7 @@ void baton_worker_stop(baton_worker_t *w) {
 void baton_worker_destroy(baton_worker_t *w) {
     if (!w || w->threads_stuck) /* a handler thread may still use it */
         return;
-    baton_metric_set_collector(w->metrics.threads, NULL, NULL); /* waits for a scrape */
+    worker_metrics_unregister(w);
     worker_queues_free(w->queues, w->nqueues);
     for (size_t i = 0; i < w->nhandlers; i++) {
         free(w->handlers[i].type);

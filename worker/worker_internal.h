@@ -16,6 +16,7 @@
  *   keeper.c    the keeper thread: lease renewals (renew.lua), timeouts,
  *               the registry heartbeat (heartbeat.lua)
  *   worker.c    new, register, run, stop, drain, destroy
+ *   worker_metrics.c  the metric families
  *   command.c   command handlers; handlers.c the built-in handlers
  *
  * Every name declared here starts with worker_ and has hidden visibility:
@@ -227,6 +228,12 @@ struct worker_executor {
     baton_redis_t *redis;   /* this thread's handle, owned by run() */
     pthread_t thread;
 };
+
+/* Creates the worker's metric families in `registry` (borrowed) and the
+ * busy/idle collector; unregister removes the collector, waiting for a
+ * scrape under way. */
+WORKER_INTERNAL void worker_metrics_register(baton_worker_t *w, baton_metrics_t *registry);
+WORKER_INTERNAL void worker_metrics_unregister(baton_worker_t *w);
 
 /* The handler registered for `type`, or NULL. Borrowed from the worker.
  * @locality any thread once run() started (handlers are [setup]) */
