@@ -1,7 +1,7 @@
 /*
  * executor.c - the slots: a claimed job's way through the worker's threads.
  *
- * The fetcher hands claimed jobs over (worker_slots_hand_over): each takes
+ * The fetcher hands claimed jobs over (baton_worker_slots_hand_over): each takes
  * a slot (busy), joins the running set (which the keeper renews and the
  * drain hands back) and the ready list. `concurrency` executor threads
  * take jobs from the ready list and run their handlers. A success, the
@@ -42,7 +42,7 @@ static void running_remove(baton_worker_t *w, baton_job_t *j) {
     }
 }
 
-void worker_slots_hand_over(baton_worker_t *w, baton_job_t **jobs, int n) {
+void baton_worker_slots_hand_over(baton_worker_t *w, baton_job_t **jobs, int n) {
     if (n <= 0)
         return;
     pthread_mutex_lock(&w->lock);
@@ -63,21 +63,21 @@ void worker_slots_hand_over(baton_worker_t *w, baton_job_t **jobs, int n) {
     pthread_mutex_unlock(&w->lock);
 }
 
-baton_job_t **worker_running_snapshot(baton_worker_t *w, size_t *n) {
+baton_job_t **baton_worker_running_snapshot(baton_worker_t *w, size_t *n) {
     struct running_set *set = &w->running;
     pthread_mutex_lock(&w->lock);
     baton_job_t **copy = malloc((set->count ? set->count : 1) * sizeof *copy);
     *n = 0;
     if (copy)
         for (size_t i = 0; i < set->count; i++)
-            copy[(*n)++] = worker_job_ref(set->jobs[i]);
+            copy[(*n)++] = baton_worker_job_ref(set->jobs[i]);
     pthread_mutex_unlock(&w->lock);
     return copy;
 }
 
-void worker_running_release(baton_job_t **jobs, size_t n) {
+void baton_worker_running_release(baton_job_t **jobs, size_t n) {
     for (size_t i = 0; jobs && i < n; i++)
-        worker_job_unref(jobs[i]);
+        baton_worker_job_unref(jobs[i]);
     free(jobs);
 }
 
@@ -88,7 +88,7 @@ static void job_done(baton_worker_t *w, baton_job_t *job) {
     w->busy--;
     pthread_cond_broadcast(&w->slot_freed);
     pthread_mutex_unlock(&w->lock);
-    worker_job_unref(job); /* the running set's reference */
+    baton_worker_job_unref(job); /* the running set's reference */
 }
 
 /* Runs the handler for `job`; BATON_HANDLER_FAILED without one, or when
@@ -96,7 +96,7 @@ static void job_done(baton_worker_t *w, baton_job_t *job) {
 static baton_handler_status_t run_handler(baton_worker_t *w, baton_job_t *job) {
     if (baton_job_should_stop(job))
         return BATON_HANDLER_FAILED;
-    struct handler_entry *h = worker_find_handler(w, job->type);
+    struct handler_entry *h = baton_worker_find_handler(w, job->type);
     if (!h) {
         baton_job_set_error(job, "no handler for type '%s' on worker %s", job->type, w->id);
         return BATON_HANDLER_FAILED;
@@ -124,7 +124,7 @@ static void to_completer(baton_worker_t *w, baton_job_t *job) {
     pthread_mutex_unlock(&w->lock);
 }
 
-void *worker_executor_main(void *arg) {
+void *baton_worker_executor_main(void *arg) {
     const struct worker_executor *self = arg;
     baton_worker_t *w = self->worker;
     baton_redis_t *r = self->redis;
@@ -140,31 +140,31 @@ void *worker_executor_main(void *arg) {
         w->ready_head = job->next;
         if (!w->ready_head)
             w->ready_tail = NULL;
-        worker_job_ref(job);
+        baton_worker_job_ref(job);
         pthread_mutex_unlock(&w->lock);
 
         baton_handler_status_t status = run_handler(w, job);
         /* Successes go to the completer (it also frees the slot and takes
          * over this thread's reference). */
         if (status == BATON_HANDLER_OK && !baton_job_should_stop(job) &&
-            worker_job_take_finish(job)) {
+            baton_worker_job_take_finish(job)) {
             to_completer(w, job);
             continue;
         }
         /* Retries a Redis outage for one lease length, after which
          * maintenance reclaims the task. */
-        worker_outcome_finish(w, r, job, status);
+        baton_worker_outcome_finish(w, r, job, status);
         job_done(w, job);
-        worker_job_unref(job);
+        baton_worker_job_unref(job);
     }
     return NULL;
 }
 
 /*
  * Writes successes in batches: all that are waiting, up to COMPLETE_BATCH,
- * in one pipeline (worker_outcome_complete_batch), then frees their slots.
+ * in one pipeline (baton_worker_outcome_complete_batch), then frees their slots.
  */
-void *worker_completer_main(void *arg) {
+void *baton_worker_completer_main(void *arg) {
     baton_worker_t *w = arg;
     baton_job_t *batch[COMPLETE_BATCH];
     for (;;) {
@@ -181,10 +181,10 @@ void *worker_completer_main(void *arg) {
         pthread_mutex_unlock(&w->lock);
         if (n == 0)
             break; /* exiting and drained */
-        worker_outcome_complete_batch(w, w->completer_redis, batch, n);
+        baton_worker_outcome_complete_batch(w, w->completer_redis, batch, n);
         for (size_t i = 0; i < n; i++) {
             job_done(w, batch[i]);
-            worker_job_unref(batch[i]); /* the executor's reference, handed over */
+            baton_worker_job_unref(batch[i]); /* the executor's reference, handed over */
         }
     }
     return NULL;

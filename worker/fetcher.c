@@ -2,9 +2,9 @@
  * fetcher.c - the fetcher thread: where a worker claims tasks.
  *
  * While executor slots are idle, one claim round shares them among the
- * queues by weight (worker_allocate_slots) and sends one claim.lua per
+ * queues by weight (baton_worker_allocate_slots) and sends one claim.lua per
  * queue that got slots, all in one pipeline; the claimed jobs go to the
- * executors (worker_slots_hand_over). With nothing to claim it blocks in
+ * executors (baton_worker_slots_hand_over). With nothing to claim it blocks in
  * BLPOP on the queues' notify lists, which every enqueue pushes to: no
  * busy polling, and BLOCK_TIMEOUT bounds how long a stop waits for it.
  * With every slot busy it sleeps until one is freed.
@@ -36,16 +36,16 @@ static int take_claimed(baton_worker_t *w, baton_redis_t *r, const struct worker
     int got = 0;
     for (size_t k = 0; k < n; k++) {
         struct worker_claim claim = claim_of(reply->element + k * CLAIM_FIELDS);
-        baton_job_t *job = worker_job_new(q, &claim);
+        baton_job_t *job = baton_worker_job_new(q, &claim);
         if (job && job->task) {
             baton_metric_inc(w->metrics.claimed, BATON_LABELS(job->queue, job->type));
             jobs[got++] = job;
         } else {
-            worker_job_unref(job);
-            worker_outcome_unreadable(w, r, q, &claim);
+            baton_worker_job_unref(job);
+            baton_worker_outcome_unreadable(w, r, q, &claim);
         }
     }
-    worker_slots_hand_over(w, jobs, got);
+    baton_worker_slots_hand_over(w, jobs, got);
     return got;
 }
 
@@ -56,7 +56,7 @@ static int take_claimed(baton_worker_t *w, baton_redis_t *r, const struct worker
 static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errstr,
                        size_t errstr_size) {
     int counts[w->nqueues];
-    worker_allocate_slots(w->queues, w->nqueues, idle, counts);
+    baton_worker_allocate_slots(w->queues, w->nqueues, idle, counts);
     int64_t started_ns = baton_metrics_now_ns();
     baton_redis_pipeline_begin(r);
     size_t appended = 0;
@@ -109,7 +109,7 @@ static void block_for_work(baton_worker_t *w, baton_redis_t *r) {
         freeReplyObject(reply);
 }
 
-void *worker_fetcher_main(void *arg) {
+void *baton_worker_fetcher_main(void *arg) {
     baton_worker_t *w = arg;
     baton_redis_t *r = w->fetcher_redis;
     char errstr[1024];

@@ -2,10 +2,10 @@
  * job.c - a claimed task inside the worker: its life from claim to outcome.
  *
  * A job is shared by the fetcher, an executor, the completer, the keeper
- * and the drain, so it is reference counted (worker_job_ref/unref) and
+ * and the drain, so it is reference counted (baton_worker_job_ref/unref) and
  * freed by whoever drops the last reference. Two things are decided on it
  * across threads: why it should stop (an atomic, first reason wins), and
- * who writes its outcome (worker_job_take_finish, once, under the job's
+ * who writes its outcome (baton_worker_job_take_finish, once, under the job's
  * lock): an executor, the keeper for a stuck C handler, or the drain.
  * The baton_job_* accessors of worker.h are the handler's view of it.
  */
@@ -20,7 +20,7 @@
 #include "utf8.h"
 #include "worker_internal.h"
 
-baton_job_t *worker_job_new(const struct worker_queue *q, const struct worker_claim *claim) {
+baton_job_t *baton_worker_job_new(const struct worker_queue *q, const struct worker_claim *claim) {
     baton_job_t *job = calloc(1, sizeof *job);
     if (!job)
         return NULL;
@@ -48,18 +48,18 @@ baton_job_t *worker_job_new(const struct worker_queue *q, const struct worker_cl
      * may hold up to 2^63-1, and a wrapped sum would time it out at once. */
     job->deadline_mono_ms = baton_time_add_sat(job->started_mono_ms, job->timeout_ms);
     if (!job->id || !job->queue || !job->type) {
-        worker_job_unref(job);
+        baton_worker_job_unref(job);
         return NULL;
     }
     return job;
 }
 
-baton_job_t *worker_job_ref(baton_job_t *job) {
+baton_job_t *baton_worker_job_ref(baton_job_t *job) {
     atomic_fetch_add(&job->refs, 1);
     return job;
 }
 
-void worker_job_unref(baton_job_t *job) {
+void baton_worker_job_unref(baton_job_t *job) {
     if (!job || atomic_fetch_sub(&job->refs, 1) != 1)
         return;
     free(job->id);
@@ -73,7 +73,7 @@ void worker_job_unref(baton_job_t *job) {
     free(job);
 }
 
-void worker_job_request_stop(baton_job_t *job, enum job_stop reason) {
+void baton_worker_job_request_stop(baton_job_t *job, enum job_stop reason) {
     int expected = JOB_STOP_NONE;
     atomic_compare_exchange_strong(&job->stop_reason, &expected, (int)reason);
     int pgid = atomic_load(&job->pgid);
@@ -84,7 +84,7 @@ void worker_job_request_stop(baton_job_t *job, enum job_stop reason) {
     pthread_mutex_unlock(&job->lock);
 }
 
-int worker_job_take_finish(baton_job_t *job) {
+int baton_worker_job_take_finish(baton_job_t *job) {
     pthread_mutex_lock(&job->lock);
     int first = !job->finished;
     job->finished = 1;
@@ -92,7 +92,7 @@ int worker_job_take_finish(baton_job_t *job) {
     return first;
 }
 
-int worker_job_finish_taken(baton_job_t *job) {
+int baton_worker_job_finish_taken(baton_job_t *job) {
     pthread_mutex_lock(&job->lock);
     int taken = job->finished;
     pthread_mutex_unlock(&job->lock);

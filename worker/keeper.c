@@ -28,14 +28,14 @@ static void on_renewal(baton_worker_t *w, baton_job_t *job, long long answer) {
     /* A job whose outcome is taken (being written, or written between the
      * snapshot and this reply: then the task is no longer running and
      * renew.lua answers 0) is not a lost lease: if it was lost, the write
-     * itself is refused and counted (worker_note_stale). */
-    if (answer == 0 && !baton_job_should_stop(job) && !worker_job_finish_taken(job)) {
-        worker_note_stale(w, job, "lease renewal", "stopping the attempt");
-        worker_job_request_stop(job, JOB_STOP_LOST);
+     * itself is refused and counted (baton_worker_note_stale). */
+    if (answer == 0 && !baton_job_should_stop(job) && !baton_worker_job_finish_taken(job)) {
+        baton_worker_note_stale(w, job, "lease renewal", "stopping the attempt");
+        baton_worker_job_request_stop(job, JOB_STOP_LOST);
     } else if (answer == 2 && !baton_job_should_stop(job)) {
         BATON_LOG_TASK(BATON_LOG_INFO, WORKER_LOG, job->id,
                        "cancellation requested: stopping the handler");
-        worker_job_request_stop(job, JOB_STOP_CANCELED);
+        baton_worker_job_request_stop(job, JOB_STOP_CANCELED);
     }
 }
 
@@ -86,24 +86,24 @@ static void renew_queue(baton_worker_t *w, baton_redis_t *r, const struct worker
 /* Renews the leases of every running job, one renew.lua per queue. */
 static void renew_leases(baton_worker_t *w, baton_redis_t *r) {
     size_t n;
-    baton_job_t **jobs = worker_running_snapshot(w, &n);
+    baton_job_t **jobs = baton_worker_running_snapshot(w, &n);
     if (!jobs)
         return;
     for (size_t qi = 0; qi < w->nqueues; qi++)
         renew_queue(w, r, &w->queues[qi], jobs, n);
-    worker_running_release(jobs, n);
+    baton_worker_running_release(jobs, n);
 }
 
 /*
  * Timeouts: at the deadline the job is told to stop (a command's process
  * group gets SIGTERM); kill_grace_ms later a command's whole process tree
- * is killed (worker_command_kill_tree: its descendants that left the group
+ * is killed (baton_worker_command_kill_tree: its descendants that left the group
  * too); a C handler that has not returned by then has its attempt failed
  * from here, and its late outcome is discarded.
  */
 static void enforce_timeouts(baton_worker_t *w, baton_redis_t *r) {
     size_t n;
-    baton_job_t **jobs = worker_running_snapshot(w, &n);
+    baton_job_t **jobs = baton_worker_running_snapshot(w, &n);
     if (!jobs)
         return;
     int64_t now = baton_time_mono_ms();
@@ -114,17 +114,18 @@ static void enforce_timeouts(baton_worker_t *w, baton_redis_t *r) {
         if (!baton_job_should_stop(job)) {
             BATON_LOG_TASK(BATON_LOG_WARN, WORKER_LOG, job->id, "timed out after %" PRId64 " ms",
                            job->timeout_ms);
-            worker_job_request_stop(job, JOB_STOP_TIMEOUT);
+            baton_worker_job_request_stop(job, JOB_STOP_TIMEOUT);
         } else if (atomic_load(&job->stop_reason) == JOB_STOP_TIMEOUT &&
                    now >= baton_time_add_sat(job->deadline_mono_ms, w->config.kill_grace_ms)) {
             int pgid = atomic_load(&job->pgid);
             if (pgid > 0)
-                worker_command_kill_tree(pgid);
+                baton_worker_command_kill_tree(pgid);
             else if (r)
-                worker_outcome_finish(w, r, job, BATON_HANDLER_FAILED); /* a stuck C handler */
+                baton_worker_outcome_finish(w, r, job,
+                                            BATON_HANDLER_FAILED); /* a stuck C handler */
         }
     }
-    worker_running_release(jobs, n);
+    baton_worker_running_release(jobs, n);
 }
 
 /* The registry entry: this worker's hash, in the workers set. */
@@ -180,7 +181,7 @@ static void registry_leave(baton_worker_t *w, baton_redis_t *r) {
         freeReplyObject(reply);
 }
 
-void *worker_keeper_main(void *arg) {
+void *baton_worker_keeper_main(void *arg) {
     baton_worker_t *w = arg;
     baton_redis_t *r = w->keeper_redis;
     char errstr[1024];
@@ -204,7 +205,7 @@ void *worker_keeper_main(void *arg) {
         enforce_timeouts(w, up ? r : NULL);
         int64_t now = baton_time_mono_ms();
         if (reaper && now >= next_reap) {
-            worker_command_reap_orphans();
+            baton_worker_command_reap_orphans();
             next_reap = now + REAP_EVERY_MS;
         }
         if (up && now >= next_renew) {

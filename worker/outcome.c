@@ -8,12 +8,12 @@
  * guarantee 3). A Redis outage must not lose an outcome while the lease
  * still holds, so a single write retries for about one lease length, after
  * which maintenance reclaims the task (guarantee 7). Successes are written
- * in batches, one pipeline per batch (worker_outcome_complete_batch).
+ * in batches, one pipeline per batch (baton_worker_outcome_complete_batch).
  * Outcomes are counted (metrics, registry) once Redis accepted them.
  *
  * The retry delay after a failure is computed by fail.lua (at Redis TIME,
  * from the attempt count Redis holds); its inputs, the configured base and
- * cap and a random jitter, are made by worker_backoff_args.
+ * cap and a random jitter, are made by baton_worker_backoff_args.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,8 +26,8 @@
 #include "timeutil.h"
 #include "worker_internal.h"
 
-void worker_note_stale(baton_worker_t *w, const baton_job_t *job, const char *what,
-                       const char *why) {
+void baton_worker_note_stale(baton_worker_t *w, const baton_job_t *job, const char *what,
+                             const char *why) {
     pthread_mutex_lock(&w->lock);
     w->stale++;
     pthread_mutex_unlock(&w->lock);
@@ -38,8 +38,8 @@ void worker_note_stale(baton_worker_t *w, const baton_job_t *job, const char *wh
                    "%s refused, the lease was taken over (token %s): %s", what, job->token, why);
 }
 
-void worker_backoff_args(int64_t base_ms, int64_t cap_ms, uint32_t random_bits,
-                         struct worker_backoff *out) {
+void baton_worker_backoff_args(int64_t base_ms, int64_t cap_ms, uint32_t random_bits,
+                               struct worker_backoff *out) {
     snprintf(out->base, sizeof out->base, "%" PRId64, base_ms);
     snprintf(out->cap, sizeof out->cap, "%" PRId64, cap_ms);
     /* random_bits / 2^32, in [0, 1), printed with 9 decimals: the two
@@ -79,7 +79,7 @@ static baton_err_t run_finish(baton_worker_t *w, baton_redis_t *r, const baton_j
     if (reply)
         freeReplyObject(reply);
     if (err && strstr(errstr, "STALE"))
-        worker_note_stale(w, job, "outcome", errstr);
+        baton_worker_note_stale(w, job, "outcome", errstr);
     else if (err)
         BATON_LOG_TASK(BATON_LOG_ERROR, WORKER_LOG, job->id,
                        "could not report the outcome, maintenance will reclaim it: %s", errstr);
@@ -133,7 +133,7 @@ static baton_err_t report_failure(baton_worker_t *w, baton_redis_t *r, const bat
     if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
         rnd = (uint32_t)baton_time_mono_ms();
     struct worker_backoff backoff;
-    worker_backoff_args(w->config.backoff_base_ms, w->config.backoff_cap_ms, rnd, &backoff);
+    baton_worker_backoff_args(w->config.backoff_base_ms, w->config.backoff_cap_ms, rnd, &backoff);
     const char *argv[] = {q->running,
                           q->scheduled,
                           q->dead,
@@ -166,8 +166,9 @@ static baton_err_t report_failure(baton_worker_t *w, baton_redis_t *r, const bat
     return err;
 }
 
-void worker_outcome_unreadable(baton_worker_t *w, baton_redis_t *r, const struct worker_queue *q,
-                               const struct worker_claim *claim) {
+void baton_worker_outcome_unreadable(baton_worker_t *w, baton_redis_t *r,
+                                     const struct worker_queue *q,
+                                     const struct worker_claim *claim) {
     const char *argv[] = {q->running,   q->scheduled,
                           q->dead,      q->events,
                           q->prefix,    claim->id,
@@ -183,9 +184,9 @@ void worker_outcome_unreadable(baton_worker_t *w, baton_redis_t *r, const struct
     BATON_LOG_TASK(BATON_LOG_ERROR, WORKER_LOG, claim->id, "task JSON unreadable: marked dead");
 }
 
-void worker_outcome_finish(baton_worker_t *w, baton_redis_t *r, baton_job_t *job,
-                           baton_handler_status_t status) {
-    if (!worker_job_take_finish(job))
+void baton_worker_outcome_finish(baton_worker_t *w, baton_redis_t *r, baton_job_t *job,
+                                 baton_handler_status_t status) {
+    if (!baton_worker_job_take_finish(job))
         return;
     int reason = atomic_load(&job->stop_reason);
     baton_err_t err = BATON_OK;
@@ -229,8 +230,8 @@ void worker_outcome_finish(baton_worker_t *w, baton_redis_t *r, baton_job_t *job
  * of the batch through the one-at-a-time path, which retries for a lease
  * length.
  */
-void worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r, baton_job_t **jobs,
-                                   size_t n) {
+void baton_worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r, baton_job_t **jobs,
+                                         size_t n) {
     char errstr[1024];
     char markers[n ? n : 1][96]; /* n <= the completer's batch: 24 KiB at most */
     size_t sent = 0;
@@ -252,7 +253,7 @@ void worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r, baton_jo
         if (reply->type != REDIS_REPLY_ERROR)
             count_success(w, job);
         else if (strncmp(reply->str, "STALE", 5) == 0)
-            worker_note_stale(w, job, "outcome", reply->str);
+            baton_worker_note_stale(w, job, "outcome", reply->str);
         else
             report_success(w, r, job); /* NOSCRIPT and the like: retry alone */
         freeReplyObject(reply);
@@ -264,8 +265,8 @@ void worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r, baton_jo
         report_success(w, r, jobs[i]);
 }
 
-baton_err_t worker_outcome_requeue(baton_worker_t *w, baton_redis_t *r, const baton_job_t *job,
-                                   char *errstr, size_t errstr_size) {
+baton_err_t baton_worker_outcome_requeue(baton_worker_t *w, baton_redis_t *r,
+                                         const baton_job_t *job, char *errstr, size_t errstr_size) {
     const struct worker_queue *q = job->wq;
     const char *argv[] = {q->running, q->ready, q->seq,     q->events,        q->notify,
                           q->prefix,  job->id,  job->token, w->retention_text};

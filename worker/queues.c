@@ -33,8 +33,8 @@ static int queue_init(struct worker_queue *q, const char *name, int weight) {
     return q->name != NULL;
 }
 
-baton_err_t worker_queues_parse(const char *spec, struct worker_queue **out, size_t *n,
-                                char *errstr, size_t errstr_size) {
+baton_err_t baton_worker_queues_parse(const char *spec, struct worker_queue **out, size_t *n,
+                                      char *errstr, size_t errstr_size) {
     *out = NULL;
     *n = 0;
     char *copy = strdup(spec ? spec : "");
@@ -73,7 +73,7 @@ baton_err_t worker_queues_parse(const char *spec, struct worker_queue **out, siz
     if (!err && count == 0)
         err = baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "--queues: no queue given");
     if (err) {
-        worker_queues_free(queues, count);
+        baton_worker_queues_free(queues, count);
         return err;
     }
     *out = queues;
@@ -81,13 +81,13 @@ baton_err_t worker_queues_parse(const char *spec, struct worker_queue **out, siz
     return BATON_OK;
 }
 
-void worker_queues_free(struct worker_queue *queues, size_t n) {
+void baton_worker_queues_free(struct worker_queue *queues, size_t n) {
     for (size_t i = 0; queues && i < n; i++)
         free(queues[i].name);
     free(queues);
 }
 
-void worker_allocate_slots(struct worker_queue *queues, size_t n, int idle, int *counts) {
+void baton_worker_allocate_slots(struct worker_queue *queues, size_t n, int idle, int *counts) {
     int total = 0;
     for (size_t i = 0; i < n; i++) {
         counts[i] = 0;

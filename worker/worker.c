@@ -46,13 +46,13 @@ void baton_worker_config_defaults(struct baton_worker_config *c) {
     c->redis_timeout_ms = 5000;
 }
 
-size_t worker_max_result_bytes(const baton_worker_t *w) {
+size_t baton_worker_max_result_bytes(const baton_worker_t *w) {
     return w->config.max_result_bytes;
 }
-char *const *worker_command_env(const baton_worker_t *w) {
+char *const *baton_worker_command_env(const baton_worker_t *w) {
     return w->command_env;
 }
-int64_t worker_kill_grace_ms(const baton_worker_t *w) {
+int64_t baton_worker_kill_grace_ms(const baton_worker_t *w) {
     return w->config.kill_grace_ms;
 }
 const char *baton_worker_id(const baton_worker_t *w) {
@@ -102,12 +102,13 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
     baton_cond_init_monotonic(&w->completed);
     baton_cond_init_monotonic(&w->slot_freed);
     baton_cond_init_monotonic(&w->stop_cond);
-    baton_err_t err =
-        (!w->redis_url || !w->queue_spec || !w->id)
-            ? baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory")
-            : worker_queues_parse(w->queue_spec, &w->queues, &w->nqueues, errstr, errstr_size);
+    baton_err_t err = (!w->redis_url || !w->queue_spec || !w->id)
+                          ? baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory")
+                          : baton_worker_queues_parse(w->queue_spec, &w->queues, &w->nqueues,
+                                                      errstr, errstr_size);
     if (!err)
-        err = worker_command_env_parse(config->command_env, &w->command_env, errstr, errstr_size);
+        err = baton_worker_command_env_parse(config->command_env, &w->command_env, errstr,
+                                             errstr_size);
     if (!err) {
         /* Refuse an evicting Redis before claiming anything (guarantee 9). */
         baton_redis_t *r = NULL;
@@ -122,14 +123,14 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
         return err;
     }
     if (config->metrics)
-        worker_metrics_register(w, config->metrics);
+        baton_worker_metrics_register(w, config->metrics);
     *out = w;
     return BATON_OK;
 }
 
 /* --------------------------------------------------------- handlers */
 
-struct handler_entry *worker_find_handler(baton_worker_t *w, const char *type) {
+struct handler_entry *baton_worker_find_handler(baton_worker_t *w, const char *type) {
     for (size_t i = 0; i < w->nhandlers; i++)
         if (strcmp(w->handlers[i].type, type) == 0)
             return &w->handlers[i];
@@ -140,7 +141,7 @@ static baton_err_t add_handler(baton_worker_t *w, const char *type, baton_handle
                                struct command_handler *command) {
     if (!type || !baton_task_name_valid(type) || w->started)
         return BATON_ERR_INVALID;
-    struct handler_entry *h = worker_find_handler(w, type);
+    struct handler_entry *h = baton_worker_find_handler(w, type);
     if (!h) {
         struct handler_entry *grown = realloc(w->handlers, (w->nhandlers + 1) * sizeof *grown);
         if (!grown)
@@ -180,7 +181,7 @@ baton_err_t baton_worker_register_command(baton_worker_t *w, const char *type,
         return BATON_ERR_NOMEM;
     }
     c->worker = w;
-    baton_err_t err = add_handler(w, type, worker_command_run, c, c);
+    baton_err_t err = add_handler(w, type, baton_worker_command_run, c, c);
     if (err) {
         free(c->command);
         free(c);
@@ -193,11 +194,11 @@ baton_err_t baton_worker_register_builtins(baton_worker_t *w, const char *names,
     static const struct {
         const char *type;
         baton_handler_fn fn;
-    } builtins[] = {{"noop", worker_builtin_noop},
-                    {"sleep", worker_builtin_sleep},
-                    {"echo", worker_builtin_echo},
-                    {"fail", worker_builtin_fail},
-                    {"crash", worker_builtin_crash}};
+    } builtins[] = {{"noop", baton_worker_builtin_noop},
+                    {"sleep", baton_worker_builtin_sleep},
+                    {"echo", baton_worker_builtin_echo},
+                    {"fail", baton_worker_builtin_fail},
+                    {"crash", baton_worker_builtin_crash}};
     const char *p = names ? names : "";
     if (strcmp(p, "none") == 0)
         return BATON_OK;
@@ -230,8 +231,8 @@ void baton_worker_stop(baton_worker_t *w) {
 void baton_worker_destroy(baton_worker_t *w) {
     if (!w || w->threads_stuck) /* a handler thread may still use it */
         return;
-    worker_metrics_unregister(w);
-    worker_queues_free(w->queues, w->nqueues);
+    baton_worker_metrics_unregister(w);
+    baton_worker_queues_free(w->queues, w->nqueues);
     for (size_t i = 0; i < w->nhandlers; i++) {
         free(w->handlers[i].type);
         if (w->handlers[i].command) {
@@ -241,7 +242,7 @@ void baton_worker_destroy(baton_worker_t *w) {
     }
     free(w->handlers);
     for (size_t i = 0; i < w->running.count; i++)
-        worker_job_unref(w->running.jobs[i]);
+        baton_worker_job_unref(w->running.jobs[i]);
     free(w->running.jobs);
     free(w->executors);
     pthread_mutex_destroy(&w->lock);
@@ -252,13 +253,13 @@ void baton_worker_destroy(baton_worker_t *w) {
     free(w->redis_url);
     free(w->queue_spec);
     free(w->id);
-    worker_command_env_free(w->command_env);
+    baton_worker_command_env_free(w->command_env);
     free(w);
 }
 
 /* ------------------------------------------------------------ drain */
 
-void (*worker_test_return_pause)(void);
+void (*baton_worker_test_return_pause)(void);
 
 /* Latest claim first: requeue.lua puts each task at the head of its
  * level, so handing back in reverse claim order keeps their FIFO order. */
@@ -271,7 +272,7 @@ static int by_claim_desc(const void *a, const void *b) {
  * stop); `r` NULL when Redis could not be reached. */
 static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
     size_t n;
-    baton_job_t **jobs = worker_running_snapshot(w, &n);
+    baton_job_t **jobs = baton_worker_running_snapshot(w, &n);
     if (!jobs)
         return;
     qsort(jobs, n, sizeof *jobs, by_claim_desc);
@@ -281,13 +282,13 @@ static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
          * at once, and its executor must find the outcome taken. Taking it
          * itself, it gave the task up as returned, this loop skipped it,
          * and the task stayed running in Redis until its lease ran out. */
-        if (!worker_job_take_finish(job))
+        if (!baton_worker_job_take_finish(job))
             continue; /* finished meanwhile: its executor writes the outcome */
-        worker_job_request_stop(job, JOB_STOP_SHUTDOWN);
-        if (worker_test_return_pause) /* its executor wakes meanwhile */
-            worker_test_return_pause();
+        baton_worker_job_request_stop(job, JOB_STOP_SHUTDOWN);
+        if (baton_worker_test_return_pause) /* its executor wakes meanwhile */
+            baton_worker_test_return_pause();
         char errstr[1024];
-        if (r && worker_outcome_requeue(w, r, job, errstr, sizeof errstr) == BATON_OK) {
+        if (r && baton_worker_outcome_requeue(w, r, job, errstr, sizeof errstr) == BATON_OK) {
             BATON_LOG_TASK(BATON_LOG_INFO, WORKER_LOG, job->id,
                            "returned to the head of %s (grace period over)", job->wq->name);
         } else {
@@ -297,7 +298,7 @@ static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
                            r ? errstr : "no Redis connection");
         }
     }
-    worker_running_release(jobs, n);
+    baton_worker_running_release(jobs, n);
 }
 
 /* Waits until no job is busy, `ms` passes, or a further stop request
@@ -389,16 +390,17 @@ baton_err_t baton_worker_run(baton_worker_t *w, char *errstr, size_t errstr_size
         return err;
     }
     int nexec = 0;
-    int ok = pthread_create(&w->keeper, NULL, worker_keeper_main, w) == 0;
+    int ok = pthread_create(&w->keeper, NULL, baton_worker_keeper_main, w) == 0;
     int keeper_ok = ok;
     for (; ok && nexec < w->config.concurrency; nexec++)
-        ok = pthread_create(&w->executors[nexec].thread, NULL, worker_executor_main,
+        ok = pthread_create(&w->executors[nexec].thread, NULL, baton_worker_executor_main,
                             &w->executors[nexec]) == 0;
     if (!ok)
         nexec--;
-    int completer_ok = ok && pthread_create(&w->completer, NULL, worker_completer_main, w) == 0;
+    int completer_ok =
+        ok && pthread_create(&w->completer, NULL, baton_worker_completer_main, w) == 0;
     ok = completer_ok;
-    int fetcher_ok = ok && pthread_create(&w->fetcher, NULL, worker_fetcher_main, w) == 0;
+    int fetcher_ok = ok && pthread_create(&w->fetcher, NULL, baton_worker_fetcher_main, w) == 0;
     if (!fetcher_ok)
         err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "cannot start threads");
     else

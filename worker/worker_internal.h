@@ -19,8 +19,9 @@
  *   worker_metrics.c  the metric families
  *   command.c   command handlers; handlers.c the built-in handlers
  *
- * Every name declared here starts with worker_ and has hidden visibility:
- * nothing but the public baton_* API is exported from the library.
+ * Every function declared here is prefixed baton_worker_ (like the public
+ * API, so that no name of a static libbaton can collide with a user's) and
+ * has hidden visibility: the shared library exports only worker.h's.
  */
 #ifndef BATON_WORKER_INTERNAL_H
 #define BATON_WORKER_INTERNAL_H
@@ -54,13 +55,13 @@ struct worker_queue {
 
 /*
  * Parses "a=3,b,c=1" (weight 1 if omitted, 1-1000) into *out, *n entries
- * with their keys; the caller frees *out with worker_queues_free().
+ * with their keys; the caller frees *out with baton_worker_queues_free().
  * BATON_ERR_CONFIG names the bad entry in errstr (bad weight or name, a
  * queue listed twice, an empty list).
  */
-WORKER_INTERNAL baton_err_t worker_queues_parse(const char *spec, struct worker_queue **out,
-                                                size_t *n, char *errstr, size_t errstr_size);
-WORKER_INTERNAL void worker_queues_free(struct worker_queue *queues, size_t n);
+WORKER_INTERNAL baton_err_t baton_worker_queues_parse(const char *spec, struct worker_queue **out,
+                                                      size_t *n, char *errstr, size_t errstr_size);
+WORKER_INTERNAL void baton_worker_queues_free(struct worker_queue *queues, size_t n);
 
 /*
  * Shares `idle` slots among `n` queues by smooth weighted round robin:
@@ -68,8 +69,8 @@ WORKER_INTERNAL void worker_queues_free(struct worker_queue *queues, size_t n);
  * Advances each queue's `current`, so successive rounds interleave by
  * weight. Pure. @locality the fetcher thread
  */
-WORKER_INTERNAL void worker_allocate_slots(struct worker_queue *queues, size_t n, int idle,
-                                           int *counts);
+WORKER_INTERNAL void baton_worker_allocate_slots(struct worker_queue *queues, size_t n, int idle,
+                                                 int *counts);
 
 /* ------------------------------------------------------------------ jobs */
 
@@ -102,7 +103,7 @@ struct baton_job {
     size_t result_len;
     char *error; /* owned; NULL = none; executor */
 
-    atomic_int refs;        /* worker_job_ref/unref; any thread */
+    atomic_int refs;        /* baton_worker_job_ref/unref; any thread */
     atomic_int stop_reason; /* enum job_stop; any thread */
     atomic_int pgid;        /* command handler's process group (its
                                supervisor's pid), 0 = none */
@@ -121,20 +122,20 @@ struct worker_claim {
 
 /* A job for `claim` on `q` with one reference, its deadline counted from
  * now; its task is NULL when the JSON cannot be read. NULL without memory.
- * Caller drops the reference with worker_job_unref(). */
-WORKER_INTERNAL baton_job_t *worker_job_new(const struct worker_queue *q,
-                                            const struct worker_claim *claim);
-WORKER_INTERNAL baton_job_t *worker_job_ref(baton_job_t *job); /* returns job */
-WORKER_INTERNAL void worker_job_unref(baton_job_t *job);       /* NULL is a no-op */
+ * Caller drops the reference with baton_worker_job_unref(). */
+WORKER_INTERNAL baton_job_t *baton_worker_job_new(const struct worker_queue *q,
+                                                  const struct worker_claim *claim);
+WORKER_INTERNAL baton_job_t *baton_worker_job_ref(baton_job_t *job); /* returns job */
+WORKER_INTERNAL void baton_worker_job_unref(baton_job_t *job);       /* NULL is a no-op */
 
 /* Marks `job` to stop for `reason` (first reason wins) and wakes it; sends
  * a command handler's process group SIGTERM. Any thread. */
-WORKER_INTERNAL void worker_job_request_stop(baton_job_t *job, enum job_stop reason);
+WORKER_INTERNAL void baton_worker_job_request_stop(baton_job_t *job, enum job_stop reason);
 
 /* Takes the right to write the job's outcome: 1 for the first caller only. */
-WORKER_INTERNAL int worker_job_take_finish(baton_job_t *job);
+WORKER_INTERNAL int baton_worker_job_take_finish(baton_job_t *job);
 /* 1 once some thread has taken that right. */
-WORKER_INTERNAL int worker_job_finish_taken(baton_job_t *job);
+WORKER_INTERNAL int baton_worker_job_finish_taken(baton_job_t *job);
 
 /* --------------------------------------------------------------- worker */
 
@@ -222,7 +223,7 @@ struct baton_worker {
     baton_redis_t *fetcher_redis, *keeper_redis, *completer_redis;
 };
 
-/* One executor thread; worker_executor_main's argument. */
+/* One executor thread; baton_worker_executor_main's argument. */
 struct worker_executor {
     baton_worker_t *worker; /* borrowed */
     baton_redis_t *redis;   /* this thread's handle, owned by run() */
@@ -232,31 +233,32 @@ struct worker_executor {
 /* Creates the worker's metric families in `registry` (borrowed) and the
  * busy/idle collector; unregister removes the collector, waiting for a
  * scrape under way. */
-WORKER_INTERNAL void worker_metrics_register(baton_worker_t *w, baton_metrics_t *registry);
-WORKER_INTERNAL void worker_metrics_unregister(baton_worker_t *w);
+WORKER_INTERNAL void baton_worker_metrics_register(baton_worker_t *w, baton_metrics_t *registry);
+WORKER_INTERNAL void baton_worker_metrics_unregister(baton_worker_t *w);
 
 /* The handler registered for `type`, or NULL. Borrowed from the worker.
  * @locality any thread once run() started (handlers are [setup]) */
-WORKER_INTERNAL struct handler_entry *worker_find_handler(baton_worker_t *w, const char *type);
+WORKER_INTERNAL struct handler_entry *baton_worker_find_handler(baton_worker_t *w,
+                                                                const char *type);
 
 /* --------------------------------------------------- executor.c: slots */
 
 /* Takes over `jobs` (n, one reference each) claimed by the fetcher: gives
  * each its claim_seq, puts it in the running set and the ready list, and
  * takes a slot for it. @locality the fetcher thread */
-WORKER_INTERNAL void worker_slots_hand_over(baton_worker_t *w, baton_job_t **jobs, int n);
+WORKER_INTERNAL void baton_worker_slots_hand_over(baton_worker_t *w, baton_job_t **jobs, int n);
 
 /* A copy of the running set with a reference on each job (*n of them);
- * release with worker_running_release(). NULL without memory. */
-WORKER_INTERNAL baton_job_t **worker_running_snapshot(baton_worker_t *w, size_t *n);
-WORKER_INTERNAL void worker_running_release(baton_job_t **jobs, size_t n);
+ * release with baton_worker_running_release(). NULL without memory. */
+WORKER_INTERNAL baton_job_t **baton_worker_running_snapshot(baton_worker_t *w, size_t *n);
+WORKER_INTERNAL void baton_worker_running_release(baton_job_t **jobs, size_t n);
 
 /* Thread entry points; `arg` is the worker, for an executor its struct
  * worker_executor. */
-WORKER_INTERNAL void *worker_executor_main(void *arg);
-WORKER_INTERNAL void *worker_completer_main(void *arg);
-WORKER_INTERNAL void *worker_fetcher_main(void *arg);
-WORKER_INTERNAL void *worker_keeper_main(void *arg);
+WORKER_INTERNAL void *baton_worker_executor_main(void *arg);
+WORKER_INTERNAL void *baton_worker_completer_main(void *arg);
+WORKER_INTERNAL void *baton_worker_fetcher_main(void *arg);
+WORKER_INTERNAL void *baton_worker_keeper_main(void *arg);
 
 /* ---------------------------------------------------- outcome.c: writes */
 
@@ -264,30 +266,30 @@ WORKER_INTERNAL void *worker_keeper_main(void *arg);
  * the keeper for a C handler stuck past its timeout): complete.lua,
  * fail.lua or finish_canceled.lua by its status and stop reason; nothing
  * for a lost lease. Retries a Redis outage for about one lease length. */
-WORKER_INTERNAL void worker_outcome_finish(baton_worker_t *w, baton_redis_t *r, baton_job_t *job,
-                                           baton_handler_status_t status);
+WORKER_INTERNAL void baton_worker_outcome_finish(baton_worker_t *w, baton_redis_t *r,
+                                                 baton_job_t *job, baton_handler_status_t status);
 
 /* Writes `n` successes (their outcome already taken) in one pipeline of
  * complete.lua; what the pipeline could not write goes one at a time
  * with retries. Borrows the jobs. @locality the completer thread */
-WORKER_INTERNAL void worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r,
-                                                   baton_job_t **jobs, size_t n);
+WORKER_INTERNAL void baton_worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r,
+                                                         baton_job_t **jobs, size_t n);
 
 /* Marks dead a claimed task whose JSON cannot be read (fail.lua, permanent). */
-WORKER_INTERNAL void worker_outcome_unreadable(baton_worker_t *w, baton_redis_t *r,
-                                               const struct worker_queue *q,
-                                               const struct worker_claim *claim);
+WORKER_INTERNAL void baton_worker_outcome_unreadable(baton_worker_t *w, baton_redis_t *r,
+                                                     const struct worker_queue *q,
+                                                     const struct worker_claim *claim);
 
 /* Hands `job` back to the head of its queue (requeue.lua); its outcome
  * must be taken. BATON_OK when Redis took it, else the reason in errstr. */
-WORKER_INTERNAL baton_err_t worker_outcome_requeue(baton_worker_t *w, baton_redis_t *r,
-                                                   const baton_job_t *job, char *errstr,
-                                                   size_t errstr_size);
+WORKER_INTERNAL baton_err_t baton_worker_outcome_requeue(baton_worker_t *w, baton_redis_t *r,
+                                                         const baton_job_t *job, char *errstr,
+                                                         size_t errstr_size);
 
 /* Counts and logs a refusal for a stale token (guarantee 3): `what` was
  * refused ("outcome" or "lease renewal"), `why` says more. */
-WORKER_INTERNAL void worker_note_stale(baton_worker_t *w, const baton_job_t *job, const char *what,
-                                       const char *why);
+WORKER_INTERNAL void baton_worker_note_stale(baton_worker_t *w, const baton_job_t *job,
+                                             const char *what, const char *why);
 
 /*
  * fail.lua's backoff arguments. The retry delay itself is computed by
@@ -300,53 +302,53 @@ struct worker_backoff {
     char base[24], cap[24]; /* ms, decimal */
     char jitter[32];        /* "0.xxxxxxxxx", 9 decimals, in [0, 1] */
 };
-WORKER_INTERNAL void worker_backoff_args(int64_t base_ms, int64_t cap_ms, uint32_t random_bits,
-                                         struct worker_backoff *out);
+WORKER_INTERNAL void baton_worker_backoff_args(int64_t base_ms, int64_t cap_ms,
+                                               uint32_t random_bits, struct worker_backoff *out);
 
 /* ------------------------------------------------------------ command.c */
 
 /* Command handlers' supervisors (command.c), reachable from a signal
- * handler. worker_command_kill_tree() asks one to SIGKILL every process of
+ * handler. baton_worker_command_kill_tree() asks one to SIGKILL every process of
  * its command and exit; async-signal-safe. */
-WORKER_INTERNAL void worker_command_track(int pgid);
-WORKER_INTERNAL void worker_command_untrack(int pgid);
-WORKER_INTERNAL void worker_command_kill_tree(int supervisor);
+WORKER_INTERNAL void baton_worker_command_track(int pgid);
+WORKER_INTERNAL void baton_worker_command_untrack(int pgid);
+WORKER_INTERNAL void baton_worker_command_kill_tree(int supervisor);
 
 /* Reaps exited children of the worker that are not command supervisors:
  * orphans re-parented to a worker running as PID 1. @locality the keeper */
-WORKER_INTERNAL void worker_command_reap_orphans(void);
+WORKER_INTERNAL void baton_worker_command_reap_orphans(void);
 
 /* Parses --command-env ("NAME,PREFIX*,..."; NULL or "" for none) into a
  * NULL-terminated array that the caller frees with
- * worker_command_env_free(). BATON_ERR_CONFIG names a bad entry in errstr. */
-WORKER_INTERNAL baton_err_t worker_command_env_parse(const char *spec, char ***out, char *errstr,
-                                                     size_t errstr_size);
-WORKER_INTERNAL void worker_command_env_free(char **names);
+ * baton_worker_command_env_free(). BATON_ERR_CONFIG names a bad entry in errstr. */
+WORKER_INTERNAL baton_err_t baton_worker_command_env_parse(const char *spec, char ***out,
+                                                           char *errstr, size_t errstr_size);
+WORKER_INTERNAL void baton_worker_command_env_free(char **names);
 
 /* Registry-facing limits shared by the handlers. */
-WORKER_INTERNAL size_t worker_max_result_bytes(const baton_worker_t *worker);
-WORKER_INTERNAL int64_t worker_kill_grace_ms(const baton_worker_t *worker);
-/* The --command-env names (worker_command_env_parse()); borrowed from the worker. */
-WORKER_INTERNAL char *const *worker_command_env(const baton_worker_t *worker);
+WORKER_INTERNAL size_t baton_worker_max_result_bytes(const baton_worker_t *worker);
+WORKER_INTERNAL int64_t baton_worker_kill_grace_ms(const baton_worker_t *worker);
+/* The --command-env names (baton_worker_command_env_parse()); borrowed from the worker. */
+WORKER_INTERNAL char *const *baton_worker_command_env(const baton_worker_t *worker);
 
 /* Failure point for tests: called after the drain told a handler to stop
  * and before it hands the task back. NULL, never set by the production
  * binary; only baton-worker-test (main.c built with BATON_TEST_HOOKS)
  * sets it. */
-extern void (*worker_test_return_pause)(void);
+extern void (*baton_worker_test_return_pause)(void);
 
 /* The built-in handlers (handlers.c). */
-WORKER_INTERNAL baton_handler_status_t worker_builtin_noop(baton_job_t *job, void *ctx);
-WORKER_INTERNAL baton_handler_status_t worker_builtin_sleep(baton_job_t *job, void *ctx);
-WORKER_INTERNAL baton_handler_status_t worker_builtin_echo(baton_job_t *job, void *ctx);
-WORKER_INTERNAL baton_handler_status_t worker_builtin_fail(baton_job_t *job, void *ctx);
-WORKER_INTERNAL baton_handler_status_t worker_builtin_crash(baton_job_t *job, void *ctx);
+WORKER_INTERNAL baton_handler_status_t baton_worker_builtin_noop(baton_job_t *job, void *ctx);
+WORKER_INTERNAL baton_handler_status_t baton_worker_builtin_sleep(baton_job_t *job, void *ctx);
+WORKER_INTERNAL baton_handler_status_t baton_worker_builtin_echo(baton_job_t *job, void *ctx);
+WORKER_INTERNAL baton_handler_status_t baton_worker_builtin_fail(baton_job_t *job, void *ctx);
+WORKER_INTERNAL baton_handler_status_t baton_worker_builtin_crash(baton_job_t *job, void *ctx);
 
 /* The command handler (command.c); ctx is a struct command_handler. */
 struct command_handler {
     char *command; /* /bin/sh -c text, owned */
     const baton_worker_t *worker;
 };
-WORKER_INTERNAL baton_handler_status_t worker_command_run(baton_job_t *job, void *ctx);
+WORKER_INTERNAL baton_handler_status_t baton_worker_command_run(baton_job_t *job, void *ctx);
 
 #endif

@@ -18,7 +18,7 @@ static void collect_threads(baton_metric_t *family, void *ctx) {
     baton_metric_set(family, BATON_LABELS("idle"), w->config.concurrency - busy);
 }
 
-void worker_metrics_register(baton_worker_t *w, baton_metrics_t *r) {
+void baton_worker_metrics_register(baton_worker_t *w, baton_metrics_t *r) {
     static const double fast[] = {BATON_BUCKETS_FAST_SECONDS};
     static const double slow[] = {BATON_BUCKETS_SLOW_SECONDS};
     struct worker_metrics *mx = &w->metrics;
@@ -57,6 +57,6 @@ void worker_metrics_register(baton_worker_t *w, baton_metrics_t *r) {
     baton_metric_set_collector(mx->threads, collect_threads, w);
 }
 
-void worker_metrics_unregister(baton_worker_t *w) {
+void baton_worker_metrics_unregister(baton_worker_t *w) {
     baton_metric_set_collector(w->metrics.threads, NULL, NULL); /* waits for a scrape */
 }

@@ -12,11 +12,11 @@
 
 START_TEST(test_base_and_cap_verbatim) {
     struct worker_backoff b;
-    worker_backoff_args(1000, 600000, 0, &b);
+    baton_worker_backoff_args(1000, 600000, 0, &b);
     ck_assert_str_eq(b.base, "1000");
     ck_assert_str_eq(b.cap, "600000");
     ck_assert_str_eq(b.jitter, "0.000000000");
-    worker_backoff_args(INT64_MAX, 0, 0, &b);
+    baton_worker_backoff_args(INT64_MAX, 0, 0, &b);
     ck_assert_str_eq(b.base, "9223372036854775807");
     ck_assert_str_eq(b.cap, "0");
 }
@@ -24,11 +24,11 @@ END_TEST
 
 START_TEST(test_jitter_is_the_fraction_of_2_32) {
     struct worker_backoff b;
-    worker_backoff_args(1, 1, 1u << 31, &b);
+    baton_worker_backoff_args(1, 1, 1u << 31, &b);
     ck_assert_str_eq(b.jitter, "0.500000000");
-    worker_backoff_args(1, 1, 1u << 30, &b);
+    baton_worker_backoff_args(1, 1, 1u << 30, &b);
     ck_assert_str_eq(b.jitter, "0.250000000");
-    worker_backoff_args(1, 1, 429496730u, &b); /* ~0.1 */
+    baton_worker_backoff_args(1, 1, 429496730u, &b); /* ~0.1 */
     ck_assert_str_eq(b.jitter, "0.100000000");
 }
 END_TEST
@@ -41,7 +41,7 @@ START_TEST(test_jitter_bounds) {
                                  "1.000000000"};
     for (size_t i = 0; i < sizeof draws / sizeof draws[0]; i++) {
         struct worker_backoff b;
-        worker_backoff_args(1000, 2000, draws[i], &b);
+        baton_worker_backoff_args(1000, 2000, draws[i], &b);
         ck_assert_str_eq(b.jitter, want[i]);
         double j = strtod(b.jitter, NULL);
         ck_assert(j >= 0.0 && j <= 1.0);

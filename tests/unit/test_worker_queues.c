@@ -12,8 +12,8 @@
 static struct worker_queue *parse_ok(const char *spec, size_t *n) {
     struct worker_queue *q = NULL;
     char errstr[256] = "";
-    ck_assert_msg(worker_queues_parse(spec, &q, n, errstr, sizeof errstr) == BATON_OK, "%s: %s",
-                  spec, errstr);
+    ck_assert_msg(baton_worker_queues_parse(spec, &q, n, errstr, sizeof errstr) == BATON_OK,
+                  "%s: %s", spec, errstr);
     return q;
 }
 
@@ -30,7 +30,7 @@ START_TEST(test_parse_weights_and_keys) {
     ck_assert_str_eq(q[0].running, "baton:{critical}:running");
     ck_assert_str_eq(q[1].notify, "baton:{default}:notify");
     ck_assert_str_eq(q[2].prefix, "baton:{low}:t:");
-    worker_queues_free(q, n);
+    baton_worker_queues_free(q, n);
 }
 END_TEST
 
@@ -52,7 +52,7 @@ START_TEST(test_parse_errors) {
         struct worker_queue *q = (void *)1;
         size_t n = 99;
         char errstr[256] = "";
-        ck_assert_int_eq(worker_queues_parse(bad[i].spec, &q, &n, errstr, sizeof errstr),
+        ck_assert_int_eq(baton_worker_queues_parse(bad[i].spec, &q, &n, errstr, sizeof errstr),
                          BATON_ERR_CONFIG);
         ck_assert_msg(strstr(errstr, bad[i].says), "'%s': %s", bad[i].spec, errstr);
         ck_assert_ptr_null(q);
@@ -67,7 +67,7 @@ static void order_of(const char *spec, int rounds, char *out) {
     struct worker_queue *q = parse_ok(spec, &n);
     int counts[8];
     for (int r = 0; r < rounds; r++) {
-        worker_allocate_slots(q, n, 1, counts);
+        baton_worker_allocate_slots(q, n, 1, counts);
         int total = 0;
         for (size_t i = 0; i < n; i++) {
             total += counts[i];
@@ -77,7 +77,7 @@ static void order_of(const char *spec, int rounds, char *out) {
         ck_assert_int_eq(total, 1);
     }
     out[rounds] = '\0';
-    worker_queues_free(q, n);
+    baton_worker_queues_free(q, n);
 }
 
 START_TEST(test_smooth_interleaving) {
@@ -96,14 +96,14 @@ START_TEST(test_one_round_splits_by_weight) {
     size_t n;
     struct worker_queue *q = parse_ok("critical=6,default=3,low=1", &n);
     int counts[3];
-    worker_allocate_slots(q, n, 10, counts);
+    baton_worker_allocate_slots(q, n, 10, counts);
     ck_assert_int_eq(counts[0], 6);
     ck_assert_int_eq(counts[1], 3);
     ck_assert_int_eq(counts[2], 1);
     /* After a whole cycle the state is back where it started. */
     for (size_t i = 0; i < n; i++)
         ck_assert_int_eq(q[i].current, 0);
-    worker_queues_free(q, n);
+    baton_worker_queues_free(q, n);
 }
 END_TEST
 
@@ -114,14 +114,14 @@ START_TEST(test_rounds_carry_state) {
     struct worker_queue *q = parse_ok("a=6,b=3,c=1", &n);
     int counts[3], sum[3] = {0, 0, 0};
     for (int r = 0; r < 10; r++) {
-        worker_allocate_slots(q, n, 3, counts);
+        baton_worker_allocate_slots(q, n, 3, counts);
         for (int i = 0; i < 3; i++)
             sum[i] += counts[i];
     }
     ck_assert_int_eq(sum[0], 18);
     ck_assert_int_eq(sum[1], 9);
     ck_assert_int_eq(sum[2], 3);
-    worker_queues_free(q, n);
+    baton_worker_queues_free(q, n);
 }
 END_TEST
 
@@ -132,11 +132,11 @@ START_TEST(test_light_queue_not_starved) {
     struct worker_queue *q = parse_ok("heavy=1000,light=1", &n);
     int counts[2], light = 0;
     for (int r = 0; r < 1001; r++) {
-        worker_allocate_slots(q, n, 1, counts);
+        baton_worker_allocate_slots(q, n, 1, counts);
         light += counts[1];
     }
     ck_assert_int_eq(light, 1);
-    worker_queues_free(q, n);
+    baton_worker_queues_free(q, n);
 }
 END_TEST
 
@@ -144,12 +144,12 @@ START_TEST(test_no_idle_slot) {
     size_t n;
     struct worker_queue *q = parse_ok("a=2,b=1", &n);
     int counts[2] = {7, 7};
-    worker_allocate_slots(q, n, 0, counts);
+    baton_worker_allocate_slots(q, n, 0, counts);
     ck_assert_int_eq(counts[0], 0);
     ck_assert_int_eq(counts[1], 0);
     ck_assert_int_eq(q[0].current, 0);
     ck_assert_int_eq(q[1].current, 0);
-    worker_queues_free(q, n);
+    baton_worker_queues_free(q, n);
 }
 END_TEST
 
