@@ -186,29 +186,39 @@ struct baton_worker {
                                   executors wait */
     pthread_cond_t completed;  /* a success joined the done list, or
                                   completer_exit: the completer waits */
-    pthread_cond_t slot_freed; /* busy went down (worker_job_done), or
+    pthread_cond_t slot_freed; /* busy went down (executor.c's job_done), or
                                   stopping: the fetcher waits for a slot,
                                   run() for busy == 0 */
     pthread_cond_t stop_cond;  /* stopping or keeper_exit set: the keeper's
                                   tick and the fetcher's pause after an
                                   error are timed waits on it */
 
-    baton_job_t *ready_head, *ready_tail; /* [lock] claimed, waiting for an
-                                             executor; borrowed from running */
-    baton_job_t *done_head, *done_tail;   /* [lock] successes for the
-                                             completer, one reference each */
+    /* [lock] claimed jobs waiting for an executor, borrowed from `running`:
+     * the fetcher appends, executors take. */
+    baton_job_t *ready_head, *ready_tail;
+    /* [lock] successes whose outcome is taken, one reference each:
+     * executors append, the completer takes. */
+    baton_job_t *done_head, *done_tail;
+    /* [lock] every claimed job not yet done, one reference each: the
+     * fetcher adds, executors and the completer remove (job_done), the
+     * keeper and the drain take snapshots. */
     struct running_set {
         baton_job_t **jobs;
         size_t count, cap;
-    } running;                    /* [lock] every claimed job not yet done, one
-                                     reference each; keeper and drain snapshot it */
-    int busy;                     /* [lock] jobs claimed and not done (<= concurrency) */
-    uint64_t claims;              /* [lock] claim counter: jobs' claim_seq */
-    uint64_t done, failed, stale; /* [lock] outcomes written, for the registry */
-    int stopping;                 /* [lock] no more claims (fetcher leaves) */
-    int exiting;                  /* [lock] executors leave when the ready list is empty */
-    int completer_exit;           /* [lock] set once no executor can add more */
-    int keeper_exit;              /* [lock] */
+    } running;
+    /* [lock] jobs claimed and not done (<= concurrency): the fetcher
+     * raises it, job_done lowers it; read by run(), the keeper's
+     * heartbeat and the metrics scrape. */
+    int busy;
+    uint64_t claims;              /* [lock] claim counter: jobs' claim_seq; fetcher */
+    uint64_t done, failed, stale; /* [lock] outcomes written (outcome.c, keeper);
+                                     the heartbeat reads them */
+    /* [lock] set once by run(), in this order, each read by the thread(s)
+     * it lets go: */
+    int stopping;       /* no more claims: the fetcher leaves */
+    int exiting;        /* executors leave when the ready list is empty */
+    int keeper_exit;    /* the keeper leaves the registry and ends */
+    int completer_exit; /* the completer ends once the done list is empty */
 
     volatile sig_atomic_t stop_requests;  /* baton_worker_stop (a signal
                                              handler); run() polls it */
