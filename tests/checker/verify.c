@@ -77,7 +77,7 @@
 #define VIOLATIONS_PRINTED_MAX 50
 /* Commands per pipelined batch while waiting (one HGET per task). */
 #define WAIT_BATCH 1000
-/* What the worker logs when Redis refused a stale outcome (worker.c). */
+/* What the worker logs when Redis refused a stale outcome (worker/outcome.c). */
 #define STALE_REFUSAL_LINE "refused, the lease was taken over"
 
 /* ---------------------------------------------------------------------------
