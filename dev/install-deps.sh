@@ -27,6 +27,7 @@ PACKAGES=(
   iproute2
   docker-compose
   clang
+  clang-format
   libclang-rt-14-dev
   faketime
 )
