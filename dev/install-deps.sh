@@ -28,6 +28,7 @@ PACKAGES=(
   docker-compose
   clang
   clang-format
+  clang-tidy
   libclang-rt-14-dev
   faketime
 )
