@@ -202,6 +202,7 @@ static long long pg_long(struct bench *b, const char *sql, int nparams, const ch
     PGresult *res = PQexecParams(b->pg, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         die("PostgreSQL: %s", PQerrorMessage(b->pg));
+    /* NOLINTNEXTLINE(cert-err34-c): PostgreSQL's text form of a bigint */
     long long v = PQgetisnull(res, 0, 0) ? 0 : atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     return v;
@@ -549,9 +550,11 @@ static json_t *main_phase(struct bench *b) {
             duplicates++;
             continue;
         }
+        /* NOLINTBEGIN(cert-err34-c): PostgreSQL's text form of numeric columns */
         to_start[counted] = atof(PQgetvalue(res, (int)r, 1)) - published[k];
         to_finish[counted] = atof(PQgetvalue(res, (int)r, 2)) - published[k];
         extra_attempts += atoll(PQgetvalue(res, (int)r, 3)) - 1;
+        /* NOLINTEND(cert-err34-c) */
         counted++;
     }
     PQclear(res);
@@ -714,8 +717,17 @@ int main(int argc, char **argv) {
     size_t np;
     char **pnames = split(cfg.priorities, &np);
     b.priorities = calloc(np ? np : 1, sizeof *b.priorities);
-    for (size_t i = 0; i < np; i++)
-        b.priorities[b.npriorities++] = atoi(pnames[i]);
+    for (size_t i = 0; i < np; i++) {
+        /* atoi() would run "x" or "10" as priority 0 or 10: refuse them. */
+        char *end;
+        errno = 0;
+        long p = strtol(pnames[i], &end, 10);
+        if (errno || end == pnames[i] || *end || p < BATON_TASK_PRIORITY_MIN ||
+            p > BATON_TASK_PRIORITY_MAX)
+            die("--priorities: '%s' is not a priority (%d-%d)", pnames[i],
+                BATON_TASK_PRIORITY_MIN, BATON_TASK_PRIORITY_MAX);
+        b.priorities[b.npriorities++] = (int)p;
+    }
     if (!b.npriorities)
         b.priorities[b.npriorities++] = 5;
     snprintf(b.logdir, sizeof b.logdir, "/tmp/baton-bench.%s", b.run);

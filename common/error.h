@@ -43,5 +43,12 @@ const char *baton_err2str(baton_err_t err);
 baton_err_t baton_seterr(char *errstr, size_t errstr_size, baton_err_t err,
                          const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+#ifdef __clang_analyzer__
+/* clang-tidy's analyser sees one file at a time and would take the value of
+ * baton_seterr() for any code, BATON_OK too, then report the NULL reply that
+ * only a success would leave. This tells it the value is `err`. */
+#define baton_seterr(errstr, errstr_size, err, ...)                                                \
+    (baton_seterr((errstr), (errstr_size), (err), __VA_ARGS__), (err))
+#endif
 
 #endif

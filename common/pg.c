@@ -90,6 +90,7 @@ static baton_err_t parse_dsn(const char *dsn, char **password, char *errstr, siz
     for (PQconninfoOption *o = opts; o->keyword; o++)
         if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) {
             *password = strdup(o->val); /* NULL on ENOMEM: then nothing to mask */
+            break;                      /* one entry per keyword */
         }
     PQconninfoFree(opts);
     return BATON_OK;

@@ -204,28 +204,16 @@ static const enum ctl_pg_kind task_column_kinds[T_COLUMNS] = {
     CTL_PG_TEXT, CTL_PG_TEXT, CTL_PG_JSON, CTL_PG_JSON, CTL_PG_JSON, CTL_PG_JSON, CTL_PG_TEXT,
     CTL_PG_INT,  CTL_PG_INT,  CTL_PG_TIME, CTL_PG_INT};
 
-static const char
-    TASK_SQL
-        [] =
-            "SELECT queue, id, type, priority, state, attempts, max_attempts, "
-            "timeout_ms, " CTL_SQL_MS("run_at") ", " CTL_SQL_MS("deadline") ", " CTL_SQL_MS("submit"
-                                                                                            "ted_"
-                                                                                            "at") ", " CTL_SQL_MS("queued_at") ", " CTL_SQL_MS(
-                "first_started_at") ", " CTL_SQL_MS("finished_at") ", last_worker, last_error, "
-                                                                   "result::text, payload::text,"
-                                                                   " meta::text, extra::text, "
-                                                                   "kafka_topic, kafka_partition, "
-                                                                   "kafka_offset, " CTL_SQL_MS(
-                                                                       "updated_at") ", last_seq"
-                                                                                     " FROM "
-                                                                                     "baton.tasks "
-                                                                                     "WHERE id = "
-                                                                                     "$1 AND "
-                                                                                     "($2::text IS "
-                                                                                     "NULL OR "
-                                                                                     "queue = $2) "
-                                                                                     "ORDER BY "
-                                                                                     "queue";
+// clang-format off
+static const char TASK_SQL[] =
+    "SELECT queue, id, type, priority, state, attempts, max_attempts, timeout_ms, "
+    CTL_SQL_MS("run_at") ", " CTL_SQL_MS("deadline") ", " CTL_SQL_MS("submitted_at") ", "
+    CTL_SQL_MS("queued_at") ", " CTL_SQL_MS("first_started_at") ", "
+    CTL_SQL_MS("finished_at") ", last_worker, last_error, "
+    "result::text, payload::text, meta::text, extra::text, "
+    "kafka_topic, kafka_partition, kafka_offset, " CTL_SQL_MS("updated_at") ", last_seq"
+    " FROM baton.tasks WHERE id = $1 AND ($2::text IS NULL OR queue = $2) ORDER BY queue";
+// clang-format on
 
 /* Columns of EVENTS_SQL, in order. */
 enum {
@@ -243,11 +231,13 @@ enum {
     E_COLUMNS
 };
 
-static const char EVENTS_SQL[] = "SELECT queue, seq, " CTL_SQL_MS(
-    "at") ", event, from_state, to_state, attempt,"
-          " fencing_token, worker_id, error, detail::text"
-          " FROM baton.task_events WHERE task_id = $1 AND ($2::text IS NULL OR queue = $2)"
-          " ORDER BY queue, seq";
+// clang-format off
+static const char EVENTS_SQL[] =
+    "SELECT queue, seq, " CTL_SQL_MS("at") ", event, from_state, to_state, attempt,"
+    " fencing_token, worker_id, error, detail::text"
+    " FROM baton.task_events WHERE task_id = $1 AND ($2::text IS NULL OR queue = $2)"
+    " ORDER BY queue, seq";
+// clang-format on
 
 static PGresult *query(PGconn *pg, const char *sql, const char *id, const char *queue, char *errstr,
                        size_t errstr_size) {

@@ -98,8 +98,10 @@ baton_err_t ctl_find_task(baton_redis_t *r, const char *id, const char *queue,
     out->items = NULL;
     out->count = 0;
     if (queue) {
-        if (names_add(&candidates, queue))
+        if (names_add(&candidates, queue)) {
+            ctl_names_free(&candidates); /* the array grew before strdup() failed */
             return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        }
     } else if ((err = ctl_known_queues(r, &candidates, errstr, errstr_size))) {
         return err;
     }

@@ -27,6 +27,8 @@ PACKAGES=(
   iproute2
   docker-compose
   clang
+  clang-format
+  clang-tidy
   libclang-rt-14-dev
   faketime
 )

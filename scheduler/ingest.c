@@ -451,7 +451,7 @@ static void batch_clear(struct ingest *ing) {
 static void allowlist_free(struct allowlist *a) {
     free(a->text);
     free(a->entries);
-    memset(a, 0, sizeof *a);
+    *a = (struct allowlist){0};
 }
 
 /*

@@ -535,7 +535,7 @@ START_TEST(test_concurrent_updates_are_exact) {
         char queue[16];
         snprintf(queue, sizeof queue, "q%d", q);
         ck_assert_double_eq(find(&e, "baton_test_hits_total", "queue", queue, NULL)->value,
-                            THREADS * UPDATES / 4);
+                            (double)(THREADS * UPDATES) / 4);
     }
     ck_assert_double_eq(find(&e, "baton_test_h_count", NULL)->value, THREADS * UPDATES);
     ck_assert_double_eq(find(&e, "baton_test_h_bucket", "le", "+Inf", NULL)->value,

@@ -1162,7 +1162,7 @@ END_TEST
  * Suite
  * ------------------------------------------------------------------------ */
 
-#define N(table) ((int)(sizeof table / sizeof table[0]))
+#define N(table) ((int)(sizeof(table) / sizeof((table)[0])))
 
 /* id_optional: the producer's path for JSON lines without an id. */
 START_TEST(test_id_optional) {
