@@ -6,24 +6,25 @@
 #include <math.h>
 #include <stdio.h>
 
-size_t baton_queue_key(char *buf, const char *queue, const char *suffix) {
-    int n = snprintf(buf, BATON_KEY_MAX, BATON_KEY_PREFIX "{%s}:%s", queue, suffix);
-    return n < 0 ? 0 : (size_t)n;
+/* Writes "baton:{<queue>}:<suffix>" into buf (BATON_KEY_MAX bytes). Only
+ * baton_queue_keys_init builds queue keys: callers take them from the struct. */
+static void queue_key(char *buf, const char *queue, const char *suffix) {
+    snprintf(buf, BATON_KEY_MAX, BATON_KEY_PREFIX "{%s}:%s", queue, suffix);
 }
 
 void baton_queue_keys_init(struct baton_queue_keys *k, const char *queue) {
     snprintf(k->name, sizeof k->name, "%s", queue);
-    baton_queue_key(k->ready, queue, "ready");
-    baton_queue_key(k->scheduled, queue, "scheduled");
-    baton_queue_key(k->running, queue, "running");
-    baton_queue_key(k->dead, queue, "dead");
-    baton_queue_key(k->deadline, queue, "deadline");
-    baton_queue_key(k->seq, queue, "seq");
-    baton_queue_key(k->events, queue, "events");
-    baton_queue_key(k->notify, queue, "notify");
-    baton_queue_key(k->paused, queue, "paused");
-    baton_queue_key(k->task_prefix, queue, "t:");
-    baton_queue_key(k->key_prefix, queue, "");
+    queue_key(k->ready, queue, "ready");
+    queue_key(k->scheduled, queue, "scheduled");
+    queue_key(k->running, queue, "running");
+    queue_key(k->dead, queue, "dead");
+    queue_key(k->deadline, queue, "deadline");
+    queue_key(k->seq, queue, "seq");
+    queue_key(k->events, queue, "events");
+    queue_key(k->notify, queue, "notify");
+    queue_key(k->paused, queue, "paused");
+    queue_key(k->task_prefix, queue, "t:");
+    queue_key(k->key_prefix, queue, "");
 }
 
 size_t baton_worker_key(char *buf, const char *worker_id) {

@@ -60,13 +60,6 @@ struct baton_queue_keys {
 /* Fills `keys` for `queue` (at most 128 characters, as task.h allows). */
 void baton_queue_keys_init(struct baton_queue_keys *keys, const char *queue);
 
-/*
- * Writes "baton:{<queue>}:<suffix>" into buf (BATON_KEY_MAX bytes) and
- * returns its length. Only worker/ still calls it, until it moves to
- * struct baton_queue_keys; new code uses the struct.
- */
-size_t baton_queue_key(char *buf, const char *queue, const char *suffix);
-
 /* Writes the task hash key "baton:{<queue>}:t:<id>"; returns its length. */
 size_t baton_task_key(char *buf, const char *queue, const char *id);
 

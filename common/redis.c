@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "redis_script.h"
 
 struct baton_redis {
     char *url;                    /* owned copy, for reconnects */
@@ -523,31 +524,6 @@ baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,
         *reply = NULL;
     }
     return err;
-}
-
-baton_err_t baton_redis_script(baton_redis_t *r, const char *name, int numkeys, int argc,
-                               const char **argv, const size_t *argvlen, redisReply **reply,
-                               char *errstr, size_t errstr_size) {
-    *reply = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        baton_redis_pipeline_begin(r);
-        baton_err_t err = baton_redis_append_script(r, name, numkeys, argc, argv, argvlen,
-                                                    errstr, errstr_size);
-        if (!err)
-            err = baton_redis_get_reply(r, reply, errstr, errstr_size);
-        if (err)
-            return err;
-        if ((*reply)->type != REDIS_REPLY_ERROR)
-            return BATON_OK;
-        int noscript = r->reload_scripts;
-        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis script %s: %s", name,
-                           (*reply)->str);
-        freeReplyObject(*reply);
-        *reply = NULL;
-        if (!noscript)
-            return err;
-    }
-    return BATON_ERR_REDIS;
 }
 
 baton_err_t baton_redis_probe(baton_redis_t **cached, const char *url, int timeout_ms,

@@ -161,14 +161,6 @@ baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv,
                                const size_t *argvlen, char *errstr, size_t errstr_size);
 
 /*
- * Appends EVALSHA of the embedded script `name` ("enqueue.lua") with `numkeys`
- * keys first in argv. Returns BATON_ERR_NOT_FOUND for an unknown script.
- */
-baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int numkeys,
-                                      int argc, const char **argv, const size_t *argvlen,
-                                      char *errstr, size_t errstr_size);
-
-/*
  * Reads the next pipelined reply. The reply (which may be an error reply:
  * check reply->type) goes to *reply; caller frees it with freeReplyObject().
  * A reply "NOSCRIPT" marks the scripts for reloading, so that the caller's
@@ -177,15 +169,6 @@ baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int nu
  */
 baton_err_t baton_redis_get_reply(baton_redis_t *r, redisReply **reply, char *errstr,
                                   size_t errstr_size);
-
-/*
- * Runs script `name` once and returns its reply (not an error reply: those
- * become BATON_ERR_REDIS with the text in errstr). Reloads and retries once on
- * NOSCRIPT. Caller frees *reply with freeReplyObject().
- */
-baton_err_t baton_redis_script(baton_redis_t *r, const char *name, int numkeys, int argc,
-                               const char **argv, const size_t *argvlen, redisReply **reply,
-                               char *errstr, size_t errstr_size);
 
 /*
  * Readiness probe: PING over `*cached` (connected on first use to `url`

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redis_script.h"
+
 /* ------------------------------------------------------------ the table */
 
 #define QK(name)                                                                                   \

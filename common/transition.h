@@ -100,7 +100,7 @@ extern const struct baton_tr_script baton_tr_scripts[BATON_TR_SCRIPT_COUNT];
 /*
  * Failure hooks for tests/unit/test_transition.c: replaced, they see the
  * exact KEYS/ARGV a function sends (append) and feed it replies (get_reply)
- * without a Redis. NULL (the default): baton_redis_append_script and
+ * without a Redis. NULL (the default): baton_redis_append_script (redis_script.h) and
  * baton_redis_get_reply.
  */
 extern baton_err_t (*baton_tr_append_hook)(baton_redis_t *r, const char *name, int numkeys,

@@ -17,32 +17,21 @@
 #include "worker_internal.h"
 
 #define BLOCK_TIMEOUT "0.5" /* BLPOP seconds: bounds stop latency */
-#define CLAIM_FIELDS 6      /* claim.lua answers 6 strings per task */
 
-/* The fields of claim.lua's entry `e` (CLAIM_FIELDS replies); borrowed
- * from the reply. */
-static struct worker_claim claim_of(redisReply **e) {
-    struct worker_claim c = {e[0]->str, e[1]->str, e[2]->str, e[3]->str,
-                             e[4]->str, e[5]->str, e[5]->len};
-    return c;
-}
-
-/* Turns one queue's claim.lua reply into jobs for the executors. An
+/* Turns one queue's claimed tasks into jobs for the executors. An
  * unreadable task is marked dead at once. Returns the jobs handed over. */
 static int take_claimed(baton_worker_t *w, baton_redis_t *r, const struct worker_queue *q,
-                        const redisReply *reply) {
-    size_t n = reply->elements / CLAIM_FIELDS;
-    baton_job_t *jobs[n ? n : 1];
+                        const struct baton_tr_claim *claim) {
+    baton_job_t *jobs[claim->count ? claim->count : 1];
     int got = 0;
-    for (size_t k = 0; k < n; k++) {
-        struct worker_claim claim = claim_of(reply->element + k * CLAIM_FIELDS);
-        baton_job_t *job = baton_worker_job_new(q, &claim);
+    for (size_t k = 0; k < claim->count; k++) {
+        baton_job_t *job = baton_worker_job_new(q, &claim->tasks[k]);
         if (job && job->task) {
             baton_metric_inc(w->metrics.claimed, BATON_LABELS(job->queue, job->type));
             jobs[got++] = job;
         } else {
             baton_worker_job_unref(job);
-            baton_worker_outcome_unreadable(w, r, q, &claim);
+            baton_worker_outcome_unreadable(w, r, q, &claim->tasks[k]);
         }
     }
     baton_worker_slots_hand_over(w, jobs, got);
@@ -52,6 +41,8 @@ static int take_claimed(baton_worker_t *w, baton_redis_t *r, const struct worker
 /*
  * One claim round: pipelined claim.lua for the queues that got slots.
  * Returns the number of jobs claimed, or -1 on a Redis error (in errstr).
+ * Every reply is read even after an error, so the pipeline stays in step
+ * and no claimed task is left unread.
  */
 static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errstr,
                        size_t errstr_size) {
@@ -63,12 +54,8 @@ static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errs
     for (size_t i = 0; i < w->nqueues; i++) {
         if (!counts[i])
             continue;
-        const struct worker_queue *q = &w->queues[i];
-        char count[16];
-        snprintf(count, sizeof count, "%d", counts[i]);
-        const char *argv[] = {q->ready,  q->running, q->deadline,   q->events, q->paused,
-                              q->prefix, w->id,      w->lease_text, count,     w->retention_text};
-        if (baton_redis_append_script(r, "claim.lua", 5, 10, argv, NULL, errstr, errstr_size))
+        if (baton_tr_append_claim(r, &w->queues[i].keys, w->id, w->config.lease_ms, counts[i],
+                                  w->config.retention_ms, errstr, errstr_size))
             return -1;
         appended++;
     }
@@ -78,17 +65,17 @@ static int claim_round(baton_worker_t *w, baton_redis_t *r, int idle, char *errs
         if (!counts[i])
             continue;
         seen++;
-        redisReply *reply;
-        if (baton_redis_get_reply(r, &reply, errstr, errstr_size))
-            return -1;
-        if (reply->type == REDIS_REPLY_ERROR) {
+        struct baton_tr_claim claim;
+        char why[512];
+        baton_err_t e = baton_tr_read_claim(r, &claim, why, sizeof why);
+        if (e) {
             if (!err)
-                err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "claim on %s: %s",
-                                   w->queues[i].name, reply->str);
-        } else if (reply->type == REDIS_REPLY_ARRAY) {
-            claimed += take_claimed(w, r, &w->queues[i], reply);
+                err = baton_seterr(errstr, errstr_size, e, "claim on %s: %s",
+                                   w->queues[i].keys.name, why);
+            continue;
         }
-        freeReplyObject(reply);
+        claimed += take_claimed(w, r, &w->queues[i], &claim);
+        baton_tr_claim_free(&claim);
     }
     baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
                          baton_metrics_since(started_ns));
@@ -101,7 +88,7 @@ static void block_for_work(baton_worker_t *w, baton_redis_t *r) {
     const char *argv[argc];
     argv[0] = "BLPOP";
     for (size_t i = 0; i < w->nqueues; i++)
-        argv[i + 1] = w->queues[i].notify;
+        argv[i + 1] = w->queues[i].keys.notify;
     argv[argc - 1] = BLOCK_TIMEOUT;
     redisReply *reply;
     char errstr[256];

@@ -20,7 +20,8 @@
 #include "utf8.h"
 #include "worker_internal.h"
 
-baton_job_t *baton_worker_job_new(const struct worker_queue *q, const struct worker_claim *claim) {
+baton_job_t *baton_worker_job_new(const struct worker_queue *q,
+                                  const struct baton_tr_claimed *claim) {
     baton_job_t *job = calloc(1, sizeof *job);
     if (!job)
         return NULL;
@@ -31,13 +32,15 @@ baton_job_t *baton_worker_job_new(const struct worker_queue *q, const struct wor
     baton_cond_init_monotonic(&job->wake);
     job->wq = q;
     job->id = strdup(claim->id);
-    job->queue = strdup(q->name);
+    job->queue = strdup(q->keys.name);
     snprintf(job->token, sizeof job->token, "%s", claim->token);
-    job->attempt = atoi(claim->attempt);
-    job->max_attempts = claim->max_attempts ? atoi(claim->max_attempts) : 1;
-    job->timeout_ms = claim->timeout_ms ? strtoll(claim->timeout_ms, NULL, 10) : 300000;
+    job->attempt = (int)claim->attempt;
+    /* -1: the field is missing from a damaged hash */
+    job->max_attempts = claim->max_attempts >= 0 ? (int)claim->max_attempts : 1;
+    job->timeout_ms = claim->timeout_ms >= 0 ? claim->timeout_ms : 300000;
     json_error_t jerr;
-    job->task = claim->task ? json_loadb(claim->task, claim->task_len, 0, &jerr) : NULL;
+    job->task =
+        claim->task_json ? json_loadb(claim->task_json, claim->task_json_len, 0, &jerr) : NULL;
     const char *type = json_string_value(json_object_get(job->task, "type"));
     job->type = strdup(type ? type : "");
     job->payload = json_object_get(job->task, "payload");

@@ -22,17 +22,17 @@
 #define HEARTBEAT_TTL_MS 10000
 #define REAP_EVERY_MS 1000 /* as PID 1: how often orphans are reaped */
 
-/* Acts on renew.lua's `answer` for `job`: 1 renewed, 0 not running with
- * our token, 2 renewed but a cancel is requested. */
-static void on_renewal(baton_worker_t *w, baton_job_t *job, long long answer) {
+/* Acts on renew.lua's `answer` for `job`. */
+static void on_renewal(baton_worker_t *w, baton_job_t *job, baton_tr_renewal_t answer) {
     /* A job whose outcome is taken (being written, or written between the
      * snapshot and this reply: then the task is no longer running and
-     * renew.lua answers 0) is not a lost lease: if it was lost, the write
+     * renew.lua refuses) is not a lost lease: if it was lost, the write
      * itself is refused and counted (baton_worker_note_stale). */
-    if (answer == 0 && !baton_job_should_stop(job) && !baton_worker_job_finish_taken(job)) {
+    if (answer == BATON_TR_RENEW_REFUSED && !baton_job_should_stop(job) &&
+        !baton_worker_job_finish_taken(job)) {
         baton_worker_note_stale(w, job, "lease renewal", "stopping the attempt");
         baton_worker_job_request_stop(job, JOB_STOP_LOST);
-    } else if (answer == 2 && !baton_job_should_stop(job)) {
+    } else if (answer == BATON_TR_RENEW_CANCELED && !baton_job_should_stop(job)) {
         BATON_LOG_TASK(BATON_LOG_INFO, WORKER_LOG, job->id,
                        "cancellation requested: stopping the handler");
         baton_worker_job_request_stop(job, JOB_STOP_CANCELED);
@@ -47,39 +47,37 @@ static void renew_queue(baton_worker_t *w, baton_redis_t *r, const struct worker
         count += jobs[i]->wq == q;
     if (!count)
         return;
-    const char **argv = malloc((3 + 2 * count) * sizeof *argv);
+    struct baton_tr_lease *leases = malloc(count * sizeof *leases);
+    baton_tr_renewal_t *answers = malloc(count * sizeof *answers);
     baton_job_t **mine = malloc(count * sizeof *mine);
-    if (!argv || !mine) {
-        free(argv);
+    if (!leases || !answers || !mine) {
+        free(leases);
+        free(answers);
         free(mine);
         return;
     }
-    size_t argc = 0, k = 0;
-    argv[argc++] = q->running;
-    argv[argc++] = q->prefix;
-    argv[argc++] = w->lease_text;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (jobs[i]->wq != q)
             continue;
-        mine[k++] = jobs[i];
-        argv[argc++] = jobs[i]->id;
-        argv[argc++] = jobs[i]->token;
+        mine[k] = jobs[i];
+        leases[k].id = jobs[i]->id;
+        leases[k].token = jobs[i]->token;
+        k++;
     }
-    redisReply *reply = NULL;
     char errstr[1024];
     int64_t started_ns = baton_metrics_now_ns();
-    if (baton_redis_script(r, "renew.lua", 1, (int)argc, argv, NULL, &reply, errstr,
-                           sizeof errstr) != BATON_OK) {
-        BATON_WARN(WORKER_LOG, "lease renewal on %s failed (will retry): %s", q->name, errstr);
-    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == count) {
+    if (baton_tr_renew(r, &q->keys, w->config.lease_ms, leases, count, answers, errstr,
+                       sizeof errstr) != BATON_OK) {
+        BATON_WARN(WORKER_LOG, "lease renewal on %s failed (will retry): %s", q->keys.name, errstr);
+    } else {
         baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
                              baton_metrics_since(started_ns));
         for (size_t i = 0; i < count; i++)
-            on_renewal(w, mine[i], reply->element[i]->integer);
+            on_renewal(w, mine[i], answers[i]);
     }
-    if (reply)
-        freeReplyObject(reply);
-    free(argv);
+    free(leases);
+    free(answers);
     free(mine);
 }
 
@@ -128,16 +126,8 @@ static void enforce_timeouts(baton_worker_t *w, baton_redis_t *r) {
     baton_worker_running_release(jobs, n);
 }
 
-/* The registry entry: this worker's hash, in the workers set. */
-static void registry_key(const baton_worker_t *w, char *key, size_t size) {
-    snprintf(key, size, BATON_KEY_PREFIX "worker:%s", w->id);
-}
-
 static void heartbeat(baton_worker_t *w, baton_redis_t *r) {
-    char key[BATON_KEY_MAX], ttl[24], pid[24], conc[24], busy[24], done[24], failed[24], stale[24],
-        started[24], host[256] = "";
-    registry_key(w, key, sizeof key);
-    snprintf(ttl, sizeof ttl, "%d", HEARTBEAT_TTL_MS);
+    char pid[24], conc[24], busy[24], done[24], failed[24], stale[24], started[24], host[256] = "";
     snprintf(pid, sizeof pid, "%ld", (long)getpid());
     snprintf(conc, sizeof conc, "%d", w->config.concurrency);
     gethostname(host, sizeof host - 1);
@@ -150,30 +140,28 @@ static void heartbeat(baton_worker_t *w, baton_redis_t *r) {
     snprintf(started, sizeof started, "%" PRId64, w->started_ms);
     /* Registry fields as name, value pairs. */
     // clang-format off
-    const char *argv[] = {key, BATON_KEY_PREFIX "workers", w->id, ttl,
-                          "host", host,
-                          "pid", pid,
-                          "queues", w->queue_spec,
-                          "concurrency", conc,
-                          "busy", busy,
-                          "done", done,
-                          "failed", failed,
-                          "stale_refusals", stale,
-                          "started_ms", started};
+    const char *fields[] = {"host", host,
+                            "pid", pid,
+                            "queues", w->queue_spec,
+                            "concurrency", conc,
+                            "busy", busy,
+                            "done", done,
+                            "failed", failed,
+                            "stale_refusals", stale,
+                            "started_ms", started};
     // clang-format on
-    redisReply *reply = NULL;
     char errstr[512];
-    if (baton_redis_script(r, "heartbeat.lua", 2, (int)(sizeof argv / sizeof argv[0]), argv, NULL,
-                           &reply, errstr, sizeof errstr) == BATON_OK)
-        freeReplyObject(reply);
+    /* Best effort: a missed beat is written again HEARTBEAT_EVERY_MS later. */
+    (void)baton_tr_heartbeat(r, w->id, HEARTBEAT_TTL_MS, fields, sizeof fields / sizeof fields[0],
+                             NULL, errstr, sizeof errstr);
 }
 
 /* Leaves the registry: this worker is gone, not merely silent. */
 static void registry_leave(baton_worker_t *w, baton_redis_t *r) {
     char key[BATON_KEY_MAX], errstr[512];
-    registry_key(w, key, sizeof key);
+    baton_worker_key(key, w->id);
     const char *del[] = {"DEL", key};
-    const char *zrem[] = {"ZREM", BATON_KEY_PREFIX "workers", w->id};
+    const char *zrem[] = {"ZREM", BATON_KEY_WORKERS, w->id};
     redisReply *reply;
     if (baton_redis_command(r, &reply, 2, del, NULL, errstr, sizeof errstr) == BATON_OK)
         freeReplyObject(reply);

@@ -39,46 +39,63 @@ void baton_worker_note_stale(baton_worker_t *w, const baton_job_t *job, const ch
 }
 
 void baton_worker_backoff_args(int64_t base_ms, int64_t cap_ms, uint32_t random_bits,
-                               struct worker_backoff *out) {
-    snprintf(out->base, sizeof out->base, "%" PRId64, base_ms);
-    snprintf(out->cap, sizeof out->cap, "%" PRId64, cap_ms);
-    /* random_bits / 2^32, in [0, 1), printed with 9 decimals: the two
-     * largest draws round to "1.000000000", which fail.lua takes as the
-     * whole window. */
-    snprintf(out->jitter, sizeof out->jitter, "%.9f", (double)random_bits / 4294967296.0);
+                               struct baton_tr_failure *out) {
+    out->backoff_base_ms = base_ms;
+    out->backoff_cap_ms = cap_ms;
+    /* random_bits / 2^32, in [0, 1): fail.lua gets it with 9 decimals,
+     * where the two largest draws round to "1.000000000", which it takes
+     * as the whole window. */
+    out->jitter = (double)random_bits / 4294967296.0;
 }
 
-/* Runs one finishing script; handles STALE. Returns BATON_OK when written,
- * with the first element of an array reply (fail.lua's new state) copied
- * into `state` when given. */
+/* One finishing write: which script, and what it needs beyond the job. */
+struct finish_call {
+    baton_tr_script_id_t script; /* COMPLETE, FAIL or FINISH_CANCELED */
+    const char *result;          /* COMPLETE: JSON text, borrowed */
+    size_t result_len;
+    const struct baton_tr_failure *failure; /* FAIL: borrowed */
+    baton_state_t next;                     /* FAIL: the task's new state, set when written */
+};
+
+/* Sends `call` for `job` once. */
+static baton_err_t finish_once(const baton_worker_t *w, baton_redis_t *r, const baton_job_t *job,
+                               struct finish_call *call, char *errstr, size_t errstr_size) {
+    const struct baton_queue_keys *keys = &job->wq->keys;
+    int64_t retention_ms = w->config.retention_ms;
+    switch (call->script) {
+    case BATON_TR_COMPLETE:
+        return baton_tr_complete(r, keys, job->id, job->token, call->result, call->result_len,
+                                 retention_ms, errstr, errstr_size);
+    case BATON_TR_FAIL:
+        return baton_tr_fail(r, keys, job->id, job->token, call->failure, retention_ms, &call->next,
+                             NULL, errstr, errstr_size);
+    default:
+        return baton_tr_finish_canceled(r, keys, job->id, job->token, retention_ms, errstr,
+                                        errstr_size);
+    }
+}
+
+/* Runs one finishing script; handles a stale token. Returns BATON_OK when
+ * written. */
 static baton_err_t run_finish(baton_worker_t *w, baton_redis_t *r, const baton_job_t *job,
-                              const char *script, int nkeys, int argc, const char **argv,
-                              const size_t *lens, char *state, size_t state_size) {
+                              struct finish_call *call) {
+    const char *script = baton_tr_scripts[call->script].name;
     char errstr[1024];
-    redisReply *reply = NULL;
     baton_err_t err = BATON_OK;
     int64_t give_up = baton_time_mono_ms() + w->config.lease_ms;
     for (;;) {
         int64_t started_ns = baton_metrics_now_ns();
-        err = baton_redis_script(r, script, nkeys, argc, argv, lens, &reply, errstr, sizeof errstr);
-        if (!err || strstr(errstr, "STALE"))
+        err = finish_once(w, r, job, call, errstr, sizeof errstr);
+        if (!err || err == BATON_ERR_STALE_TOKEN)
             baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
                                  baton_metrics_since(started_ns));
-        if (!err || strstr(errstr, "STALE") || baton_time_mono_ms() > give_up)
+        if (!err || err == BATON_ERR_STALE_TOKEN || baton_time_mono_ms() > give_up)
             break;
         BATON_LOG_TASK(BATON_LOG_WARN, WORKER_LOG, job->id, "%s failed, retrying: %s", script,
                        errstr);
         usleep(WORKER_RETRY_AFTER_ERROR_MS * 1000);
     }
-    if (state && state_size) {
-        state[0] = '\0';
-        if (!err && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-            reply->element[0]->str)
-            snprintf(state, state_size, "%s", reply->element[0]->str);
-    }
-    if (reply)
-        freeReplyObject(reply);
-    if (err && strstr(errstr, "STALE"))
+    if (err == BATON_ERR_STALE_TOKEN)
         baton_worker_note_stale(w, job, "outcome", errstr);
     else if (err)
         BATON_LOG_TASK(BATON_LOG_ERROR, WORKER_LOG, job->id,
@@ -86,25 +103,19 @@ static baton_err_t run_finish(baton_worker_t *w, baton_redis_t *r, const baton_j
     return err;
 }
 
-/* complete.lua's KEYS and ARGV for `job`; `marker` (96 bytes) holds the
- * stand-in for a result over the size limit. */
-static void complete_args(const baton_worker_t *w, const baton_job_t *job, const char **argv,
-                          size_t *lens, char *marker) {
-    const struct worker_queue *q = job->wq;
+/* The result complete.lua gets for `job`; `marker` (96 bytes) holds the
+ * stand-in for a result over the size limit. Borrowed from job or marker. */
+static const char *result_of(const baton_worker_t *w, const baton_job_t *job, char *marker,
+                             size_t *len) {
     const char *result = job->result ? job->result : "null";
-    size_t result_len = job->result ? job->result_len : 4;
-    if (result_len > w->config.max_result_bytes) {
+    *len = job->result ? job->result_len : 4;
+    if (*len > w->config.max_result_bytes) {
         /* Keep success a success; say what was dropped. */
-        snprintf(marker, 96, "{\"truncated\":true,\"bytes\":%zu}", result_len);
+        snprintf(marker, 96, "{\"truncated\":true,\"bytes\":%zu}", *len);
         result = marker;
-        result_len = strlen(marker);
+        *len = strlen(marker);
     }
-    const char *values[7] = {q->running, q->events, q->prefix,        job->id,
-                             job->token, result,    w->retention_text};
-    for (int i = 0; i < 7; i++) {
-        argv[i] = values[i];
-        lens[i] = i == 5 ? result_len : strlen(values[i]);
-    }
+    return result;
 }
 
 static void count_success(baton_worker_t *w, const baton_job_t *job) {
@@ -116,11 +127,10 @@ static void count_success(baton_worker_t *w, const baton_job_t *job) {
 
 /* One success, one round trip, with retries (the completer's fallback). */
 static baton_err_t report_success(baton_worker_t *w, baton_redis_t *r, baton_job_t *job) {
-    const char *argv[7];
-    size_t lens[7];
     char marker[96];
-    complete_args(w, job, argv, lens, marker);
-    baton_err_t err = run_finish(w, r, job, "complete.lua", 2, 7, argv, lens, NULL, 0);
+    struct finish_call call = {.script = BATON_TR_COMPLETE};
+    call.result = result_of(w, job, marker, &call.result_len);
+    baton_err_t err = run_finish(w, r, job, &call);
     if (!err)
         count_success(w, job);
     return err;
@@ -128,34 +138,20 @@ static baton_err_t report_success(baton_worker_t *w, baton_redis_t *r, baton_job
 
 static baton_err_t report_failure(baton_worker_t *w, baton_redis_t *r, const baton_job_t *job,
                                   const char *error, const char *reason, int permanent) {
-    const struct worker_queue *q = job->wq;
     uint32_t rnd = 0;
     if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
         rnd = (uint32_t)baton_time_mono_ms();
-    struct worker_backoff backoff;
-    baton_worker_backoff_args(w->config.backoff_base_ms, w->config.backoff_cap_ms, rnd, &backoff);
-    const char *argv[] = {q->running,
-                          q->scheduled,
-                          q->dead,
-                          q->events,
-                          q->prefix,
-                          job->id,
-                          job->token,
-                          error,
-                          reason,
-                          backoff.base,
-                          backoff.cap,
-                          backoff.jitter,
-                          permanent ? "1" : "0",
-                          w->retention_text};
-    char state[16];
-    baton_err_t err = run_finish(w, r, job, "fail.lua", 4, 14, argv, NULL, state, sizeof state);
+    struct baton_tr_failure failure = {.error = error, .reason = reason, .permanent = permanent};
+    baton_worker_backoff_args(w->config.backoff_base_ms, w->config.backoff_cap_ms, rnd, &failure);
+    struct finish_call call = {.script = BATON_TR_FAIL, .failure = &failure};
+    baton_err_t err = run_finish(w, r, job, &call);
     if (!err) {
         baton_metric_inc(w->metrics.failed, BATON_LABELS(job->queue, job->type, reason));
-        baton_state_t next;
-        if (baton_state_parse(state, &next) != 0)
+        baton_state_t next = call.next;
+        if (next == BATON_STATE_COUNT)
             BATON_LOG_TASK(BATON_LOG_WARN, WORKER_LOG, job->id,
-                           "fail.lua answered '%s', which is no state", state);
+                           "%s answered a new state this worker does not know",
+                           baton_tr_scripts[BATON_TR_FAIL].name);
         else if (next == BATON_STATE_SCHEDULED)
             baton_metric_inc(w->metrics.retried, BATON_LABELS(job->queue, job->type));
         else if (next == BATON_STATE_DEAD)
@@ -168,19 +164,13 @@ static baton_err_t report_failure(baton_worker_t *w, baton_redis_t *r, const bat
 
 void baton_worker_outcome_unreadable(baton_worker_t *w, baton_redis_t *r,
                                      const struct worker_queue *q,
-                                     const struct worker_claim *claim) {
-    const char *argv[] = {q->running,   q->scheduled,
-                          q->dead,      q->events,
-                          q->prefix,    claim->id,
-                          claim->token, "task JSON in Redis is unreadable",
-                          "error",      "0",
-                          "0",          "0",
-                          "1",          w->retention_text};
-    redisReply *reply = NULL;
+                                     const struct baton_tr_claimed *claim) {
+    static const struct baton_tr_failure unreadable = {
+        "task JSON in Redis is unreadable", "error", 0, 0, 0, 1};
     char errstr[256];
-    baton_redis_script(r, "fail.lua", 4, 14, argv, NULL, &reply, errstr, sizeof errstr);
-    if (reply)
-        freeReplyObject(reply);
+    /* Best effort: unwritten, the lease runs out and maintenance reclaims it. */
+    (void)baton_tr_fail(r, &q->keys, claim->id, claim->token, &unreadable, w->config.retention_ms,
+                        NULL, NULL, errstr, sizeof errstr);
     BATON_LOG_TASK(BATON_LOG_ERROR, WORKER_LOG, claim->id, "task JSON unreadable: marked dead");
 }
 
@@ -199,10 +189,8 @@ void baton_worker_outcome_finish(baton_worker_t *w, baton_redis_t *r, baton_job_
          * handler. A stop for shutdown never writes one. */
         return;
     } else if (reason == JOB_STOP_CANCELED) {
-        const struct worker_queue *q = job->wq;
-        const char *argv[] = {q->running, q->events,  q->prefix,
-                              job->id,    job->token, w->retention_text};
-        if (run_finish(w, r, job, "finish_canceled.lua", 2, 6, argv, NULL, NULL, 0) == BATON_OK) {
+        struct finish_call call = {.script = BATON_TR_FINISH_CANCELED};
+        if (run_finish(w, r, job, &call) == BATON_OK) {
             baton_metric_inc(w->metrics.canceled, BATON_LABELS(job->queue, job->type));
             BATON_LOG_TASK(BATON_LOG_INFO, WORKER_LOG, job->id, "canceled");
         }
@@ -238,42 +226,37 @@ void baton_worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r, ba
     baton_redis_pipeline_begin(r);
     int64_t started_ns = baton_metrics_now_ns();
     for (; sent < n; sent++) {
-        const char *argv[7];
-        size_t lens[7];
-        complete_args(w, jobs[sent], argv, lens, markers[sent]);
-        if (baton_redis_append_script(r, "complete.lua", 2, 7, argv, lens, errstr, sizeof errstr))
+        baton_job_t *job = jobs[sent];
+        size_t len;
+        const char *result = result_of(w, job, markers[sent], &len);
+        if (baton_tr_append_complete(r, &job->wq->keys, job->id, job->token, result, len,
+                                     w->config.retention_ms, errstr, sizeof errstr))
             break;
     }
+    /* After an I/O error the later reads fail at once: their jobs, too,
+     * go one at a time. */
     size_t answered = 0;
-    for (; answered < sent; answered++) {
-        redisReply *reply;
-        if (baton_redis_get_reply(r, &reply, errstr, sizeof errstr))
-            break;
-        baton_job_t *job = jobs[answered];
-        if (reply->type != REDIS_REPLY_ERROR)
+    for (size_t i = 0; i < sent; i++) {
+        baton_job_t *job = jobs[i];
+        char why[1024];
+        baton_err_t err = baton_tr_read_complete(r, why, sizeof why);
+        answered += !err || err == BATON_ERR_STALE_TOKEN;
+        if (!err)
             count_success(w, job);
-        else if (strncmp(reply->str, "STALE", 5) == 0)
-            baton_worker_note_stale(w, job, "outcome", reply->str);
+        else if (err == BATON_ERR_STALE_TOKEN)
+            baton_worker_note_stale(w, job, "outcome", why);
         else
             report_success(w, r, job); /* NOSCRIPT and the like: retry alone */
-        freeReplyObject(reply);
     }
     if (answered)
         baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
                              baton_metrics_since(started_ns));
-    for (size_t i = answered; i < n; i++)
+    for (size_t i = sent; i < n; i++)
         report_success(w, r, jobs[i]);
 }
 
 baton_err_t baton_worker_outcome_requeue(baton_worker_t *w, baton_redis_t *r,
                                          const baton_job_t *job, char *errstr, size_t errstr_size) {
-    const struct worker_queue *q = job->wq;
-    const char *argv[] = {q->running, q->ready, q->seq,     q->events,        q->notify,
-                          q->prefix,  job->id,  job->token, w->retention_text};
-    redisReply *reply = NULL;
-    baton_err_t err =
-        baton_redis_script(r, "requeue.lua", 5, 9, argv, NULL, &reply, errstr, errstr_size);
-    if (reply)
-        freeReplyObject(reply);
-    return err;
+    return baton_tr_requeue(r, &job->wq->keys, job->id, job->token, w->config.retention_ms, errstr,
+                            errstr_size);
 }

@@ -15,22 +15,12 @@
 #include "task.h"
 #include "worker_internal.h"
 
-/* Fills q's name, weight and keys; 0 without memory. */
-static int queue_init(struct worker_queue *q, const char *name, int weight) {
-    q->name = strdup(name);
+/* Fills q's name, weight and keys (name already checked by
+ * baton_task_name_valid, so it fits). */
+static void queue_init(struct worker_queue *q, const char *name, int weight) {
+    baton_queue_keys_init(&q->keys, name);
     q->weight = weight;
     q->current = 0;
-    baton_queue_key(q->ready, name, "ready");
-    baton_queue_key(q->running, name, "running");
-    baton_queue_key(q->deadline, name, "deadline");
-    baton_queue_key(q->events, name, "events");
-    baton_queue_key(q->paused, name, "paused");
-    baton_queue_key(q->notify, name, "notify");
-    baton_queue_key(q->scheduled, name, "scheduled");
-    baton_queue_key(q->dead, name, "dead");
-    baton_queue_key(q->seq, name, "seq");
-    baton_queue_key(q->prefix, name, "t:");
-    return q->name != NULL;
 }
 
 baton_err_t baton_worker_queues_parse(const char *spec, struct worker_queue **out, size_t *n,
@@ -63,11 +53,11 @@ baton_err_t baton_worker_queues_parse(const char *spec, struct worker_queue **ou
             err = baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                                "--queues: '%s' is not a valid queue name", item);
         for (size_t i = 0; !err && i < count; i++)
-            if (strcmp(queues[i].name, item) == 0)
+            if (strcmp(queues[i].keys.name, item) == 0)
                 err = baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                                    "--queues: '%s' is listed twice", item);
-        if (!err && !queue_init(&queues[count++], item, (int)weight))
-            err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        if (!err)
+            queue_init(&queues[count++], item, (int)weight);
     }
     free(copy);
     if (!err && count == 0)
@@ -82,8 +72,7 @@ baton_err_t baton_worker_queues_parse(const char *spec, struct worker_queue **ou
 }
 
 void baton_worker_queues_free(struct worker_queue *queues, size_t n) {
-    for (size_t i = 0; queues && i < n; i++)
-        free(queues[i].name);
+    (void)n; /* a queue owns nothing beyond its slot */
     free(queues);
 }
 

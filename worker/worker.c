@@ -95,8 +95,6 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
     w->config.command_env = NULL; /* parsed into w->command_env */
     w->id = config->worker_id ? strdup(config->worker_id) : default_id();
     w->config.worker_id = w->id;
-    snprintf(w->lease_text, sizeof w->lease_text, "%" PRId64, config->lease_ms);
-    snprintf(w->retention_text, sizeof w->retention_text, "%" PRId64, config->retention_ms);
     pthread_mutex_init(&w->lock, NULL);
     baton_cond_init_monotonic(&w->work);
     baton_cond_init_monotonic(&w->completed);
@@ -290,7 +288,7 @@ static void return_unfinished(baton_worker_t *w, baton_redis_t *r) {
         char errstr[1024];
         if (r && baton_worker_outcome_requeue(w, r, job, errstr, sizeof errstr) == BATON_OK) {
             BATON_LOG_TASK(BATON_LOG_INFO, WORKER_LOG, job->id,
-                           "returned to the head of %s (grace period over)", job->wq->name);
+                           "returned to the head of %s (grace period over)", job->wq->keys.name);
         } else {
             BATON_LOG_TASK(BATON_LOG_WARN, WORKER_LOG, job->id,
                            "could not return the task (%s): its lease will expire and "

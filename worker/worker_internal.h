@@ -33,6 +33,7 @@
 
 #include "queue.h"
 #include "redis.h"
+#include "transition.h"
 #include "worker.h"
 
 #define WORKER_INTERNAL __attribute__((visibility("hidden")))
@@ -44,13 +45,9 @@
 
 /* One queue of --queues, with its keys built once. */
 struct worker_queue {
-    char *name;  /* owned */
-    int weight;  /* 1-1000, from "name=weight" */
-    int current; /* smooth weighted round robin state; fetcher thread only */
-    char ready[BATON_KEY_MAX], running[BATON_KEY_MAX], deadline[BATON_KEY_MAX];
-    char events[BATON_KEY_MAX], paused[BATON_KEY_MAX], notify[BATON_KEY_MAX];
-    char scheduled[BATON_KEY_MAX], dead[BATON_KEY_MAX], seq[BATON_KEY_MAX];
-    char prefix[BATON_KEY_MAX];
+    struct baton_queue_keys keys; /* keys.name is the queue's name */
+    int weight;                   /* 1-1000, from "name=weight" */
+    int current;                  /* smooth weighted round robin state; fetcher thread only */
 };
 
 /*
@@ -113,18 +110,13 @@ struct baton_job {
     struct baton_job *next; /* ready list or done list; worker lock */
 };
 
-/* The fields of one claim.lua entry: id, token, attempt, max_attempts,
- * timeout_ms, task JSON (NULL when Redis had none); borrowed. */
-struct worker_claim {
-    const char *id, *token, *attempt, *max_attempts, *timeout_ms, *task;
-    size_t task_len;
-};
-
-/* A job for `claim` on `q` with one reference, its deadline counted from
- * now; its task is NULL when the JSON cannot be read. NULL without memory.
- * Caller drops the reference with baton_worker_job_unref(). */
+/* A job for `claim` (one task of claim.lua's answer, borrowed) on `q`
+ * with one reference, its deadline counted from now; a field a damaged
+ * task hash lacks takes the default (1 attempt, 300000 ms), and its task
+ * is NULL when the JSON is missing or cannot be read. NULL without
+ * memory. Caller drops the reference with baton_worker_job_unref(). */
 WORKER_INTERNAL baton_job_t *baton_worker_job_new(const struct worker_queue *q,
-                                                  const struct worker_claim *claim);
+                                                  const struct baton_tr_claimed *claim);
 WORKER_INTERNAL baton_job_t *baton_worker_job_ref(baton_job_t *job); /* returns job */
 WORKER_INTERNAL void baton_worker_job_unref(baton_job_t *job);       /* NULL is a no-op */
 
@@ -169,16 +161,15 @@ struct worker_metrics {
  * threads and only read afterwards, without a lock.
  */
 struct baton_worker {
-    struct baton_worker_config config;       /* [setup] strings point below */
-    struct worker_metrics metrics;           /* [setup] */
-    char *redis_url, *queue_spec, *id;       /* [setup] owned */
-    char **command_env;                      /* [setup] --command-env names, owned */
-    char lease_text[24], retention_text[24]; /* [setup] script arguments */
-    struct worker_queue *queues;             /* [setup] owned; `current`: fetcher only */
-    size_t nqueues;                          /* [setup] */
-    struct handler_entry *handlers;          /* [setup] owned */
-    size_t nhandlers;                        /* [setup] */
-    int64_t started_ms;                      /* [setup] wall clock, for the registry */
+    struct baton_worker_config config; /* [setup] strings point below */
+    struct worker_metrics metrics;     /* [setup] */
+    char *redis_url, *queue_spec, *id; /* [setup] owned */
+    char **command_env;                /* [setup] --command-env names, owned */
+    struct worker_queue *queues;       /* [setup] owned; `current`: fetcher only */
+    size_t nqueues;                    /* [setup] */
+    struct handler_entry *handlers;    /* [setup] owned */
+    size_t nhandlers;                  /* [setup] */
+    int64_t started_ms;                /* [setup] wall clock, for the registry */
 
     pthread_mutex_t lock;
     /* Condition variables, one per event; each waits on `lock`. */
@@ -288,7 +279,7 @@ WORKER_INTERNAL void baton_worker_outcome_complete_batch(baton_worker_t *w, bato
 /* Marks dead a claimed task whose JSON cannot be read (fail.lua, permanent). */
 WORKER_INTERNAL void baton_worker_outcome_unreadable(baton_worker_t *w, baton_redis_t *r,
                                                      const struct worker_queue *q,
-                                                     const struct worker_claim *claim);
+                                                     const struct baton_tr_claimed *claim);
 
 /* Hands `job` back to the head of its queue (requeue.lua); its outcome
  * must be taken. BATON_OK when Redis took it, else the reason in errstr. */
@@ -302,18 +293,15 @@ WORKER_INTERNAL void baton_worker_note_stale(baton_worker_t *w, const baton_job_
                                              const char *what, const char *why);
 
 /*
- * fail.lua's backoff arguments. The retry delay itself is computed by
- * fail.lua, at Redis TIME and from the attempt count Redis holds:
- * jitter * min(cap, base * 2^(attempt-1)) (full jitter). The worker
- * supplies base and cap (its config) and the jitter, drawn from
- * `random_bits` (uniform 32 bits) here. Pure.
+ * fail.lua's backoff arguments, written into out's backoff_base_ms,
+ * backoff_cap_ms and jitter (its other fields untouched). The retry delay
+ * itself is computed by fail.lua, at Redis TIME and from the attempt count
+ * Redis holds: jitter * min(cap, base * 2^(attempt-1)) (full jitter). The
+ * worker supplies base and cap (its config) and the jitter, drawn from
+ * `random_bits` (uniform 32 bits) here: random_bits / 2^32, in [0, 1). Pure.
  */
-struct worker_backoff {
-    char base[24], cap[24]; /* ms, decimal */
-    char jitter[32];        /* "0.xxxxxxxxx", 9 decimals, in [0, 1] */
-};
 WORKER_INTERNAL void baton_worker_backoff_args(int64_t base_ms, int64_t cap_ms,
-                                               uint32_t random_bits, struct worker_backoff *out);
+                                               uint32_t random_bits, struct baton_tr_failure *out);
 
 /* ------------------------------------------------------------ command.c */
 

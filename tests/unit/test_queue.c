@@ -12,8 +12,9 @@
 
 START_TEST(test_keys_share_hash_tag) {
     char buf[BATON_KEY_MAX];
-    ck_assert_uint_eq(baton_queue_key(buf, "emails", "ready"), strlen("baton:{emails}:ready"));
-    ck_assert_str_eq(buf, "baton:{emails}:ready");
+    struct baton_queue_keys keys;
+    baton_queue_keys_init(&keys, "emails");
+    ck_assert_str_eq(keys.ready, "baton:{emails}:ready");
     baton_task_key(buf, "emails", "t-1");
     ck_assert_str_eq(buf, "baton:{emails}:t:t-1");
 }

@@ -21,15 +21,15 @@ START_TEST(test_parse_weights_and_keys) {
     size_t n;
     struct worker_queue *q = parse_ok("critical=6,default,low=1", &n);
     ck_assert_uint_eq(n, 3);
-    ck_assert_str_eq(q[0].name, "critical");
+    ck_assert_str_eq(q[0].keys.name, "critical");
     ck_assert_int_eq(q[0].weight, 6);
-    ck_assert_str_eq(q[1].name, "default");
+    ck_assert_str_eq(q[1].keys.name, "default");
     ck_assert_int_eq(q[1].weight, 1); /* omitted: 1 */
     ck_assert_int_eq(q[2].weight, 1);
-    ck_assert_str_eq(q[0].ready, "baton:{critical}:ready");
-    ck_assert_str_eq(q[0].running, "baton:{critical}:running");
-    ck_assert_str_eq(q[1].notify, "baton:{default}:notify");
-    ck_assert_str_eq(q[2].prefix, "baton:{low}:t:");
+    ck_assert_str_eq(q[0].keys.ready, "baton:{critical}:ready");
+    ck_assert_str_eq(q[0].keys.running, "baton:{critical}:running");
+    ck_assert_str_eq(q[1].keys.notify, "baton:{default}:notify");
+    ck_assert_str_eq(q[2].keys.task_prefix, "baton:{low}:t:");
     baton_worker_queues_free(q, n);
 }
 END_TEST
@@ -72,7 +72,7 @@ static void order_of(const char *spec, int rounds, char *out) {
         for (size_t i = 0; i < n; i++) {
             total += counts[i];
             if (counts[i])
-                out[r] = q[i].name[0];
+                out[r] = q[i].keys.name[0];
         }
         ck_assert_int_eq(total, 1);
     }
