@@ -503,10 +503,12 @@ baton_err_t baton_redis_get_reply(baton_redis_t *r, redisReply **reply, char *er
     redisReply *rep = out;
     if (r->pending > 0)
         r->pending--;
-    if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
-        r->reload_scripts = 1;
     *reply = rep;
     return BATON_OK;
+}
+
+void baton_redis_scripts_lost(baton_redis_t *r) {
+    r->reload_scripts = 1;
 }
 
 baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,

@@ -21,4 +21,12 @@ baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int nu
                                       const char **argv, const size_t *argvlen, char *errstr,
                                       size_t errstr_size);
 
+/*
+ * Notes that Redis answered NOSCRIPT on r (restarted or flushed): the
+ * scripts are loaded again before r's next script append. Called by the
+ * reply reader of common/transition.c, the one place that reads script
+ * answers.
+ */
+void baton_redis_scripts_lost(baton_redis_t *r);
+
 #endif

@@ -299,6 +299,8 @@ static baton_err_t take(baton_redis_t *r, baton_tr_script_id_t id, redisReply **
     if ((*reply)->str && strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
         /* Lost by a restarted or flushed Redis; reloaded by the next
          * append on this connection, so a retry succeeds. */
+        if (r)
+            baton_redis_scripts_lost(r);
         if (noscript)
             *noscript = 1;
         err =
