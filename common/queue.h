@@ -24,6 +24,7 @@
 #define BATON_KEY_PREFIX "baton:"
 #define BATON_KEY_QUEUES "baton:queues"         /* SET of known queue names */
 #define BATON_KEY_REJECTIONS "baton:rejections" /* STREAM of rejected messages */
+#define BATON_KEY_CONFIG "baton:config"         /* HASH of shared settings (retention.h) */
 
 /* Width of one priority band of ready scores: 2^47. */
 #define BATON_SCORE_SPAN 140737488355328.0
