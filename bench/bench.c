@@ -375,16 +375,16 @@ static void warm_up(struct bench *b) {
 /* Redis bytes per queued task: a queue no worker serves. */
 static double memory_phase(struct bench *b) {
     int64_t n = b->cfg->memory_tasks;
-    char queue[64], ready[BATON_KEY_MAX], events[BATON_KEY_MAX];
+    char queue[64];
     snprintf(queue, sizeof queue, "%s-mem", b->run);
-    baton_queue_key(ready, queue, "ready");
-    baton_queue_key(events, queue, "events");
+    struct baton_queue_keys qkeys;
+    baton_queue_keys_init(&qkeys, queue);
     uint64_t before = redis_used_memory(b);
     const char *queues[] = {queue};
     double started = wall_ms();
     publish(b, "mem-", queues, 1, n, 0, NULL);
-    const char *zcard[] = {"ZCARD", ready};
-    const char *xlen[] = {"XLEN", events};
+    const char *zcard[] = {"ZCARD", qkeys.ready};
+    const char *xlen[] = {"XLEN", qkeys.events};
     long long queued;
     while (!interrupted && ((queued = redis_int(b, 2, zcard)) < n || redis_int(b, 2, xlen) > 0)) {
         progress("memory", queued, n, started);
@@ -393,8 +393,8 @@ static double memory_phase(struct bench *b) {
     progress("memory", n, n, started);
     uint64_t after = redis_used_memory(b);
     /* Clean up: the tasks' keys in Redis, their rows in history. */
-    char pattern[BATON_KEY_MAX];
-    snprintf(pattern, sizeof pattern, BATON_KEY_PREFIX "{%s}:*", queue);
+    char pattern[BATON_KEY_MAX + 1];
+    snprintf(pattern, sizeof pattern, "%s*", qkeys.key_prefix);
     const char *cursor = "0";
     char next[32];
     do {

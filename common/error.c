@@ -22,6 +22,7 @@ const char *baton_err2str(baton_err_t err) {
     case BATON_ERR_STATE: return "wrong state";
     case BATON_ERR_EXISTS: return "already exists";
     case BATON_ERR_HELP: return "help requested";
+    case BATON_ERR_REFUSED: return "refused by Redis";
     }
     return "unknown error";
 }

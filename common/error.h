@@ -28,6 +28,8 @@ typedef enum baton_err {
     BATON_ERR_STATE = -11,      /* object is not in the state the call needs */
     BATON_ERR_EXISTS = -12,     /* already there (idempotent no-op) */
     BATON_ERR_HELP = -13,       /* --help was asked for; not a failure */
+    BATON_ERR_REFUSED = -14,    /* Redis answered with an error reply it gives again
+                                   (OOM, wrong type): the connection is fine */
 } baton_err_t;
 
 /* Returns a static, short English description of `err`. Never NULL. */

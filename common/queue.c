@@ -11,6 +11,26 @@ size_t baton_queue_key(char *buf, const char *queue, const char *suffix) {
     return n < 0 ? 0 : (size_t)n;
 }
 
+void baton_queue_keys_init(struct baton_queue_keys *k, const char *queue) {
+    snprintf(k->name, sizeof k->name, "%s", queue);
+    baton_queue_key(k->ready, queue, "ready");
+    baton_queue_key(k->scheduled, queue, "scheduled");
+    baton_queue_key(k->running, queue, "running");
+    baton_queue_key(k->dead, queue, "dead");
+    baton_queue_key(k->deadline, queue, "deadline");
+    baton_queue_key(k->seq, queue, "seq");
+    baton_queue_key(k->events, queue, "events");
+    baton_queue_key(k->notify, queue, "notify");
+    baton_queue_key(k->paused, queue, "paused");
+    baton_queue_key(k->task_prefix, queue, "t:");
+    baton_queue_key(k->key_prefix, queue, "");
+}
+
+size_t baton_worker_key(char *buf, const char *worker_id) {
+    int n = snprintf(buf, BATON_KEY_MAX, BATON_KEY_PREFIX "worker:%s", worker_id);
+    return n < 0 ? 0 : (size_t)n;
+}
+
 size_t baton_task_key(char *buf, const char *queue, const char *id) {
     int n = snprintf(buf, BATON_KEY_MAX, BATON_KEY_PREFIX "{%s}:t:%s", queue, id);
     return n < 0 ? 0 : (size_t)n;

@@ -21,10 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The global keys (docs/redis.md, "Global"). */
 #define BATON_KEY_PREFIX "baton:"
-#define BATON_KEY_QUEUES "baton:queues"         /* SET of known queue names */
-#define BATON_KEY_REJECTIONS "baton:rejections" /* STREAM of rejected messages */
-#define BATON_KEY_CONFIG "baton:config"         /* HASH of shared settings (retention.h) */
+#define BATON_KEY_QUEUES "baton:queues"                 /* SET of known queue names */
+#define BATON_KEY_QUEUES_TOUCHED "baton:queues:touched" /* ZSET queue -> last ingest batch, ms */
+#define BATON_KEY_REJECTIONS "baton:rejections"         /* STREAM of rejected messages */
+#define BATON_KEY_WORKERS "baton:workers"               /* ZSET worker id -> last heartbeat */
+#define BATON_KEY_WORKER_PATTERN "baton:worker:*"       /* every baton_worker_key(), for SCAN */
+#define BATON_KEY_CONFIG "baton:config"                 /* HASH of shared settings (retention.h) */
 
 /* Width of one priority band of ready scores: 2^47. */
 #define BATON_SCORE_SPAN 140737488355328.0
@@ -35,14 +39,41 @@
 #define BATON_KEY_MAX 320
 
 /*
+ * Every key of one queue, built once (baton_queue_keys_init) and passed to
+ * the transitions (common/transition.h) and to whatever reads the sets.
+ * Plain data: copy it, keep it for the queue's lifetime.
+ */
+struct baton_queue_keys {
+    char name[BATON_KEY_MAX];        /* the queue name itself */
+    char ready[BATON_KEY_MAX];       /* ZSET of queued ids by ready score */
+    char scheduled[BATON_KEY_MAX];   /* ZSET of ids by due time */
+    char running[BATON_KEY_MAX];     /* ZSET of claimed ids by lease deadline */
+    char dead[BATON_KEY_MAX];        /* ZSET of dead ids by time of death */
+    char deadline[BATON_KEY_MAX];    /* ZSET of not-yet-started ids by deadline */
+    char seq[BATON_KEY_MAX];         /* counter for FIFO order */
+    char events[BATON_KEY_MAX];      /* STREAM of transitions */
+    char notify[BATON_KEY_MAX];      /* LIST of wake-up tokens for idle workers */
+    char paused[BATON_KEY_MAX];      /* exists while the queue is paused */
+    char task_prefix[BATON_KEY_MAX]; /* "baton:{q}:t:", the task hash key less the id */
+    char key_prefix[BATON_KEY_MAX];  /* "baton:{q}:", what every key of the queue starts with */
+};
+
+/* Fills `keys` for `queue` (at most 128 characters, as task.h allows). */
+void baton_queue_keys_init(struct baton_queue_keys *keys, const char *queue);
+
+/*
  * Writes "baton:{<queue>}:<suffix>" into buf (BATON_KEY_MAX bytes) and
- * returns its length. Suffixes: "ready", "scheduled", "running", "dead",
- * "deadline", "seq", "events", "notify", "t:" (task hash prefix).
+ * returns its length. Only worker/ still calls it, until it moves to
+ * struct baton_queue_keys; new code uses the struct.
  */
 size_t baton_queue_key(char *buf, const char *queue, const char *suffix);
 
 /* Writes the task hash key "baton:{<queue>}:t:<id>"; returns its length. */
 size_t baton_task_key(char *buf, const char *queue, const char *id);
+
+/* Writes a worker's registry hash key "baton:worker:<id>" into buf
+ * (BATON_KEY_MAX bytes); returns its length. */
+size_t baton_worker_key(char *buf, const char *worker_id);
 
 /* Ready score of a task of `priority` (0-9) enqueued as number `seq`. */
 double baton_ready_score(int priority, int64_t seq);

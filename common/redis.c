@@ -376,8 +376,8 @@ void baton_redis_pipeline_begin(baton_redis_t *r) {
     }
 }
 
-baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out,
-                                char *errstr, size_t errstr_size) {
+baton_err_t baton_redis_new(const char *url, int timeout_ms, baton_redis_t **out, char *errstr,
+                            size_t errstr_size) {
     *out = NULL;
     baton_redis_t *r = calloc(1, sizeof *r);
     if (!r)
@@ -394,7 +394,17 @@ baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t *
         baton_redis_destroy(r);
         return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     }
-    err = baton_redis_ensure(r, errstr, errstr_size);
+    *out = r;
+    return BATON_OK;
+}
+
+baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out,
+                                char *errstr, size_t errstr_size) {
+    *out = NULL;
+    baton_redis_t *r;
+    baton_err_t err = baton_redis_new(url, timeout_ms, &r, errstr, errstr_size);
+    if (!err)
+        err = baton_redis_ensure(r, errstr, errstr_size);
     if (err) {
         baton_redis_destroy(r);
         return err;

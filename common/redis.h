@@ -105,6 +105,18 @@ baton_err_t baton_redis_durability_verdict(const char *where, const char *append
                                            size_t errstr_size);
 
 /*
+ * Creates a handle for `url` without connecting: its first command (or
+ * baton_redis_ensure) connects, as every later one reconnects, with the
+ * same setup each time (AUTH, SELECT, the durability check, the scripts).
+ * For a thread that must keep running while Redis is down: it holds one
+ * handle from the start and never asks "am I connected yet?".
+ * On success *out is a handle the caller frees with baton_redis_destroy().
+ * Fails only for a bad URL (BATON_ERR_CONFIG) or memory (BATON_ERR_NOMEM).
+ */
+baton_err_t baton_redis_new(const char *url, int timeout_ms, baton_redis_t **out, char *errstr,
+                            size_t errstr_size);
+
+/*
  * Connects to `url` with `timeout_ms` for connect and for each command,
  * authenticates, selects the database and loads every embedded script.
  * On success *out is a handle the caller frees with baton_redis_destroy().
@@ -117,8 +129,10 @@ baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t *
 void baton_redis_destroy(baton_redis_t *r);
 
 /*
- * Makes sure the connection is up, reconnecting (and reloading scripts) if a
- * previous call broke it. BATON_ERR_REDIS when Redis is still unreachable.
+ * Makes sure the connection is up, connecting (a handle from
+ * baton_redis_new) or reconnecting (and reloading scripts) if a previous
+ * call broke it. Every command calls it first. BATON_ERR_REDIS when Redis
+ * is still unreachable, BATON_ERR_CONFIG when it fails the durability check.
  */
 baton_err_t baton_redis_ensure(baton_redis_t *r, char *errstr, size_t errstr_size);
 

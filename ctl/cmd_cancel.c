@@ -15,6 +15,7 @@
 
 #include "ctl.h"
 #include "queue.h"
+#include "transition.h"
 
 #define COMMAND "cancel"
 
@@ -60,34 +61,23 @@ int ctl_cmd_cancel(struct ctl_config *config, int argc, char **argv) {
         baton_redis_destroy(r);
         return rc;
     }
-    char ready[BATON_KEY_MAX], scheduled[BATON_KEY_MAX], deadline[BATON_KEY_MAX],
-        events[BATON_KEY_MAX], prefix[BATON_KEY_MAX], retention[24], errstr[512];
-    baton_queue_key(ready, queue, "ready");
-    baton_queue_key(scheduled, queue, "scheduled");
-    baton_queue_key(deadline, queue, "deadline");
-    baton_queue_key(events, queue, "events");
-    baton_queue_key(prefix, queue, "t:");
-    snprintf(retention, sizeof retention, "%" PRId64, config->retention_ms);
-    const char *script_argv[] = {ready, scheduled, deadline, events, prefix, id, retention};
-    redisReply *reply;
+    struct baton_queue_keys keys;
+    baton_queue_keys_init(&keys, queue);
+    char errstr[512];
+    baton_event_t result = BATON_EVENT_CANCELED;
     baton_err_t err =
-        ctl_redis_script(r, "cancel.lua", 4, 7, script_argv, &reply, errstr, sizeof errstr);
+        baton_tr_cancel(r, &keys, id, config->retention_ms, &result, errstr, sizeof errstr);
     baton_redis_destroy(r);
-    if (err) {
+    if (err == BATON_ERR_NOT_FOUND || err == BATON_ERR_STATE) {
+        /* Gone since the lookup, or "task x is succeeded and cannot be
+         * canceled". */
+        rc = err == BATON_ERR_NOT_FOUND ? CTL_EXIT_NOT_FOUND : CTL_EXIT_FAIL;
+        ctl_error(COMMAND, "queue %s: %s", queue, errstr);
+    } else if (err) {
         ctl_error(COMMAND, "%s", errstr);
-        free(queue);
-        return CTL_EXIT_FAIL;
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        /* "NOTFOUND task x ..." (gone since the lookup) or "STATE task x is
-         * succeeded and cannot be canceled". */
-        const char *space = strchr(reply->str, ' ');
-        rc = strncmp(reply->str, "NOTFOUND", 8) == 0 ? CTL_EXIT_NOT_FOUND : CTL_EXIT_FAIL;
-        ctl_error(COMMAND, "queue %s: %s", queue, space ? space + 1 : reply->str);
+        rc = CTL_EXIT_FAIL;
     } else {
-        int requested = reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_STRING
-                            ? strcmp(reply->str, "cancel_requested") == 0
-                            : 0;
+        int requested = result == BATON_EVENT_CANCEL_REQUESTED;
         if (config->json) {
             json_t *doc = json_object();
             json_object_set_new(doc, "queue", ctl_json_str(queue));
@@ -101,7 +91,6 @@ int ctl_cmd_cancel(struct ctl_config *config, int argc, char **argv) {
             printf("canceled\n");
         }
     }
-    freeReplyObject(reply);
     free(queue);
     return rc;
 }

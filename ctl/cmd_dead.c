@@ -22,6 +22,7 @@
 #include "ctl.h"
 #include "queue.h"
 #include "timeutil.h"
+#include "transition.h"
 
 /* Tasks per retry.lua pipeline of --all-dead. */
 #define RETRY_CHUNK 500
@@ -114,10 +115,10 @@ int ctl_cmd_dead(struct ctl_config *config, int argc, char **argv) {
     snprintf(stop, sizeof stop, "%" PRId64, opts.limit - 1);
     baton_err_t err = BATON_OK;
     for (size_t q = 0; q < queues.count && !err; q++) {
-        char key[BATON_KEY_MAX];
-        baton_queue_key(key, queues.items[q], "dead");
-        const char *zcard[] = {"ZCARD", key};
-        const char *zrev[] = {"ZREVRANGE", key, "0", stop, "WITHSCORES"};
+        struct baton_queue_keys keys;
+        baton_queue_keys_init(&keys, queues.items[q]);
+        const char *zcard[] = {"ZCARD", keys.dead};
+        const char *zrev[] = {"ZREVRANGE", keys.dead, "0", stop, "WITHSCORES"};
         err = baton_redis_append(r, 2, zcard, NULL, errstr, sizeof errstr);
         if (!err)
             err = baton_redis_append(r, 5, zrev, NULL, errstr, sizeof errstr);
@@ -270,12 +271,6 @@ struct retry_run {
     json_t *failed;  /* [{queue, id, error}] */
 };
 
-/* The script's error reply without its code word ("STATE task x is ..."). */
-static const char *script_message(const char *reply) {
-    const char *space = strchr(reply, ' ');
-    return space ? space + 1 : reply;
-}
-
 static void note(json_t *list, const char *queue, const char *id, const char *error) {
     json_t *o = json_object();
     json_object_set_new(o, "queue", ctl_json_str(queue));
@@ -285,52 +280,26 @@ static void note(json_t *list, const char *queue, const char *id, const char *er
     json_array_append_new(list, o);
 }
 
-/* The keys and task prefix retry.lua takes for one queue. */
-struct retry_keys {
-    char dead[BATON_KEY_MAX], ready[BATON_KEY_MAX], seq[BATON_KEY_MAX], events[BATON_KEY_MAX],
-        notify[BATON_KEY_MAX], prefix[BATON_KEY_MAX];
-};
-
-static void retry_keys_of(struct retry_keys *k, const char *queue) {
-    baton_queue_key(k->dead, queue, "dead");
-    baton_queue_key(k->ready, queue, "ready");
-    baton_queue_key(k->seq, queue, "seq");
-    baton_queue_key(k->events, queue, "events");
-    baton_queue_key(k->notify, queue, "notify");
-    baton_queue_key(k->prefix, queue, "t:");
-}
-
-/* Appends retry.lua for (queue of `k`, id) to the pipeline. */
-static baton_err_t append_retry(baton_redis_t *r, const struct retry_keys *k, const char *id,
-                                char *errstr, size_t errstr_size) {
-    const char *argv[] = {k->dead, k->ready, k->seq, k->events, k->notify, k->prefix, id};
-    return baton_redis_append_script(r, "retry.lua", 5, 7, argv, NULL, errstr, errstr_size);
-}
-
 static int retry_one(baton_redis_t *r, const char *id, const char *queue_opt,
                      struct retry_run *run) {
     char *queue = NULL;
     int rc = ctl_resolve_task(r, "retry", id, queue_opt, &queue);
     if (rc)
         return rc;
-    struct retry_keys k;
+    struct baton_queue_keys keys;
     char errstr[512];
-    retry_keys_of(&k, queue);
-    const char *argv[] = {k.dead, k.ready, k.seq, k.events, k.notify, k.prefix, id};
-    redisReply *reply;
-    if (ctl_redis_script(r, "retry.lua", 5, 7, argv, &reply, errstr, sizeof errstr)) {
+    baton_queue_keys_init(&keys, queue);
+    baton_err_t err = baton_tr_retry(r, &keys, id, errstr, sizeof errstr);
+    if (err == BATON_ERR_NOT_FOUND || err == BATON_ERR_STATE) {
+        rc = err == BATON_ERR_NOT_FOUND ? CTL_EXIT_NOT_FOUND : CTL_EXIT_FAIL;
+        ctl_error("retry", "queue %s: %s", queue, errstr);
+        note(run->failed, queue, id, errstr);
+    } else if (err) {
         ctl_error("retry", "%s", errstr);
-        free(queue);
-        return CTL_EXIT_FAIL;
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        rc = strncmp(reply->str, "NOTFOUND", 8) == 0 ? CTL_EXIT_NOT_FOUND : CTL_EXIT_FAIL;
-        ctl_error("retry", "queue %s: %s", queue, script_message(reply->str));
-        note(run->failed, queue, id, script_message(reply->str));
+        rc = CTL_EXIT_FAIL;
     } else {
         note(run->retried, queue, id, NULL);
     }
-    freeReplyObject(reply);
     free(queue);
     return rc;
 }
@@ -338,9 +307,9 @@ static int retry_one(baton_redis_t *r, const char *id, const char *queue_opt,
 /* Retries every task of `queue`'s dead set that died up to `cutoff_ms`. */
 static baton_err_t retry_queue(baton_redis_t *r, const char *queue, int64_t cutoff_ms,
                                struct retry_run *run, char *errstr, size_t errstr_size) {
-    struct retry_keys k;
+    struct baton_queue_keys k;
     char cutoff[24], chunk[16];
-    retry_keys_of(&k, queue);
+    baton_queue_keys_init(&k, queue);
     snprintf(cutoff, sizeof cutoff, "%" PRId64, cutoff_ms);
     snprintf(chunk, sizeof chunk, "%d", RETRY_CHUNK);
     long long skip = 0; /* ids that failed and stay in the set */
@@ -358,21 +327,22 @@ static baton_err_t retry_queue(baton_redis_t *r, const char *queue, int64_t cuto
             return BATON_OK;
         }
         for (size_t i = 0; i < n && !err; i++)
-            err = append_retry(r, &k, ids->element[i]->str, errstr, errstr_size);
+            err = baton_tr_append_retry(r, &k, ids->element[i]->str, errstr, errstr_size);
         for (size_t i = 0; i < n && !err; i++) {
-            redisReply *reply;
-            err = baton_redis_get_reply(r, &reply, errstr, errstr_size);
-            if (err)
-                break;
-            if (reply->type != REDIS_REPLY_ERROR) {
+            char why[512];
+            baton_err_t e = baton_tr_read_retry(r, why, sizeof why);
+            if (!e) {
                 note(run->retried, queue, ids->element[i]->str, NULL);
-            } else if (strncmp(reply->str, "NOSCRIPT", 8) != 0) {
-                /* Reloaded on the next append; the id is still dead and
-                 * comes back in the next chunk. Anything else stays. */
-                note(run->failed, queue, ids->element[i]->str, script_message(reply->str));
+            } else if (e != BATON_ERR_REDIS) {
+                /* Refused (not dead any more, OOM ...): the id stays. */
+                note(run->failed, queue, ids->element[i]->str, why);
                 skip++;
+            } else {
+                /* NOSCRIPT (reloaded on the next append) or a broken
+                 * connection (the next command reconnects, or fails and
+                 * ends the run): the id is still dead and comes back in
+                 * the next chunk. */
             }
-            freeReplyObject(reply);
         }
         freeReplyObject(ids);
         if (err)

@@ -44,35 +44,31 @@ static baton_err_t read_counts(baton_redis_t *r, const struct ctl_names *queues,
     baton_err_t err = BATON_OK;
     size_t sent = 0;
     for (size_t q = 0; q < queues->count && !err; q++) {
-        const char *name = queues->items[q];
-        char ready[BATON_KEY_MAX], key[BATON_KEY_MAX];
-        baton_queue_key(ready, name, "ready");
+        struct baton_queue_keys keys;
+        baton_queue_keys_init(&keys, queues->items[q]);
         for (int p = 9; p >= 0 && !err; p--) {
             double min, max;
             char lo[32], hi[32];
             baton_ready_priority_range(p, &min, &max);
             snprintf(lo, sizeof lo, "%.0f", min);
             snprintf(hi, sizeof hi, "%.0f", max);
-            const char *argv[] = {"ZCOUNT", ready, lo, hi};
+            const char *argv[] = {"ZCOUNT", keys.ready, lo, hi};
             err = baton_redis_append(r, 4, argv, NULL, errstr, errstr_size);
             sent += !err;
         }
-        static const char *const sets[] = {"scheduled", "running", "dead"};
+        const char *const sets[] = {keys.scheduled, keys.running, keys.dead};
         for (int s = 0; s < 3 && !err; s++) {
-            baton_queue_key(key, name, sets[s]);
-            const char *argv[] = {"ZCARD", key};
+            const char *argv[] = {"ZCARD", sets[s]};
             err = baton_redis_append(r, 2, argv, NULL, errstr, errstr_size);
             sent += !err;
         }
         if (!err) {
-            baton_queue_key(key, name, "paused");
-            const char *argv[] = {"EXISTS", key};
+            const char *argv[] = {"EXISTS", keys.paused};
             err = baton_redis_append(r, 2, argv, NULL, errstr, errstr_size);
             sent += !err;
         }
         if (!err) {
-            baton_queue_key(key, name, "events");
-            const char *argv[] = {"XLEN", key};
+            const char *argv[] = {"XLEN", keys.events};
             err = baton_redis_append(r, 2, argv, NULL, errstr, errstr_size);
             sent += !err;
         }
@@ -295,11 +291,12 @@ int ctl_cmd_pause(struct ctl_config *config, int argc, char **argv) {
         baton_redis_destroy(r);
         return known == 0 ? CTL_EXIT_NOT_FOUND : CTL_EXIT_FAIL;
     }
-    char key[BATON_KEY_MAX], errstr[512];
-    baton_queue_key(key, queue, "paused");
+    struct baton_queue_keys keys;
+    char errstr[512];
+    baton_queue_keys_init(&keys, queue);
     redisReply *reply;
     /* NX: the answer tells whether this call paused it. */
-    if (ctl_redis_cmd(r, &reply, errstr, sizeof errstr, "SET", key, "1", "NX", NULL)) {
+    if (ctl_redis_cmd(r, &reply, errstr, sizeof errstr, "SET", keys.paused, "1", "NX", NULL)) {
         ctl_error("pause", "%s", errstr);
         baton_redis_destroy(r);
         return CTL_EXIT_FAIL;
@@ -323,10 +320,10 @@ int ctl_cmd_resume(struct ctl_config *config, int argc, char **argv) {
     baton_redis_t *r = NULL;
     if ((rc = ctl_redis_open(config, "resume", &r)))
         return rc;
-    char paused[BATON_KEY_MAX], ready[BATON_KEY_MAX], notify[BATON_KEY_MAX], errstr[512];
-    baton_queue_key(paused, queue, "paused");
-    baton_queue_key(ready, queue, "ready");
-    baton_queue_key(notify, queue, "notify");
+    struct baton_queue_keys keys;
+    char errstr[512];
+    baton_queue_keys_init(&keys, queue);
+    const char *paused = keys.paused, *ready = keys.ready, *notify = keys.notify;
     redisReply *reply;
     if (ctl_redis_cmd(r, &reply, errstr, sizeof errstr, "DEL", paused, NULL)) {
         ctl_error("resume", "%s", errstr);

@@ -16,7 +16,6 @@
 #include "queue.h"
 
 #define COMMAND "workers"
-#define WORKERS_KEY BATON_KEY_PREFIX "workers"
 
 static const struct ctl_usage workers_usage = {
     COMMAND,
@@ -49,11 +48,12 @@ int ctl_cmd_workers(struct ctl_config *config, int argc, char **argv) {
     redisReply *ids = NULL;
     baton_err_t err = baton_redis_time_ms(r, &now, errstr, sizeof errstr);
     if (!err)
-        err = ctl_redis_cmd(r, &ids, errstr, sizeof errstr, "ZRANGE", WORKERS_KEY, "0", "-1", NULL);
+        err = ctl_redis_cmd(r, &ids, errstr, sizeof errstr, "ZRANGE", BATON_KEY_WORKERS, "0", "-1",
+                            NULL);
     size_t n = ids ? ids->elements : 0;
     for (size_t i = 0; i < n && !err; i++) {
         char key[BATON_KEY_MAX];
-        snprintf(key, sizeof key, BATON_KEY_PREFIX "worker:%s", ids->element[i]->str);
+        baton_worker_key(key, ids->element[i]->str);
         const char *argv_h[] = {"HGETALL", key};
         err = baton_redis_append(r, 2, argv_h, NULL, errstr, sizeof errstr);
     }

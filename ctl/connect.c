@@ -61,25 +61,6 @@ baton_err_t ctl_redis_cmd(baton_redis_t *r, redisReply **reply, char *errstr, si
     return baton_redis_command(r, reply, argc, argv, NULL, errstr, errstr_size);
 }
 
-baton_err_t ctl_redis_script(baton_redis_t *r, const char *name, int numkeys, int argc,
-                             const char **argv, redisReply **reply, char *errstr,
-                             size_t errstr_size) {
-    *reply = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        baton_err_t err =
-            baton_redis_append_script(r, name, numkeys, argc, argv, NULL, errstr, errstr_size);
-        if (!err)
-            err = baton_redis_get_reply(r, reply, errstr, errstr_size);
-        if (err)
-            return err;
-        if ((*reply)->type != REDIS_REPLY_ERROR || strncmp((*reply)->str, "NOSCRIPT", 8) != 0)
-            return BATON_OK;
-        freeReplyObject(*reply); /* scripts are reloaded by the next append */
-        *reply = NULL;
-    }
-    return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis script %s: NOSCRIPT", name);
-}
-
 void ctl_names_free(struct ctl_names *names) {
     for (size_t i = 0; i < names->count; i++)
         free(names->items[i]);

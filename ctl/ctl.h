@@ -175,16 +175,6 @@ baton_err_t ctl_pg_open(const struct ctl_config *config, PGconn **out, char *err
 baton_err_t ctl_redis_cmd(baton_redis_t *r, redisReply **reply, char *errstr, size_t errstr_size,
                           const char *arg0, ...) __attribute__((sentinel));
 
-/*
- * Runs the embedded script `name` and returns its reply in *reply, which
- * may be an error reply (the script's NOTFOUND / STATE answers: check
- * reply->type); NOSCRIPT is retried once. BATON_ERR_REDIS on I/O errors.
- * Caller frees *reply with freeReplyObject().
- */
-baton_err_t ctl_redis_script(baton_redis_t *r, const char *name, int numkeys, int argc,
-                             const char **argv, redisReply **reply, char *errstr,
-                             size_t errstr_size);
-
 /* A sorted list of names (queues), each owned by the list. */
 struct ctl_names {
     char **items;

@@ -40,6 +40,7 @@
 #include "redis.h"
 #include "scheduler.h"
 #include "timeutil.h"
+#include "transition.h"
 #include "utf8.h"
 
 #define COMPONENT "history"
@@ -246,8 +247,8 @@ static baton_err_t adopt_stream(struct history *h, const char *key, char *errstr
                                 size_t errstr_size) {
     const char *argv[] = {"XGROUP", "CREATE", key, GROUP, "0", "MKSTREAM"};
     redisReply *reply;
-    baton_err_t err = baton_redis_command(h->redis, &reply, 6, argv, NULL, errstr, errstr_size);
-    if (err && !strstr(errstr, "BUSYGROUP"))
+    baton_err_t err = baton_tr_command(h->redis, &reply, 6, argv, errstr, errstr_size);
+    if (err && err != BATON_ERR_EXISTS) /* BUSYGROUP: the group is there already */
         return err;
     if (!err)
         freeReplyObject(reply);
@@ -285,10 +286,10 @@ static baton_err_t refresh_streams(struct history *h, char *errstr, size_t errst
     if (!err)
         err = baton_redis_command(h->redis, &queues, 2, argv, NULL, errstr, errstr_size);
     for (size_t i = 0; !err && i < queues->elements; i++) {
-        char key[BATON_KEY_MAX];
-        baton_queue_key(key, queues->element[i]->str, "events");
-        if (!has_stream(h, key))
-            err = adopt_stream(h, key, errstr, errstr_size);
+        struct baton_queue_keys keys;
+        baton_queue_keys_init(&keys, queues->element[i]->str);
+        if (!has_stream(h, keys.events))
+            err = adopt_stream(h, keys.events, errstr, errstr_size);
     }
     if (queues)
         freeReplyObject(queues);
@@ -350,7 +351,7 @@ static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t e
     const char *stream = h->streams[i];
     const char *argv[] = {"XAUTOCLAIM", stream, GROUP, h->consumer, idle, "0-0", "COUNT", count};
     redisReply *reply;
-    baton_err_t err = baton_redis_command(h->redis, &reply, 8, argv, NULL, errstr, errstr_size);
+    baton_err_t err = baton_tr_command(h->redis, &reply, 8, argv, errstr, errstr_size);
     if (err)
         return err;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
@@ -367,11 +368,9 @@ static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t e
     err = take_entries(h, stream, reply, claimed, errstr, errstr_size);
     if (err || h->batch.count)
         return err;
-    char most[24];
-    snprintf(most, sizeof most, "%zu", fit < ORPHANS_PER_CALL ? fit : ORPHANS_PER_CALL);
-    const char *args[] = {stream, GROUP, h->consumer, most};
-    err = baton_redis_script(h->redis, "orphans.lua", 1, 4, args, NULL, &reply, errstr,
-                             errstr_size);
+    err = baton_tr_orphans(h->redis, stream, GROUP, h->consumer,
+                           fit < ORPHANS_PER_CALL ? fit : ORPHANS_PER_CALL, &reply, errstr,
+                           errstr_size);
     if (err)
         return err;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
@@ -412,8 +411,7 @@ static baton_err_t read_new(struct history *h, size_t count, int block, char *er
     for (size_t i = 0; i < h->nstreams; i++)
         argv[n++] = ">";
     redisReply *reply;
-    baton_err_t err = baton_redis_command(h->redis, &reply, (int)n, argv, NULL, errstr,
-                                          errstr_size);
+    baton_err_t err = baton_tr_command(h->redis, &reply, (int)n, argv, errstr, errstr_size);
     free(argv);
     if (err)
         return err;
@@ -950,8 +948,10 @@ static void *history_main(void *arg) {
             err = refresh_streams(h, errstr, sizeof errstr);
             if (!err)
                 err = read_batch(h, errstr, sizeof errstr);
-            if (err && (strstr(errstr, "NOGROUP") || strstr(errstr, "UNBLOCKED")))
-                forget_streams(h); /* a stream was deleted: adopt the list afresh */
+            /* NOGROUP or UNBLOCKED (baton_tr_reply_error): a stream was
+             * deleted, so adopt the list afresh. */
+            if (err == BATON_ERR_NOT_FOUND)
+                forget_streams(h);
         }
         if (!err && h->batch.count) {
             int64_t started_ns = baton_metrics_now_ns();

@@ -39,11 +39,9 @@
 #include "scheduler.h"
 #include "task.h"
 #include "timeutil.h"
+#include "transition.h"
 
 #define COMPONENT "ingest"
-#define ENQUEUE_KEYS 6
-#define ENQUEUE_FIXED_ARGS 4
-#define ENQUEUE_ARGS_PER_TASK 11
 #define ENQUEUE_CHUNK 500          /* tasks per enqueue.lua call */
 #define REJECT_VALUE_MAX 65536     /* bytes of a rejected value kept in the event */
 #define MEMORY_CHECK_EVERY_MS 250  /* how often INFO memory is read, at least */
@@ -71,12 +69,6 @@
 
 /* The text form of one task's enqueue.lua arguments. */
 struct task_args {
-    char priority[4];
-    char max_attempts[24];
-    char timeout_ms[24];
-    char run_at_ms[24];
-    char delay_ms[24];
-    char deadline_ms[24];
     char partition[16];
     char offset[24];
     char *json;      /* baton_task_encode() output, owned */
@@ -532,13 +524,6 @@ baton_err_t ingest_check_config(const struct scheduler_config *config, char *err
 
 /* -------------------------------------------------------------- parsing */
 
-static void format_ms(char *buf, size_t size, int64_t ms) {
-    if (ms == BATON_TIME_UNSET)
-        buf[0] = '\0';
-    else
-        snprintf(buf, size, "%lld", (long long)ms);
-}
-
 /* Parses the messages not parsed yet; prepares each valid task's args. */
 static baton_err_t parse_new(struct ingest *ing) {
     for (size_t i = ing->parsed_count; i < ing->count; i++) {
@@ -568,14 +553,7 @@ static baton_err_t parse_new(struct ingest *ing) {
             p->rejected = 1;
             p->task = NULL;
         } else {
-            struct baton_task *t = p->task;
-            snprintf(a->priority, sizeof a->priority, "%d", t->priority);
-            snprintf(a->max_attempts, sizeof a->max_attempts, "%d", t->max_attempts);
-            snprintf(a->timeout_ms, sizeof a->timeout_ms, "%lld", (long long)t->timeout_ms);
-            format_ms(a->run_at_ms, sizeof a->run_at_ms, t->run_at_ms);
-            format_ms(a->delay_ms, sizeof a->delay_ms, t->delay_ms);
-            format_ms(a->deadline_ms, sizeof a->deadline_ms, t->deadline_ms);
-            a->json = baton_task_encode(t, &a->json_len);
+            a->json = baton_task_encode(p->task, &a->json_len);
             if (!a->json)
                 return BATON_ERR_NOMEM;
         }
@@ -801,45 +779,22 @@ static int by_queue(const void *a, const void *b) {
     return c ? c : (ia < ib ? -1 : ia > ib);
 }
 
-/* Appends one enqueue.lua call for tasks order[from..to) (all one queue). */
-static baton_err_t append_enqueue(struct ingest *ing, const size_t *order, size_t from,
-                                  size_t to, const char **argv, size_t *lens, char keys[][BATON_KEY_MAX],
-                                  char *errstr, size_t errstr_size) {
-    const char *queue = ing->parsed[order[from]].task->queue;
-    static const char *const suffixes[ENQUEUE_KEYS] = {"ready", "scheduled", "deadline",
-                                                       "seq", "events", "notify"};
-    size_t n = 0;
-    for (int k = 0; k < ENQUEUE_KEYS; k++) {
-        lens[n] = baton_queue_key(keys[k], queue, suffixes[k]);
-        argv[n++] = keys[k];
-    }
-    lens[n] = baton_queue_key(keys[ENQUEUE_KEYS], queue, "t:");
-    argv[n++] = keys[ENQUEUE_KEYS];
-    argv[n] = queue;
-    lens[n++] = strlen(queue);
-    char *retention = keys[ENQUEUE_KEYS + 1];
-    lens[n] = (size_t)snprintf(retention, BATON_KEY_MAX, "%lld",
-                               (long long)ing->config->retention_ms);
-    argv[n++] = retention;
-    char *count = keys[ENQUEUE_KEYS + 2];
-    lens[n] = (size_t)snprintf(count, BATON_KEY_MAX, "%zu", to - from);
-    argv[n++] = count;
+/* Appends one enqueue.lua call for tasks order[from..to) (all one queue);
+ * `tasks` has room for ENQUEUE_CHUNK. */
+static baton_err_t append_enqueue(struct ingest *ing, const size_t *order, size_t from, size_t to,
+                                  struct baton_tr_new_task *tasks, char *errstr,
+                                  size_t errstr_size) {
+    struct baton_queue_keys keys;
+    baton_queue_keys_init(&keys, ing->parsed[order[from]].task->queue);
     for (size_t j = from; j < to; j++) {
         size_t i = order[j];
-        const struct baton_task *t = ing->parsed[i].task;
-        struct task_args *a = &ing->args[i];
         rd_kafka_message_t *m = ing->msgs[i];
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        const char *vals[ENQUEUE_ARGS_PER_TASK] = {
-            t->id, a->priority, a->max_attempts, a->timeout_ms, a->run_at_ms, a->delay_ms,
-            a->deadline_ms, topic, a->partition, a->offset, a->json};
-        for (int v = 0; v < ENQUEUE_ARGS_PER_TASK; v++) {
-            argv[n] = vals[v];
-            lens[n++] = v == ENQUEUE_ARGS_PER_TASK - 1 ? a->json_len : strlen(vals[v]);
-        }
+        tasks[j - from] = (struct baton_tr_new_task){
+            ing->parsed[i].task,         ing->args[i].json, ing->args[i].json_len,
+            rd_kafka_topic_name(m->rkt), m->partition,      m->offset};
     }
-    return baton_redis_append_script(ing->redis, "enqueue.lua", ENQUEUE_KEYS, (int)n, argv, lens,
-                                     errstr, errstr_size);
+    return baton_tr_append_enqueue(ing->redis, &keys, ing->config->retention_ms, tasks, to - from,
+                                   errstr, errstr_size);
 }
 
 /* Appends the "rejected" event of message i to baton:rejections. */
@@ -865,45 +820,52 @@ static baton_err_t append_rejection(struct ingest *ing, size_t i, char *errstr,
     return baton_redis_append(ing->redis, (int)argc, argv, lens, errstr, errstr_size);
 }
 
-/* Checks one reply of the pipeline; adds enqueue counts to the totals.
- * `queue`: the queue of an enqueue.lua reply, NULL for other replies. */
-static baton_err_t check_reply(struct ingest *ing, redisReply *reply, const char *queue,
-                               char *errstr, size_t errstr_size) {
-    if (reply->type == REDIS_REPLY_ERROR)
-        return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis: %s", reply->str);
-    if (queue) {
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4)
-            return baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
-                                "enqueue.lua: unexpected reply");
-        /* What enqueue.lua did, counted as it happened: a batch retried
-         * after a later error finds its tasks again as duplicates. */
-        static const char *const results[4] = {"queued", "scheduled", "expired", "duplicate"};
-        for (int k = 0; k < 4; k++)
-            if (reply->element[k]->integer > 0)
-                baton_metric_add(ing->metrics->ingest_enqueued, BATON_LABELS(queue, results[k]),
-                                 (double)reply->element[k]->integer);
-        ing->total_queued += (uint64_t)reply->element[0]->integer;
-        ing->total_scheduled += (uint64_t)reply->element[1]->integer;
-        ing->total_expired += (uint64_t)reply->element[2]->integer;
-        ing->total_duplicates += (uint64_t)reply->element[3]->integer;
-    }
+/* Reads the reply of the enqueue.lua call for `queue`; adds its counts to
+ * the totals. */
+static baton_err_t read_enqueue(struct ingest *ing, const char *queue, char *errstr,
+                                size_t errstr_size) {
+    struct baton_tr_enqueued done;
+    baton_err_t err = baton_tr_read_enqueue(ing->redis, &done, errstr, errstr_size);
+    if (err)
+        return err;
+    /* What enqueue.lua did, counted as it happened: a batch retried after a
+     * later error finds its tasks again as duplicates. */
+    static const char *const results[4] = {"queued", "scheduled", "expired", "duplicate"};
+    const long long counts[4] = {done.queued, done.scheduled, done.expired, done.duplicates};
+    for (int k = 0; k < 4; k++)
+        if (counts[k] > 0)
+            baton_metric_add(ing->metrics->ingest_enqueued, BATON_LABELS(queue, results[k]),
+                             (double)counts[k]);
+    ing->total_queued += (uint64_t)done.queued;
+    ing->total_scheduled += (uint64_t)done.scheduled;
+    ing->total_expired += (uint64_t)done.expired;
+    ing->total_duplicates += (uint64_t)done.duplicates;
     return BATON_OK;
+}
+
+/* Reads the reply of a plain command of the pipeline (SADD, ZADD, XADD). */
+static baton_err_t read_other(struct ingest *ing, char *errstr, size_t errstr_size) {
+    redisReply *reply;
+    baton_err_t err = baton_redis_get_reply(ing->redis, &reply, errstr, errstr_size);
+    if (err)
+        return err;
+    if (reply->type == REDIS_REPLY_ERROR)
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis: %s", reply->str);
+    freeReplyObject(reply);
+    return err;
 }
 
 /* One round trip: enqueue every valid task, record every reject. */
 static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_size) {
     size_t valid = 0, rejected = 0;
     size_t *order = malloc((ing->count ? ing->count : 1) * sizeof *order);
-    size_t max_args = ENQUEUE_KEYS + ENQUEUE_FIXED_ARGS + ENQUEUE_ARGS_PER_TASK * ENQUEUE_CHUNK;
-    const char **argv = malloc(max_args * sizeof *argv);
-    size_t *lens = malloc(max_args * sizeof *lens);
-    char (*keys)[BATON_KEY_MAX] = malloc((ENQUEUE_KEYS + 3) * sizeof *keys);
+    struct baton_tr_new_task *tasks = malloc(ENQUEUE_CHUNK * sizeof *tasks);
     const char **sadd = malloc((ing->count + 2) * sizeof *sadd);
     const char **touch = malloc((2 * ing->count + 2) * sizeof *touch);
     const char **call_queue = malloc((ing->count + 1) * sizeof *call_queue); /* per enqueue call */
     int64_t started_ns = baton_metrics_now_ns();
     baton_err_t err = BATON_OK;
-    if (!order || !argv || !lens || !keys || !sadd || !touch || !call_queue) {
+    if (!order || !tasks || !sadd || !touch || !call_queue) {
         err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -934,7 +896,7 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
             to++;
         if (nqueues == 0 || strcmp(sadd[nqueues + 1], queue) != 0)
             sadd[2 + nqueues++] = queue;
-        err = append_enqueue(ing, order, from, to, argv, lens, keys, errstr, errstr_size);
+        err = append_enqueue(ing, order, from, to, tasks, errstr, errstr_size);
         call_queue[expect_enqueue++] = queue;
         from = to;
     }
@@ -948,7 +910,7 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
     char now_ms[24];
     snprintf(now_ms, sizeof now_ms, "%lld", (long long)baton_time_wall_ms());
     touch[0] = "ZADD";
-    touch[1] = SCHEDULER_KEY_QUEUES_TOUCHED;
+    touch[1] = BATON_KEY_QUEUES_TOUCHED;
     for (size_t q = 0; q < nqueues; q++) {
         touch[2 + 2 * q] = now_ms;
         touch[3 + 2 * q] = sadd[2 + q];
@@ -965,21 +927,17 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
         }
     }
     /* Read every reply even after an error reply, to keep the connection
-     * in step; the first error decides. */
+     * in step (after an I/O error every read fails at once); the first
+     * error decides. */
     baton_err_t first = err;
     for (size_t r = 0; !err && r < expect_enqueue + expect_other; r++) {
-        redisReply *reply;
-        err = baton_redis_get_reply(ing->redis, &reply, errstr, errstr_size);
-        if (err)
-            break;
         char why[512];
-        baton_err_t e = check_reply(ing, reply, r < expect_enqueue ? call_queue[r] : NULL, why,
-                                    sizeof why);
+        baton_err_t e = r < expect_enqueue ? read_enqueue(ing, call_queue[r], why, sizeof why)
+                                           : read_other(ing, why, sizeof why);
         if (e && !first) {
             first = e;
             snprintf(errstr, errstr_size, "%s", why);
         }
-        freeReplyObject(reply);
     }
     if (!err)
         err = first;
@@ -990,9 +948,7 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
     }
 done:
     free(order);
-    free(argv);
-    free(lens);
-    free(keys);
+    free(tasks);
     free(sadd);
     free(touch);
     free(call_queue);

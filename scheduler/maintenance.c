@@ -44,6 +44,7 @@
 #include "redis.h"
 #include "scheduler.h"
 #include "timeutil.h"
+#include "transition.h"
 
 #define COMPONENT "maintenance"
 #define SAMPLE_EVERY_MS 2000 /* queue gauges: often enough for a dashboard */
@@ -58,7 +59,8 @@
 
 /* What maintenance knows of one queue of the registry. */
 struct queue_state {
-    char *name;              /* owned */
+    const char *name;              /* keys->name */
+    struct baton_queue_keys *keys; /* owned, built once when the queue is first seen */
     int idle;                /* 1: not ticked until woken */
     int64_t empty_since_ms;  /* monotonic time the sets were first seen empty; 0: not empty */
     int64_t touched;         /* newest baton:queues:touched score acted on */
@@ -80,39 +82,16 @@ struct maintenance {
     int64_t touched_max;     /* newest score read from baton:queues:touched; -1: none yet */
 };
 
-/* The three scripts of one queue, with their KEYS. */
-static baton_err_t append_queue(struct maintenance *m, const char *queue, char *errstr,
-                                size_t errstr_size) {
-    char k[6][BATON_KEY_MAX], prefix[BATON_KEY_MAX], limit[24], retention[24];
-    baton_queue_key(prefix, queue, "t:");
-    snprintf(limit, sizeof limit, "%lld", (long long)m->config->maintenance_batch);
-    snprintf(retention, sizeof retention, "%lld", (long long)m->config->retention_ms);
-
-    baton_queue_key(k[0], queue, "scheduled");
-    baton_queue_key(k[1], queue, "ready");
-    baton_queue_key(k[2], queue, "seq");
-    baton_queue_key(k[3], queue, "events");
-    baton_queue_key(k[4], queue, "notify");
-    const char *promote[] = {k[0], k[1], k[2], k[3], k[4], prefix, limit};
-    baton_err_t err = baton_redis_append_script(m->redis, "promote.lua", 5, 7, promote, NULL,
-                                                errstr, errstr_size);
-    if (err)
-        return err;
-
-    char deadline[BATON_KEY_MAX];
-    baton_queue_key(deadline, queue, "deadline");
-    const char *expire[] = {deadline, k[1], k[0], k[3], prefix, limit, retention};
-    err = baton_redis_append_script(m->redis, "expire.lua", 4, 7, expire, NULL, errstr,
-                                    errstr_size);
-    if (err)
-        return err;
-
-    char running[BATON_KEY_MAX], dead[BATON_KEY_MAX];
-    baton_queue_key(running, queue, "running");
-    baton_queue_key(dead, queue, "dead");
-    const char *reclaim[] = {running, k[1], dead, k[2], k[3], k[4], prefix, limit, retention};
-    return baton_redis_append_script(m->redis, "reclaim.lua", 6, 9, reclaim, NULL, errstr,
-                                     errstr_size);
+/* The three scripts of one queue. */
+static baton_err_t append_queue(struct maintenance *m, const struct baton_queue_keys *keys,
+                                char *errstr, size_t errstr_size) {
+    int64_t batch = m->config->maintenance_batch, retention = m->config->retention_ms;
+    baton_err_t err = baton_tr_append_promote(m->redis, keys, batch, errstr, errstr_size);
+    if (!err)
+        err = baton_tr_append_expire(m->redis, keys, batch, retention, errstr, errstr_size);
+    if (!err)
+        err = baton_tr_append_reclaim(m->redis, keys, batch, retention, errstr, errstr_size);
+    return err;
 }
 
 /* ------------------------------------------------------- queue registry */
@@ -143,13 +122,15 @@ static struct queue_state *queue_get(struct maintenance *m, const char *name) {
         m->queues = q;
         m->cap = cap;
     }
-    char *copy = strdup(name);
-    if (!copy)
+    struct baton_queue_keys *keys = malloc(sizeof *keys);
+    if (!keys)
         return NULL;
+    baton_queue_keys_init(keys, name);
     memmove(&m->queues[lo + 1], &m->queues[lo], (m->nqueues - lo) * sizeof *m->queues);
     m->nqueues++;
     memset(&m->queues[lo], 0, sizeof m->queues[lo]);
-    m->queues[lo].name = copy;
+    m->queues[lo].keys = keys;
+    m->queues[lo].name = keys->name;
     return &m->queues[lo];
 }
 
@@ -173,7 +154,7 @@ static baton_err_t sync_queues(struct maintenance *m, char *errstr, size_t errst
     else
         snprintf(since, sizeof since, "%lld", (long long)(m->touched_max - TOUCH_SKEW_MARGIN_MS));
     const char *members[] = {"SMEMBERS", BATON_KEY_QUEUES};
-    const char *touched[] = {"ZRANGEBYSCORE", SCHEDULER_KEY_QUEUES_TOUCHED, since, "+inf",
+    const char *touched[] = {"ZRANGEBYSCORE", BATON_KEY_QUEUES_TOUCHED, since, "+inf",
                              "WITHSCORES"};
     int64_t started_ns = baton_metrics_now_ns();
     baton_redis_pipeline_begin(m->redis);
@@ -205,7 +186,7 @@ static baton_err_t sync_queues(struct maintenance *m, char *errstr, size_t errst
             if (m->queues[i].seen || err)
                 m->queues[kept++] = m->queues[i];
             else
-                free(m->queues[i].name);
+                free(m->queues[i].keys);
         }
         m->nqueues = kept;
         for (size_t i = 0; !err && i + 1 < reply[1]->elements; i += 2) {
@@ -227,15 +208,9 @@ static baton_err_t sync_queues(struct maintenance *m, char *errstr, size_t errst
 }
 
 /* Appends EXISTS of the four sets the scripts act on: 0 means nothing to do. */
-static baton_err_t append_exists(struct maintenance *m, const char *queue, char *errstr,
-                                 size_t errstr_size) {
-    static const char *const sets[4] = {"ready", "scheduled", "running", "deadline"};
-    char keys[4][BATON_KEY_MAX];
-    const char *argv[5] = {"EXISTS"};
-    for (int k = 0; k < 4; k++) {
-        baton_queue_key(keys[k], queue, sets[k]);
-        argv[k + 1] = keys[k];
-    }
+static baton_err_t append_exists(struct maintenance *m, const struct baton_queue_keys *keys,
+                                 char *errstr, size_t errstr_size) {
+    const char *argv[5] = {"EXISTS", keys->ready, keys->scheduled, keys->running, keys->deadline};
     return baton_redis_append(m->redis, 5, argv, NULL, errstr, errstr_size);
 }
 
@@ -264,7 +239,7 @@ static baton_err_t check_idle_queues(struct maintenance *m, int64_t now, char *e
     baton_err_t err = BATON_OK;
     baton_redis_pipeline_begin(m->redis);
     for (size_t i = 0; !err && i < m->nqueues; i++)
-        if (m->queues[i].idle && !(err = append_exists(m, m->queues[i].name, errstr, errstr_size)))
+        if (m->queues[i].idle && !(err = append_exists(m, m->queues[i].keys, errstr, errstr_size)))
             sent++;
     for (size_t i = 0; !err && sent && i < m->nqueues; i++) {
         if (!m->queues[i].idle)
@@ -305,35 +280,44 @@ static baton_err_t tick(struct maintenance *m, int *busy, char *errstr, size_t e
         const char *queue = qs->name;
         int64_t started_ns = baton_metrics_now_ns();
         baton_redis_pipeline_begin(m->redis);
-        err = append_queue(m, queue, errstr, errstr_size);
+        err = append_queue(m, qs->keys, errstr, errstr_size);
         /* After the scripts, so it sees what they left. */
         if (!err && check)
-            err = append_exists(m, queue, errstr, errstr_size);
-        long long moved[3] = {0, 0, 0}, dead = 0;
+            err = append_exists(m, qs->keys, errstr, errstr_size);
+        struct baton_tr_moved promoted = {0, -1}, expired = {0, -1};
+        struct baton_tr_reclaimed reclaimed = {0, 0};
         baton_err_t script_err = BATON_OK;
+        char why[512];
         /* Read every reply even after an error reply, so the connection
-         * stays in step. */
-        for (int r = 0; !err && r < 3 + check; r++) {
+         * stays in step (an error reply is consumed like any other; after
+         * an I/O error every read fails at once). */
+        if (!err) {
+            char why_more[512];
+            baton_err_t e[3];
+            e[0] = baton_tr_read_promote(m->redis, &promoted, why, sizeof why);
+            e[1] = baton_tr_read_expire(m->redis, &expired, e[0] ? why_more : why, sizeof why);
+            e[2] = baton_tr_read_reclaim(m->redis, &reclaimed, e[0] || e[1] ? why_more : why,
+                                         sizeof why);
+            script_err = e[0] ? e[0] : e[1] ? e[1] : e[2];
+            if (script_err) /* the first error's text is in why */
+                snprintf(errstr, errstr_size, "maintenance of queue %s: %s", queue, why);
+        }
+        if (!err && check) {
             redisReply *reply;
-            err = baton_redis_get_reply(m->redis, &reply, errstr, errstr_size);
-            if (err)
-                break;
-            if (r == 3) {
+            baton_err_t e = baton_redis_get_reply(m->redis, &reply, why, sizeof why);
+            if (e && !script_err) {
+                script_err = e;
+                snprintf(errstr, errstr_size, "%s", why);
+            }
+            if (!e) {
                 queue_checked(m, qs, reply, now);
                 if (qs->idle)
                     idle++;
-            } else if (reply->type == REDIS_REPLY_ERROR) {
-                if (!script_err)
-                    script_err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
-                                              "maintenance of queue %s: %s", queue, reply->str);
-            } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
-                moved[r] = reply->element[0]->integer +
-                           (r == 2 ? reply->element[1]->integer : 0);
-                if (r == 2)
-                    dead = reply->element[1]->integer;
+                freeReplyObject(reply);
             }
-            freeReplyObject(reply);
         }
+        long long moved[3] = {promoted.moved, expired.moved, reclaimed.requeued + reclaimed.dead};
+        long long dead = reclaimed.dead;
         if (!err)
             baton_metric_observe(m->metrics->redis_roundtrip, BATON_LABELS(COMPONENT),
                                  baton_metrics_since(started_ns));
@@ -379,22 +363,21 @@ static baton_err_t sample_queues(struct maintenance *m, char *errstr, size_t err
         if (m->queues[q].idle)
             continue;
         const char *queue = m->queues[q].name;
-        char ready[BATON_KEY_MAX], min[10][32], max[10][32], set[3][BATON_KEY_MAX];
-        static const char *const sets[3] = {"scheduled", "running", "dead"};
+        const struct baton_queue_keys *keys = m->queues[q].keys;
+        char min[10][32], max[10][32];
+        const char *const sets[3] = {keys->scheduled, keys->running, keys->dead};
         int64_t started_ns = baton_metrics_now_ns();
         baton_redis_pipeline_begin(m->redis);
-        baton_queue_key(ready, queue, "ready");
         for (int p = 0; !err && p < 10; p++) {
             double lo, hi;
             baton_ready_priority_range(p, &lo, &hi);
             snprintf(min[p], sizeof min[p], "%.0f", lo);
             snprintf(max[p], sizeof max[p], "%.0f", hi);
-            const char *zcount[] = {"ZCOUNT", ready, min[p], max[p]};
+            const char *zcount[] = {"ZCOUNT", keys->ready, min[p], max[p]};
             err = baton_redis_append(m->redis, 4, zcount, NULL, errstr, errstr_size);
         }
         for (int k = 0; !err && k < 3; k++) {
-            baton_queue_key(set[k], queue, sets[k]);
-            const char *zcard[] = {"ZCARD", set[k]};
+            const char *zcard[] = {"ZCARD", sets[k]};
             err = baton_redis_append(m->redis, 2, zcard, NULL, errstr, errstr_size);
         }
         long long counts[13];
@@ -509,7 +492,7 @@ void maintenance_stop(maintenance_t *m) {
     pthread_cond_destroy(&m->wake);
     pthread_mutex_destroy(&m->lock);
     for (size_t i = 0; i < m->nqueues; i++)
-        free(m->queues[i].name);
+        free(m->queues[i].keys);
     free(m->queues);
     free(m);
 }

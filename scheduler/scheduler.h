@@ -83,13 +83,6 @@ struct scheduler_metrics {
     baton_metric_t *history_set_aside; /* counter {class}: entries PostgreSQL refused */
 };
 
-/*
- * Sorted set of queue -> wall-clock ms of the last ingest batch that
- * enqueued into it: how maintenance learns at once that a queue it stopped
- * ticking (empty for --maintenance-idle-ms) has work again (docs/redis.md).
- */
-#define SCHEDULER_KEY_QUEUES_TOUCHED "baton:queues:touched"
-
 /* Set by the signal handler; every loop checks it. */
 extern volatile sig_atomic_t scheduler_stop;
 

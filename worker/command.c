@@ -110,14 +110,14 @@ static void capture_add(struct capture *c, const char *buf, size_t n) {
  * group), in a lock-free table so that a signal handler may reach them all
  * (baton_worker_kill_commands()): a worker leaving at once must not leave
  * programs running with no time limit. spawn_lock keeps the orphan reaper
- * (command_reap_orphans) from reaping a supervisor forked but not yet in
+ * (baton_worker_command_reap_orphans) from reaping a supervisor forked but not yet in
  * the table: forks hold it shared, the reaper exclusive.
  */
 #define TRACK_SLOTS 1024
 static atomic_int tracked[TRACK_SLOTS];
 static pthread_rwlock_t spawn_lock = PTHREAD_RWLOCK_INITIALIZER;
 
-void command_track(int pgid) {
+void baton_worker_command_track(int pgid) {
     for (int i = 0; i < TRACK_SLOTS; i++) {
         int expected = 0;
         if (atomic_compare_exchange_strong(&tracked[i], &expected, pgid))
@@ -125,7 +125,7 @@ void command_track(int pgid) {
     }
 }
 
-void command_untrack(int pgid) {
+void baton_worker_command_untrack(int pgid) {
     for (int i = 0; i < TRACK_SLOTS; i++) {
         int expected = pgid;
         if (atomic_compare_exchange_strong(&tracked[i], &expected, 0))
@@ -140,7 +140,7 @@ static int command_tracked(int pid) {
     return 0;
 }
 
-void command_kill_tree(int supervisor) {
+void baton_worker_command_kill_tree(int supervisor) {
     if (supervisor > 0)
         kill(supervisor, KILL_TREE_SIGNAL);
 }
@@ -149,7 +149,7 @@ void command_kill_tree(int supervisor) {
  * gone (the signal is queued; it is their parent-death signal as well). */
 void baton_worker_kill_commands(void) {
     for (int i = 0; i < TRACK_SLOTS; i++)
-        command_kill_tree(atomic_load(&tracked[i]));
+        baton_worker_command_kill_tree(atomic_load(&tracked[i]));
 }
 
 /* ------------------------------------------------------- environment */
@@ -201,13 +201,14 @@ static int env_name_valid(const char *name) {
     return 1;
 }
 
-void command_env_free(char **names) {
+void baton_worker_command_env_free(char **names) {
     for (char **e = names; e && *e; e++)
         free(*e);
     free(names);
 }
 
-baton_err_t command_env_parse(const char *spec, char ***out, char *errstr, size_t errstr_size) {
+baton_err_t baton_worker_command_env_parse(const char *spec, char ***out, char *errstr,
+                                     size_t errstr_size) {
     *out = NULL;
     size_t cap = 2;
     for (const char *p = spec ? spec : ""; *p; p++)
@@ -220,7 +221,7 @@ baton_err_t command_env_parse(const char *spec, char ***out, char *errstr, size_
         size_t len = strcspn(p, ",");
         char *name = strndup(p, len);
         if (!name) {
-            command_env_free(names);
+            baton_worker_command_env_free(names);
             return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
         }
         names[n++] = name;
@@ -230,7 +231,7 @@ baton_err_t command_env_parse(const char *spec, char ***out, char *errstr, size_
                 "--command-env: '%.64s' is not an environment variable name (letters, digits "
                 "and '_', not starting with a digit; a trailing '*' matches a prefix)",
                 name);
-            command_env_free(names);
+            baton_worker_command_env_free(names);
             return err;
         }
         p += len;
@@ -287,7 +288,7 @@ static char **child_env(const baton_job_t *job, char *const *extra) {
 }
 
 /* ------------------------------------------- supervisor and program */
-/* Everything from here to command_run's fork runs in a child of a
+/* Everything from here to baton_worker_command_run's fork runs in a child of a
  * multi-threaded process: async-signal-safe calls only (no malloc, no
  * stdio, no locks). */
 
@@ -556,7 +557,7 @@ static int supervisor_exited(pid_t pid) {
  * until then the round stops there). Asks the kernel, not /proc, which
  * may be mounted for another PID namespace than ours.
  */
-void command_reap_orphans(void) {
+void baton_worker_command_reap_orphans(void) {
     pthread_rwlock_wrlock(&spawn_lock);
     for (;;) {
         siginfo_t info;
@@ -585,12 +586,12 @@ static int open_pipes(int (*pipes)[2], int n) {
     return 0;
 }
 
-baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
+baton_handler_status_t baton_worker_command_run(baton_job_t *job, void *ctx) {
     const struct command_handler *handler = ctx;
-    size_t max_result = worker_max_result_bytes(handler->worker);
-    int64_t kill_grace = worker_kill_grace_ms(handler->worker);
+    size_t max_result = baton_worker_max_result_bytes(handler->worker);
+    int64_t kill_grace = baton_worker_kill_grace_ms(handler->worker);
     char *input = json_dumps(baton_job_payload(job), JSON_COMPACT | JSON_ENCODE_ANY);
-    char **env = child_env(job, worker_command_env(handler->worker));
+    char **env = child_env(job, baton_worker_command_env(handler->worker));
     if (!input || !env) {
         free(input);
         env_free(env);
@@ -613,7 +614,7 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
     if (pid > 0) {
         setpgid(pid, pid); /* also in the parent: no window where kill(-pid) misses */
         atomic_store(&job->pgid, (int)pid);
-        command_track((int)pid);
+        baton_worker_command_track((int)pid);
     }
     pthread_rwlock_unlock(&spawn_lock);
     int fork_errno = errno;
@@ -651,7 +652,7 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
             term_at = now;
         }
         if (term_at && !tree_killed_at && now - term_at >= kill_grace) {
-            command_kill_tree((int)pid);
+            baton_worker_command_kill_tree((int)pid);
             tree_killed_at = now;
         }
         /* Whatever still holds a pipe (a descendant stuck in the kernel, a
@@ -716,7 +717,7 @@ baton_handler_status_t command_run(baton_job_t *job, void *ctx) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
     }
-    command_untrack((int)pid);
+    baton_worker_command_untrack((int)pid);
     /* The program's own status, which the supervisor wrote before it
      * exited; without it (the supervisor was killed), the supervisor's. */
     int program_status;

@@ -11,7 +11,7 @@
 
 #include "worker_internal.h"
 
-baton_handler_status_t builtin_noop(baton_job_t *job, void *ctx) {
+baton_handler_status_t baton_worker_builtin_noop(baton_job_t *job, void *ctx) {
     (void)job;
     (void)ctx;
     return BATON_HANDLER_OK;
@@ -19,7 +19,7 @@ baton_handler_status_t builtin_noop(baton_job_t *job, void *ctx) {
 
 /* Payload: milliseconds, as a number or {"ms": N}. Stops early (and fails)
  * when the attempt times out or the worker stops. */
-baton_handler_status_t builtin_sleep(baton_job_t *job, void *ctx) {
+baton_handler_status_t baton_worker_builtin_sleep(baton_job_t *job, void *ctx) {
     (void)ctx;
     const json_t *p = baton_job_payload(job);
     const json_t *ms = json_is_object(p) ? json_object_get(p, "ms") : p;
@@ -35,7 +35,7 @@ baton_handler_status_t builtin_sleep(baton_job_t *job, void *ctx) {
 }
 
 /* The result is the payload. */
-baton_handler_status_t builtin_echo(baton_job_t *job, void *ctx) {
+baton_handler_status_t baton_worker_builtin_echo(baton_job_t *job, void *ctx) {
     (void)ctx;
     char *text = json_dumps(baton_job_payload(job), JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text)
@@ -46,7 +46,7 @@ baton_handler_status_t builtin_echo(baton_job_t *job, void *ctx) {
 }
 
 /* Always fails; the payload (a string, or any JSON) is the message. */
-baton_handler_status_t builtin_fail(baton_job_t *job, void *ctx) {
+baton_handler_status_t baton_worker_builtin_fail(baton_job_t *job, void *ctx) {
     (void)ctx;
     const json_t *p = baton_job_payload(job);
     if (json_is_string(p)) {
@@ -61,7 +61,7 @@ baton_handler_status_t builtin_fail(baton_job_t *job, void *ctx) {
 
 /* Kills this worker process at once, as a crash would: for the fault tests
  * (leases expire, maintenance reclaims every task the worker held). */
-baton_handler_status_t builtin_crash(baton_job_t *job, void *ctx) {
+baton_handler_status_t baton_worker_builtin_crash(baton_job_t *job, void *ctx) {
     (void)job;
     (void)ctx;
     kill(getpid(), SIGKILL);

@@ -161,7 +161,7 @@ static void install_test_hooks(void) {
     const char *pause = getenv("BATON_TEST_RETURN_PAUSE_MS");
     return_pause_ms = pause ? strtoll(pause, NULL, 10) : 0;
     if (return_pause_ms > 0)
-        worker_test_return_pause = return_pause;
+        baton_worker_test_return_pause = return_pause;
 }
 #endif
 

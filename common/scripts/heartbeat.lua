@@ -1,8 +1,9 @@
 -- heartbeat.lua: a worker records itself in the registry.
 --
 -- KEYS[1] the worker's hash ("baton:worker:<id>")  KEYS[2] "baton:workers"
--- ARGV[1] worker id  ARGV[2] time to live, ms  then field/value pairs
--- (host, pid, queues, concurrency, busy, done, failed, started_ms)
+-- ARGV[1] worker id  ARGV[2] time to live, ms
+-- then field/value pairs (host, pid, queues, concurrency, busy, done, failed,
+-- started_ms)
 --
 -- Changes: the hash gets the fields plus heartbeat_ms = Redis TIME and
 -- expires after the TTL unless renewed (a dead worker disappears by

@@ -3,6 +3,7 @@
 --
 -- KEYS[1] running  KEYS[2] ready  KEYS[3] seq  KEYS[4] events  KEYS[5] notify
 -- ARGV[1] task key prefix  ARGV[2] id  ARGV[3] fencing token
+-- ARGV[4] retention of terminal tasks, ms
 --
 -- Checks: running with the current token, else "STALE" (changes nothing).
 -- Changes: back to the HEAD of its priority in the ready queue (score with
@@ -10,7 +11,6 @@
 -- being stopped by a deploy is not a failure of the task. State queued,
 -- event "returned". A task whose cancellation was requested is canceled
 -- instead (event "canceled").
--- ARGV[4] retention of terminal tasks, ms
 -- Returns 1.
 
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]

@@ -77,7 +77,7 @@
 #define VIOLATIONS_PRINTED_MAX 50
 /* Commands per pipelined batch while waiting (one HGET per task). */
 #define WAIT_BATCH 1000
-/* What the worker logs when Redis refused a stale outcome (worker.c). */
+/* What the worker logs when Redis refused a stale outcome (worker/outcome.c). */
 #define STALE_REFUSAL_LINE "refused, the lease was taken over"
 
 /* ---------------------------------------------------------------------------
@@ -171,11 +171,22 @@ static int is_redis_state(const char *state) {
 enum qset { SET_READY, SET_SCHEDULED, SET_RUNNING, SET_DEAD, SET_DEADLINE, SET_COUNT };
 static const char *const set_names[SET_COUNT] = {"ready", "scheduled", "running", "dead",
                                                  "deadline"};
+#define QKEY(name) offsetof(struct baton_queue_keys, name)
+static const size_t set_keys[SET_COUNT] = {QKEY(ready), QKEY(scheduled), QKEY(running), QKEY(dead),
+                                           QKEY(deadline)};
 
 /* Every key kind a queue may have besides task hashes ("t:<id>"). */
 static const char *const known_keys[] = {"ready", "seq",    "scheduled", "deadline", "running",
                                          "dead",  "events", "notify",    "paused"};
+static const size_t known_key_fields[] = {QKEY(ready),    QKEY(seq),     QKEY(scheduled),
+                                          QKEY(deadline), QKEY(running), QKEY(dead),
+                                          QKEY(events),   QKEY(notify),  QKEY(paused)};
 #define KNOWN_KEY_COUNT 9
+
+/* Key `field` (a QKEY offset) of `keys`. */
+static const char *qkey(const struct baton_queue_keys *keys, size_t field) {
+    return (const char *)keys + field;
+}
 /* The Redis type each of those must have. */
 static const char *const known_key_types[] = {"zset", "string", "zset", "zset",  "zset",
                                               "zset", "stream", "list", "string"};
@@ -244,7 +255,8 @@ struct verify_run {
     PGresult *pg_events;       /* owned */
     struct hist_event *events; /* owned; ordered by task, seq */
     size_t nevents;
-    char key_prefix[BATON_KEY_MAX]; /* "baton:{Q}:" */
+    struct baton_queue_keys keys; /* of the queue checked */
+    const char *key_prefix;       /* keys.key_prefix: "baton:{Q}:" */
     size_t key_prefix_len;
 
     /* Figures. */
@@ -554,9 +566,8 @@ static baton_err_t drop_settled_in_redis(struct verify_run *run, size_t *pending
 
 /* Length of the queue's events stream (the history backlog), or -1. */
 static long long events_backlog(struct verify_run *run) {
-    char key[BATON_KEY_MAX], errstr[256];
-    baton_queue_key(key, run->config->queue, "events");
-    const char *argv[] = {"XLEN", key};
+    char errstr[256];
+    const char *argv[] = {"XLEN", run->keys.events};
     redisReply *reply;
     if (baton_redis_command(run->redis, &reply, 2, argv, NULL, errstr, sizeof errstr))
         return -1;
@@ -794,7 +805,6 @@ static void take_hash(struct task *t, const redisReply *h) {
  * scores, borrowed from run->snapshot.
  */
 static baton_err_t read_snapshot(struct verify_run *run, char *errstr, size_t errstr_size) {
-    const char *queue = run->config->queue;
     char pattern[BATON_KEY_MAX + 2];
     snprintf(pattern, sizeof pattern, "%s*", run->key_prefix);
     struct strvec keys = {0};
@@ -807,12 +817,12 @@ static baton_err_t read_snapshot(struct verify_run *run, char *errstr, size_t er
     const char *const **argvs = calloc(max_cmds, sizeof *argvs);
     const char **words = calloc(max_cmds * 5, sizeof *words);
     size_t *task_of = calloc(max_cmds, sizeof *task_of);
-    char(*fixed)[BATON_KEY_MAX] = calloc(KNOWN_KEY_COUNT + SET_COUNT, sizeof *fixed);
+    const char **fixed = calloc(KNOWN_KEY_COUNT + SET_COUNT, sizeof *fixed);
     if (!err && (!argcs || !argvs || !words || !task_of || !fixed))
         err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     size_t ncmds = 0;
     for (size_t i = 0; !err && i < KNOWN_KEY_COUNT; i++) {
-        baton_queue_key(fixed[i], queue, known_keys[i]);
+        fixed[i] = qkey(&run->keys, known_key_fields[i]);
         const char **w = &words[ncmds * 5];
         w[0] = "TYPE";
         w[1] = fixed[i];
@@ -820,8 +830,7 @@ static baton_err_t read_snapshot(struct verify_run *run, char *errstr, size_t er
         argvs[ncmds++] = w;
     }
     for (size_t s = 0; !err && s < SET_COUNT; s++) {
-        char *key = fixed[KNOWN_KEY_COUNT + s];
-        baton_queue_key(key, queue, set_names[s]);
+        const char *key = fixed[KNOWN_KEY_COUNT + s] = qkey(&run->keys, set_keys[s]);
         const char **w = &words[ncmds * 5];
         w[0] = "ZRANGE";
         w[1] = key;
@@ -921,9 +930,9 @@ static baton_err_t check_orphan_members(struct verify_run *run, char *errstr, si
         for (int s = 0; s < SET_COUNT; s++) {
             if (!t->score[s])
                 continue;
-            char tkey[BATON_KEY_MAX], skey[BATON_KEY_MAX];
+            char tkey[BATON_KEY_MAX];
             baton_task_key(tkey, run->config->queue, t->id);
-            baton_queue_key(skey, run->config->queue, set_names[s]);
+            const char *skey = qkey(&run->keys, set_keys[s]);
             const char *exists[] = {"EXISTS", tkey}, *zscore[] = {"ZSCORE", skey, t->id};
             const char *const *argvs[] = {exists, zscore};
             const int argcs[] = {2, 3};
@@ -963,8 +972,7 @@ static int serves_queue(const char *queues, const char *queue) {
  */
 static baton_err_t registry_refusals(struct verify_run *run, char *errstr, size_t errstr_size) {
     struct strvec keys = {0};
-    baton_err_t err =
-        scan_keys(run->redis, BATON_KEY_PREFIX "worker:*", &keys, errstr, errstr_size);
+    baton_err_t err = scan_keys(run->redis, BATON_KEY_WORKER_PATTERN, &keys, errstr, errstr_size);
     for (size_t i = 0; !err && i < keys.n; i++) {
         const char *argv[] = {"HMGET", keys.v[i], "queues", "stale_refusals"};
         redisReply *reply;
@@ -1442,7 +1450,9 @@ int check_verify_main(int argc, char **argv) {
         fprintf(stderr, PROG ": %s\n", errstr);
         goto done;
     }
-    run.key_prefix_len = baton_queue_key(run.key_prefix, config.queue, "");
+    baton_queue_keys_init(&run.keys, config.queue);
+    run.key_prefix = run.keys.key_prefix;
+    run.key_prefix_len = strlen(run.key_prefix);
     /* A missing input file is a usage error before any waiting. The acked
      * ids are read now; executions and logs grow while tasks still run, so
      * they are only checked for readability here and read after the wait. */

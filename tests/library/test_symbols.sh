@@ -15,17 +15,6 @@ set -euo pipefail
 shared=$1 static=$2
 shift 2
 
-# TEMPORARY, empty it when issue 14's worker split is merged: worker/ is
-# being split into files (issue 14 item 1) by a change made in parallel
-# with this test, which prefixes these names. Only these, only in worker/.
-declare -A worker_allowlist_until_split=()
-for name in job_request_stop worker_command_env worker_kill_grace_ms worker_max_result_bytes \
-  worker_test_return_pause builtin_crash builtin_echo builtin_fail builtin_noop builtin_sleep \
-  command_env_free command_env_parse command_kill_tree command_reap_orphans command_run \
-  command_track command_untrack; do
-  worker_allowlist_until_split[$name]=1
-done
-
 failed=0
 offenders() { # $1 = nm output of defined global symbols ("ADDR TYPE NAME")
   awk 'NF == 3 { print $3 }' <<<"$1" | sort -u | while read -r name; do
@@ -40,12 +29,8 @@ for pair in "$@"; do
   bad=$(offenders "$(nm -g --defined-only "$lib")")
   [ -n "$bad" ] || continue
   for name in $bad; do
-    if [ "$folder" = worker ] && [ -n "${worker_allowlist_until_split[$name]:-}" ]; then
-      echo "allowed until the worker split is merged: $folder/: $name" >&2
-    else
-      echo "FAIL: $folder/ exports $name: make it static or prefix it baton_" >&2
-      failed=1
-    fi
+    echo "FAIL: $folder/ exports $name: make it static or prefix it baton_" >&2
+    failed=1
   done
 done
 

@@ -3,11 +3,16 @@
  * backpressure compares with maxmemory is the one Redis itself compares
  * (used_memory less mem_not_counted_for_evict), read from INFO memory; URLs
  * whose password no error message shows, with a percent-decoded user and
- * password; and the durability verdict (appendonly yes + appendfsync
- * always) that the daemons require.
+ * password; the durability verdict (appendonly yes + appendfsync
+ * always) that the daemons require; and a handle made before Redis is
+ * reachable (baton_redis_new), which connects on use.
  */
 #include <check.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,6 +199,57 @@ START_TEST(test_durability_parse) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ lazy handle */
+
+/* A local port nothing listens on: bound, then closed. */
+static int closed_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+START_TEST(test_new_does_not_connect) {
+    char url[64], errstr[256];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", closed_port());
+    baton_redis_t *r = NULL;
+    /* Redis is not there: the handle is made all the same... */
+    ck_assert_int_eq(baton_redis_new(url, 500, &r, errstr, sizeof errstr), BATON_OK);
+    ck_assert_ptr_nonnull(r);
+    /* ...and every use tries to connect, failing cleanly each time. */
+    for (int i = 0; i < 2; i++) {
+        errstr[0] = '\0';
+        ck_assert_int_eq(baton_redis_ensure(r, errstr, sizeof errstr), BATON_ERR_REDIS);
+        ck_assert_msg(strstr(errstr, "connect"), "%s", errstr);
+        const char *ping[] = {"PING"};
+        redisReply *reply = (void *)1;
+        ck_assert_int_eq(baton_redis_command(r, &reply, 1, ping, NULL, errstr, sizeof errstr),
+                         BATON_ERR_REDIS);
+    }
+    baton_redis_destroy(r);
+    /* baton_redis_connect is new + ensure: it gives no handle. */
+    r = (void *)1;
+    ck_assert_int_eq(baton_redis_connect(url, 500, &r, errstr, sizeof errstr), BATON_ERR_REDIS);
+    ck_assert_ptr_null(r);
+}
+END_TEST
+
+START_TEST(test_new_refuses_a_bad_url) {
+    char errstr[256];
+    baton_redis_t *r = (void *)1;
+    ck_assert_int_eq(baton_redis_new("http://x", 500, &r, errstr, sizeof errstr),
+                     BATON_ERR_CONFIG);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(baton_redis_new("redis://u:secret@h:99999", 500, &r, errstr, sizeof errstr),
+                     BATON_ERR_CONFIG);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_null(strstr(errstr, "secret"));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("redis");
     TCase *tc = tcase_create("memory");
@@ -211,6 +267,10 @@ int main(void) {
     TCase *durability = tcase_create("durability");
     tcase_add_test(durability, test_durability_verdict);
     tcase_add_test(durability, test_durability_parse);
+    TCase *lazy = tcase_create("lazy");
+    tcase_add_test(lazy, test_new_does_not_connect);
+    tcase_add_test(lazy, test_new_refuses_a_bad_url);
+    suite_add_tcase(s, lazy);
     suite_add_tcase(s, durability);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,251 @@
+/*
+ * test_transition.c - common/transition.c against the stack's Redis and the
+ * real scripts: each function's arguments land where its script reads them
+ * (a task walks through enqueue, claim, renew, fail, promote, claim,
+ * complete) and each refusal comes back as its baton_err_t. The unit test
+ * checks the positions against the headers; this one checks the headers
+ * tell the truth. Uses a queue of its own (deleted at the end) in
+ * database 0 of BATON_REDIS_URL.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "transition.h"
+
+#define RETENTION_MS 60000
+
+static baton_redis_t *r;
+static struct baton_queue_keys keys;
+static char errstr[512];
+
+static void setup(void) {
+    const char *url = getenv("BATON_REDIS_URL");
+    ck_assert_msg(url != NULL, "BATON_REDIS_URL not set (run under with_stack.sh)");
+    ck_assert_int_eq(baton_redis_connect(url, 5000, &r, errstr, sizeof errstr), BATON_OK);
+    char queue[64];
+    snprintf(queue, sizeof queue, "tr-test-%ld", (long)getpid());
+    baton_queue_keys_init(&keys, queue);
+}
+
+/* Deletes every key of the test's queue. */
+static void teardown(void) {
+    char pattern[BATON_KEY_MAX + 1];
+    snprintf(pattern, sizeof pattern, "%s*", keys.key_prefix);
+    const char *scan[] = {"KEYS", pattern};
+    redisReply *reply;
+    if (baton_redis_command(r, &reply, 2, scan, NULL, errstr, sizeof errstr) == BATON_OK) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            const char *del[] = {"DEL", reply->element[i]->str};
+            redisReply *d;
+            if (baton_redis_command(r, &d, 2, del, NULL, errstr, sizeof errstr) == BATON_OK)
+                freeReplyObject(d);
+        }
+        freeReplyObject(reply);
+    }
+    baton_redis_destroy(r);
+}
+
+static void enqueue_one(const char *id, int max_attempts) {
+    struct baton_task task = {.id = (char *)id,
+                              .queue = keys.name,
+                              .priority = 5,
+                              .max_attempts = max_attempts,
+                              .timeout_ms = 1000,
+                              .run_at_ms = BATON_TIME_UNSET,
+                              .delay_ms = BATON_TIME_UNSET,
+                              .deadline_ms = BATON_TIME_UNSET};
+    const struct baton_tr_new_task nt = {&task, "{\"id\":\"x\"}", 10, "topic", 0, 1};
+    struct baton_tr_enqueued done;
+    ck_assert_int_eq(baton_tr_enqueue(r, &keys, RETENTION_MS, &nt, 1, &done, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_eq(done.queued, 1);
+}
+
+/* Claims exactly one task and copies its id and token out. */
+static void claim_one(char *id, char *token) {
+    struct baton_tr_claim claim;
+    ck_assert_int_eq(
+        baton_tr_claim(r, &keys, "w1", 30000, 1, RETENTION_MS, &claim, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_uint_eq(claim.count, 1);
+    snprintf(id, 64, "%s", claim.tasks[0].id);
+    snprintf(token, 32, "%s", claim.tasks[0].token);
+    ck_assert_int_eq(claim.tasks[0].timeout_ms, 1000);
+    ck_assert_str_eq(claim.tasks[0].task_json, "{\"id\":\"x\"}");
+    baton_tr_claim_free(&claim);
+}
+
+START_TEST(test_a_task_walks_through) {
+    enqueue_one("t1", 2);
+    struct baton_tr_enqueued again;
+    struct baton_task task = {.id = "t1",
+                              .queue = keys.name,
+                              .priority = 5,
+                              .max_attempts = 2,
+                              .timeout_ms = 1000,
+                              .run_at_ms = BATON_TIME_UNSET,
+                              .delay_ms = BATON_TIME_UNSET,
+                              .deadline_ms = BATON_TIME_UNSET};
+    const struct baton_tr_new_task nt = {&task, "{}", 2, "topic", 0, 1};
+    ck_assert_int_eq(
+        baton_tr_enqueue(r, &keys, RETENTION_MS, &nt, 1, &again, errstr, sizeof errstr), BATON_OK);
+    ck_assert_int_eq(again.duplicates, 1);
+
+    char id[64], token[32];
+    claim_one(id, token);
+    ck_assert_str_eq(id, "t1");
+    const struct baton_tr_lease leases[2] = {{"t1", token}, {"t1", "999"}};
+    baton_tr_renewal_t answers[2];
+    ck_assert_int_eq(baton_tr_renew(r, &keys, 30000, leases, 2, answers, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_eq(answers[0], BATON_TR_RENEW_OK);
+    ck_assert_int_eq(answers[1], BATON_TR_RENEW_REFUSED);
+
+    /* A retry with no delay: base 0 puts it due at once. */
+    const struct baton_tr_failure f = {"boom", "error", 0, 0, 0.0, 0};
+    baton_state_t next;
+    int64_t due;
+    ck_assert_int_eq(
+        baton_tr_fail(r, &keys, "t1", token, &f, RETENTION_MS, &next, &due, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(next, BATON_STATE_SCHEDULED);
+    ck_assert_int_ge(due, 0);
+    /* The old token is refused from now on. */
+    ck_assert_int_eq(
+        baton_tr_complete(r, &keys, "t1", token, "1", 1, RETENTION_MS, errstr, sizeof errstr),
+        BATON_ERR_STALE_TOKEN);
+    ck_assert_msg(strstr(errstr, "task t1 is scheduled"), "%s", errstr);
+
+    struct baton_tr_moved moved;
+    ck_assert_int_eq(baton_tr_promote(r, &keys, 100, &moved, errstr, sizeof errstr), BATON_OK);
+    ck_assert_int_eq(moved.moved, 1);
+    ck_assert_int_eq(moved.next_ms, -1);
+    claim_one(id, token);
+    ck_assert_int_eq(baton_tr_complete(r, &keys, "t1", token, "{\"ok\":1}", 8, RETENTION_MS, errstr,
+                                       sizeof errstr),
+                     BATON_OK);
+    /* A repeat of its own success is not stale (a lost reply, retried). */
+    ck_assert_int_eq(baton_tr_complete(r, &keys, "t1", token, "{\"ok\":1}", 8, RETENTION_MS, errstr,
+                                       sizeof errstr),
+                     BATON_OK);
+
+    ck_assert_int_eq(baton_tr_expire(r, &keys, 100, RETENTION_MS, &moved, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_eq(moved.moved, 0);
+    struct baton_tr_reclaimed rec;
+    ck_assert_int_eq(baton_tr_reclaim(r, &keys, 100, RETENTION_MS, &rec, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_eq(rec.requeued + rec.dead, 0);
+}
+END_TEST
+
+START_TEST(test_worker_endings) {
+    enqueue_one("a", 1);
+    char id[64], token[32];
+    claim_one(id, token);
+    ck_assert_int_eq(baton_tr_requeue(r, &keys, "a", token, RETENTION_MS, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_eq(baton_tr_requeue(r, &keys, "a", token, RETENTION_MS, errstr, sizeof errstr),
+                     BATON_ERR_STALE_TOKEN);
+    claim_one(id, token);
+    baton_event_t result;
+    ck_assert_int_eq(baton_tr_cancel(r, &keys, "a", RETENTION_MS, &result, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_eq(result, BATON_EVENT_CANCEL_REQUESTED);
+    const struct baton_tr_lease lease = {"a", token};
+    baton_tr_renewal_t answer;
+    ck_assert_int_eq(baton_tr_renew(r, &keys, 30000, &lease, 1, &answer, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_eq(answer, BATON_TR_RENEW_CANCELED);
+    ck_assert_int_eq(
+        baton_tr_finish_canceled(r, &keys, "a", token, RETENTION_MS, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(baton_tr_cancel(r, &keys, "a", RETENTION_MS, &result, errstr, sizeof errstr),
+                     BATON_ERR_STATE);
+
+    /* One attempt, permanent: dead, then retried by an operator. */
+    enqueue_one("b", 1);
+    claim_one(id, token);
+    const struct baton_tr_failure f = {"bad input", "error", 1000, 60000, 0.5, 1};
+    baton_state_t next;
+    ck_assert_int_eq(
+        baton_tr_fail(r, &keys, "b", token, &f, RETENTION_MS, &next, NULL, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(next, BATON_STATE_DEAD);
+    ck_assert_int_eq(baton_tr_retry(r, &keys, "b", errstr, sizeof errstr), BATON_OK);
+    ck_assert_int_eq(baton_tr_retry(r, &keys, "b", errstr, sizeof errstr), BATON_ERR_STATE);
+    ck_assert_int_eq(baton_tr_retry(r, &keys, "nope", errstr, sizeof errstr), BATON_ERR_NOT_FOUND);
+    ck_assert_str_eq(errstr, "task nope does not exist");
+}
+END_TEST
+
+START_TEST(test_registry_and_streams) {
+    char worker[BATON_KEY_MAX + 8];
+    snprintf(worker, sizeof worker, "%s-worker", keys.name);
+    const char *fields[] = {"host", "h", "busy", "0"};
+    int64_t at = 0;
+    ck_assert_int_eq(baton_tr_heartbeat(r, worker, 10000, fields, 4, &at, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_int_gt(at, 0);
+    char key[BATON_KEY_MAX];
+    baton_worker_key(key, worker);
+    const char *hget[] = {"HGET", key, "busy"};
+    redisReply *reply;
+    ck_assert_int_eq(baton_redis_command(r, &reply, 3, hget, NULL, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_str_eq(reply->str, "0");
+    freeReplyObject(reply);
+    const char *del[] = {"DEL", key};
+    const char *zrem[] = {"ZREM", BATON_KEY_WORKERS, worker};
+    ck_assert_int_eq(baton_redis_command(r, &reply, 2, del, NULL, errstr, sizeof errstr), BATON_OK);
+    freeReplyObject(reply);
+    ck_assert_int_eq(baton_redis_command(r, &reply, 3, zrem, NULL, errstr, sizeof errstr),
+                     BATON_OK);
+    freeReplyObject(reply);
+
+    /* No stream: orphans.lua's NOGROUP; a group created twice: BUSYGROUP. */
+    redisReply *entries;
+    ck_assert_int_eq(
+        baton_tr_orphans(r, keys.events, "g", "me", 10, &entries, errstr, sizeof errstr),
+        BATON_ERR_NOT_FOUND);
+    const char *create[] = {"XGROUP", "CREATE", keys.events, "g", "0", "MKSTREAM"};
+    ck_assert_int_eq(baton_tr_command(r, &reply, 6, create, errstr, sizeof errstr), BATON_OK);
+    freeReplyObject(reply);
+    ck_assert_int_eq(baton_tr_command(r, &reply, 6, create, errstr, sizeof errstr),
+                     BATON_ERR_EXISTS);
+    ck_assert_int_eq(
+        baton_tr_orphans(r, keys.events, "g", "me", 10, &entries, errstr, sizeof errstr), BATON_OK);
+    ck_assert_uint_eq(entries->elements, 0);
+    freeReplyObject(entries);
+}
+END_TEST
+
+/* A Redis that lost its scripts (SCRIPT FLUSH): one retry after reload. */
+START_TEST(test_noscript_reloads) {
+    const char *flush[] = {"SCRIPT", "FLUSH"};
+    redisReply *reply;
+    ck_assert_int_eq(baton_redis_command(r, &reply, 2, flush, NULL, errstr, sizeof errstr),
+                     BATON_OK);
+    freeReplyObject(reply);
+    ck_assert_int_eq(baton_tr_retry(r, &keys, "nope", errstr, sizeof errstr), BATON_ERR_NOT_FOUND);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("transition");
+    TCase *core = tcase_create("core");
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_add_test(core, test_a_task_walks_through);
+    tcase_add_test(core, test_worker_endings);
+    tcase_add_test(core, test_registry_and_streams);
+    tcase_add_test(core, test_noscript_reloads);
+    suite_add_tcase(s, core);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
