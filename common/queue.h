@@ -28,6 +28,7 @@
 #define BATON_KEY_REJECTIONS "baton:rejections"         /* STREAM of rejected messages */
 #define BATON_KEY_WORKERS "baton:workers"               /* ZSET worker id -> last heartbeat */
 #define BATON_KEY_WORKER_PATTERN "baton:worker:*"       /* every baton_worker_key(), for SCAN */
+#define BATON_KEY_CONFIG "baton:config"                 /* HASH of shared settings (retention.h) */
 
 /* Width of one priority band of ready scores: 2^47. */
 #define BATON_SCORE_SPAN 140737488355328.0

@@ -36,7 +36,7 @@ static const struct ctl_usage cancel_usage = {
     "Running: cancellation is requested and the worker stops the handler at its\n"
     "next lease renewal (every lease/3), then records \"canceled\". A finished\n"
     "task cannot be canceled (exit 1); an unknown id exits 3. Canceled tasks\n"
-    "stay in Redis for --retention-ms (a global option).",
+    "stay in Redis for the scheduler's retention (global --retention-ms).",
     cancel_flags,
     sizeof cancel_flags / sizeof cancel_flags[0],
     1,
@@ -56,7 +56,8 @@ int ctl_cmd_cancel(struct ctl_config *config, int argc, char **argv) {
     if ((rc = ctl_redis_open(config, COMMAND, &r)))
         return rc;
     char *queue = NULL;
-    if ((rc = ctl_resolve_task(r, COMMAND, id, opts.queue, &queue))) {
+    if ((rc = ctl_retention(config, COMMAND, r)) ||
+        (rc = ctl_resolve_task(r, COMMAND, id, opts.queue, &queue))) {
         baton_redis_destroy(r);
         return rc;
     }

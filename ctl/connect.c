@@ -14,11 +14,26 @@
 #include "ctl.h"
 #include "pg.h"
 #include "queue.h"
+#include "retention.h"
 
 int ctl_redis_open(const struct ctl_config *config, const char *command, baton_redis_t **out) {
     char errstr[512];
     baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms, out,
                                           errstr, sizeof errstr);
+    if (err) {
+        ctl_error(command, "%s", errstr);
+        return err == BATON_ERR_CONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
+    }
+    return CTL_EXIT_OK;
+}
+
+int ctl_retention(struct ctl_config *config, const char *command, baton_redis_t *r) {
+    char errstr[1024];
+    int given = config->retention_ms != 0;
+    if (!given)
+        config->retention_ms = BATON_RETENTION_DEFAULT_MS;
+    baton_err_t err =
+        baton_retention_agree(r, "batonctl", &config->retention_ms, given, errstr, sizeof errstr);
     if (err) {
         ctl_error(command, "%s", errstr);
         return err == BATON_ERR_CONFIG ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;

@@ -33,7 +33,8 @@ struct ctl_config {
     char *pg_dsn;             /* PostgreSQL connection string; NULL = no history */
     char *redis_url;          /* Redis URL */
     int64_t redis_timeout_ms; /* connect and command timeout */
-    int64_t retention_ms;     /* how long a canceled task stays in Redis */
+    int64_t retention_ms;     /* how long a canceled task stays in Redis; 0 until
+                                 given, then ctl_retention() settles it */
     char *log_level;          /* debug|info|warn|error|off */
     int json;                 /* machine-readable output */
 };
@@ -151,6 +152,15 @@ char *ctl_age_text(int64_t ms, char *buf, size_t size);
  * success *out is freed by the caller with baton_redis_destroy().
  */
 int ctl_redis_open(const struct ctl_config *config, const char *command, baton_redis_t **out);
+
+/*
+ * For commands that write a terminal state (cancel): settles
+ * config->retention_ms with the scheduler's published one
+ * (common/retention.h): adopted when --retention-ms was not given, the
+ * default when none is published. A given value that differs prints one
+ * line and returns CTL_EXIT_USAGE; a Redis failure CTL_EXIT_FAIL.
+ */
+int ctl_retention(struct ctl_config *config, const char *command, baton_redis_t *r);
 
 /*
  * Connects to PostgreSQL with --pg-dsn. BATON_OK, or an error with the one

@@ -23,8 +23,10 @@ const struct baton_opt ctl_options[] = {
     {"pg-dsn", BATON_OPT_STRING, NULL,
      "PostgreSQL connection string (libpq URI or key=value): status, history, prune, migrate",
      offsetof(struct ctl_config, pg_dsn), 0, 0},
-    {"retention-ms", BATON_OPT_DURATION, "7d",
-     "how long a task canceled by `cancel` stays in Redis (as the workers' --retention-ms)",
+    {"retention-ms", BATON_OPT_DURATION, NULL,
+     "how long a task canceled by `cancel` stays in Redis; unset: the scheduler's (published "
+     "in Redis), or 7d if no scheduler has run yet; a value other than the scheduler's is "
+     "refused",
      offsetof(struct ctl_config, retention_ms), 1, 9.0e15},
     {"log-level", BATON_OPT_STRING, "warn", "log level: debug, info, warn, error, off",
      offsetof(struct ctl_config, log_level), 0, 0},
@@ -72,7 +74,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
-    struct ctl_config config;
+    struct ctl_config config = {0}; /* retention_ms 0: not given (ctl_retention()) */
     char errstr[512];
     int first_arg = argc;
     baton_err_t err = baton_config_parse(ctl_options, CTL_OPTION_COUNT, &config, argc, argv,

@@ -15,6 +15,7 @@
 #include "http.h"
 #include "log.h"
 #include "redis.h"
+#include "retention.h"
 #include "scheduler.h"
 
 volatile sig_atomic_t scheduler_stop;
@@ -64,8 +65,9 @@ static const struct baton_opt options[] = {
      "mem_not_counted_for_evict) / maxmemory is above this",
      CFG(memory_pause_fraction), 0.01, 1.0},
     {"retention-ms", BATON_OPT_DURATION, "7d",
-     "how long finished tasks stay in Redis (history keeps them for good; the workers' "
-     "--retention-ms must agree)",
+     "how long finished tasks stay in Redis (history keeps them for good); published in Redis "
+     "for the workers and batonctl, and a scheduler given another value than the one "
+     "published refuses to start",
      CFG(retention_ms), 1000, 31536000000.0},
     BATON_OPT_SECTION("Maintenance"),
     {"maintenance", BATON_OPT_BOOL, "true", "run the maintenance loop", CFG(maintenance), 0, 0},
@@ -110,14 +112,21 @@ static const struct baton_opt options[] = {
 };
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
-/* Refuses an evicting Redis before anything starts (guarantee 9). */
-static baton_err_t check_redis(const struct scheduler_config *config, char *errstr,
+/* Refuses an evicting Redis before anything starts (guarantee 9), then
+ * publishes --retention-ms for the workers and batonctl; a different one
+ * already published is a configuration error (*rc 2, like a bad flag). */
+static baton_err_t check_redis(const struct scheduler_config *config, int *rc, char *errstr,
                                size_t errstr_size) {
     baton_redis_t *redis = NULL;
     baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
                                           &redis, errstr, errstr_size);
     if (!err)
         err = baton_redis_check_policy(redis, errstr, errstr_size);
+    if (!err) {
+        err = baton_retention_publish(redis, config->retention_ms, errstr, errstr_size);
+        if (err == BATON_ERR_CONFIG)
+            *rc = 2;
+    }
     baton_redis_destroy(redis);
     return err;
 }
@@ -320,7 +329,7 @@ int main(int argc, char **argv) {
             rc = 2;
     }
     if (!err)
-        err = check_redis(&config, errstr, sizeof errstr);
+        err = check_redis(&config, &rc, errstr, sizeof errstr);
     if (!err && config.history && (!config.pg_dsn || !*config.pg_dsn))
         err = baton_seterr(errstr, sizeof errstr, BATON_ERR_CONFIG,
                            "the history writer needs --pg-dsn (or BATON_PG_DSN); "

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "redis.h"
+#include "retention.h"
 #include "worker.h"
 #ifdef BATON_TEST_HOOKS
 #include "worker_internal.h"
@@ -29,6 +30,7 @@
  * start (main()), so the two cannot drift apart. */
 struct worker_settings {
     struct baton_worker_config worker; /* first: check_defaults() compares it */
+    int64_t retention_ms; /* --retention-ms as given; 0 = not given (agree_retention()) */
     char *redis_durability;
     char *commands;
     char *builtins;
@@ -66,9 +68,10 @@ static const struct baton_opt options[] = {
      W(backoff_base_ms), 0, 86400000},
     {"backoff-cap-ms", BATON_OPT_DURATION, "10m", "retry backoff cap", W(backoff_cap_ms), 0,
      604800000},
-    {"retention-ms", BATON_OPT_DURATION, "7d",
-     "how long finished tasks stay in Redis (the scheduler's --retention-ms must agree)",
-     W(retention_ms), 1000, 31536000000.0},
+    {"retention-ms", BATON_OPT_DURATION, NULL,
+     "how long finished tasks stay in Redis; unset: the scheduler's (published in Redis), or 7d "
+     "if no scheduler has run yet; a value other than the scheduler's is refused at start",
+     CFG(retention_ms), 1000, 31536000000.0},
     {"max-result-bytes", BATON_OPT_INT | BATON_OPT_SIZE_FIELD, "65536",
      "largest result kept; larger ones are replaced by {\"truncated\":true,\"bytes\":N}",
      W(max_result_bytes), 0, 67108864},
@@ -162,6 +165,32 @@ static void install_test_hooks(void) {
 }
 #endif
 
+/*
+ * The retention the worker runs with, agreed with the scheduler's
+ * (common/retention.h): --retention-ms when given, checked against the
+ * published one; else the published one, or the library's default before
+ * any scheduler ran. Here rather than in the library: a library user
+ * chooses its own configuration. A disagreement is a configuration error
+ * (*rc 2); Redis unreachable fails as the worker's own connect would.
+ */
+static baton_err_t agree_retention(struct worker_settings *flags, int *rc, char *errstr,
+                                   size_t errstr_size) {
+    struct baton_worker_config *config = &flags->worker;
+    int given = flags->retention_ms != 0;
+    if (given)
+        config->retention_ms = flags->retention_ms;
+    baton_redis_t *r = NULL;
+    baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms, &r,
+                                          errstr, errstr_size);
+    if (!err) {
+        err = baton_retention_agree(r, "worker", &config->retention_ms, given, errstr, errstr_size);
+        if (err == BATON_ERR_CONFIG)
+            *rc = 2;
+    }
+    baton_redis_destroy(r);
+    return err;
+}
+
 /* Registers each "TYPE=PROGRAM" line of `commands`. */
 static baton_err_t register_commands(baton_worker_t *w, char *commands, char *errstr,
                                      size_t errstr_size) {
@@ -223,6 +252,8 @@ int main(int argc, char **argv) {
         baton_metric_set(baton_metrics_gauge(registry, "baton_redis_durability_relaxed",
                                              BATON_REDIS_DURABILITY_METRIC_HELP, NULL),
                          NULL, baton_redis_durability == BATON_REDIS_DURABILITY_RELAXED);
+    if (!err)
+        err = agree_retention(&flags, &rc, errstr, sizeof errstr);
     if (!err)
         err = baton_worker_new(config, &the_worker, errstr, sizeof errstr);
     if (!err) {

@@ -18,7 +18,9 @@
 # small maxmemory with no write refused.
 # Then workers start, with a short --retention-ms so that finished tasks
 # leave Redis soon (history keeps them): memory falls, ingest resumes by
-# itself, and the checker must find every acknowledged task succeeded.
+# itself, and the checker must find every acknowledged task succeeded. The
+# scheduler has the same --retention-ms: a worker refuses to start with
+# another value than the one the scheduler published (common/retention.h).
 #
 # Sizes: a 400-byte payload makes each task about 1.5 KB in Redis (1.8 KB
 # while its event waits for the history writer), so the pause comes after
@@ -39,7 +41,7 @@ TASKS=${CHAOS_TASKS:-4000}
 HEADROOM=$((3 * 1024 * 1024)) # bytes of maxmemory above the memory in use at start
 BATCH=200                     # the scheduler's --batch-size and --history-batch
 PAUSE_FRACTION=0.7            # the scheduler's --memory-pause-fraction
-RETENTION_MS=1000             # workers' --retention-ms
+RETENTION_MS=1000             # the scheduler's and the workers' --retention-ms
 HOLD_S=2                      # paused ingest is watched this long with no worker
 METRICS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
@@ -59,7 +61,7 @@ paused_gauge() {
 }
 
 [ "$(rcli config get maxmemory-policy | tail -n 1)" = noeviction ] || fail "the stack's Redis may evict keys"
-chaos_scheduler sched --batch-size "$BATCH" --history-batch "$BATCH" \
+chaos_scheduler sched --batch-size "$BATCH" --history-batch "$BATCH" --retention-ms "$RETENTION_MS" \
   --memory-pause-fraction "$PAUSE_FRACTION" --metrics-port "$METRICS_PORT" --metrics-bind 127.0.0.1
 wait_until 30 "the scheduler's metrics endpoint" paused_gauge
 used_at_start=$(counted)
