@@ -876,7 +876,9 @@ static baton_err_t append_fenced(baton_redis_t *r, baton_tr_script_id_t id_,
                                  const char *token, int64_t retention_ms, char *errstr,
                                  size_t errstr_size) {
     struct call c;
-    call_start(&c, id_, keys, NULL, 0, errstr, errstr_size);
+    baton_err_t err = call_start(&c, id_, keys, NULL, 0, errstr, errstr_size);
+    if (err)
+        return err;
     call_str(&c, keys->task_prefix);
     call_str(&c, id);
     call_str(&c, token);
