@@ -291,10 +291,13 @@ static struct series *series_find(struct baton_metric *f, const char *const *val
  */
 static struct series *series_get(struct baton_metric *f, const char *const *values, int *folded) {
     static const char *const none[1] = {""};
+    /* A family's labels are fixed at registration; one local keeps every
+     * loop below bound by the same count as the arrays it indexes. */
+    const size_t nlabels = f->nlabels;
     *folded = 0;
-    if (f->nlabels == 0)
+    if (nlabels == 0)
         values = none;
-    uint64_t h = hash_values(values, f->nlabels);
+    uint64_t h = hash_values(values, nlabels);
     struct series *found = series_find(f, values, h);
     if (found)
         return found;
@@ -302,7 +305,7 @@ static struct series *series_get(struct baton_metric *f, const char *const *valu
     const char *admitted[BATON_METRICS_MAX_LABELS];
     uint64_t value_hash[BATON_METRICS_MAX_LABELS];
     size_t limit = atomic_load(&f->registry->label_values);
-    for (size_t l = 0; l < f->nlabels; l++) {
+    for (size_t l = 0; l < nlabels; l++) {
         admitted[l] = values[l] ? values[l] : "";
         value_hash[l] = hash_string(admitted[l]);
         if (f->never_folds || strcmp(admitted[l], OTHER) == 0 ||
@@ -313,7 +316,7 @@ static struct series *series_get(struct baton_metric *f, const char *const *valu
     }
     if (*folded) {
         values = admitted;
-        h = hash_values(values, f->nlabels);
+        h = hash_values(values, nlabels);
         if ((found = series_find(f, values, h)))
             return found;
     }
@@ -344,20 +347,20 @@ static struct series *series_get(struct baton_metric *f, const char *const *valu
     if (!s)
         return NULL;
     s->hash = h;
-    s->values = calloc(f->nlabels ? f->nlabels : 1, sizeof *s->values);
+    s->values = calloc(nlabels ? nlabels : 1, sizeof *s->values);
     int failed = !s->values;
-    for (size_t i = 0; !failed && i < f->nlabels; i++)
+    for (size_t i = 0; !failed && i < nlabels; i++)
         failed = !(s->values[i] = strdup(values[i] ? values[i] : ""));
     if (!failed && f->type == TYPE_HISTOGRAM)
         failed = !(s->buckets = calloc(f->nbounds + 1, sizeof *s->buckets));
     if (failed) {
-        series_free(s, s->values ? f->nlabels : 0);
+        series_free(s, s->values ? nlabels : 0);
         return NULL;
     }
     s->next = f->table[h & (f->table_size - 1)];
     f->table[h & (f->table_size - 1)] = s;
     f->list[f->count++] = s;
-    for (size_t l = 0; l < f->nlabels; l++)
+    for (size_t l = 0; l < nlabels; l++)
         if (!f->never_folds && strcmp(s->values[l], OTHER) != 0 &&
             !seen_has(f, l, s->values[l], value_hash[l]))
             seen_add(f, l, s->values[l], value_hash[l]);
@@ -561,18 +564,19 @@ double baton_metric_value(baton_metric_t *f, const char *const *values) {
     if (!f)
         return 0;
     static const char *const none[1] = {""};
-    if (f->nlabels == 0)
+    /* Fixed at registration: read once, outside the lock. */
+    const size_t nlabels = f->nlabels;
+    if (nlabels == 0)
         values = none;
-    uint64_t h = hash_values(values, f->nlabels);
+    uint64_t h = hash_values(values, nlabels);
     double v = 0;
     pthread_mutex_lock(&f->lock);
     for (size_t i = 0; i < f->count; i++) {
         struct series *s = f->list[i];
         size_t k = 0;
-        while (s->hash == h && k < f->nlabels &&
-               strcmp(s->values[k], values[k] ? values[k] : "") == 0)
+        while (s->hash == h && k < nlabels && strcmp(s->values[k], values[k] ? values[k] : "") == 0)
             k++;
-        if (s->hash == h && k == f->nlabels) {
+        if (s->hash == h && k == nlabels) {
             v = f->type == TYPE_HISTOGRAM ? (double)s->count : s->value;
             break;
         }

@@ -105,21 +105,25 @@ static void clear_error(struct baton_task_error *err) {
     err->detail[0] = '\0';
 }
 
-/* Fills *err and returns BATON_ERR_INVALID, so a check ends with
- * `return reject(...)`. */
-static baton_err_t reject(struct baton_task_error *err, baton_task_reason_t reason,
-                          const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Fills *err; see reject(). */
+static void describe(struct baton_task_error *err, baton_task_reason_t reason, const char *field,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static baton_err_t reject(struct baton_task_error *err, baton_task_reason_t reason,
-                          const char *field, const char *fmt, ...) {
+/* Fills *err and is BATON_ERR_INVALID, so a check ends with
+ * `return reject(...)`. A macro, so that the result is visible where it is
+ * used: the static analyser does not follow variadic calls, and would
+ * otherwise take a rejection for a success. */
+#define reject(err, reason, field, ...)                                                            \
+    (describe((err), (reason), (field), __VA_ARGS__), BATON_ERR_INVALID)
+
+static void describe(struct baton_task_error *err, baton_task_reason_t reason, const char *field,
+                     const char *fmt, ...) {
     err->reason = reason;
     snprintf(err->field, sizeof err->field, "%s", field);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->detail, sizeof err->detail, fmt, ap);
     va_end(ap);
-    return BATON_ERR_INVALID;
 }
 
 /* Writes a printable-ASCII copy of `s` (`len` bytes) into `buf` (`size`

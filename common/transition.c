@@ -177,6 +177,7 @@ struct call {
     size_t stack_lens[CALL_STACK];
     char nums[CALL_NUMS][32];
     int nnums;
+    baton_err_t failed; /* call_start's error, returned again by call_send */
 };
 
 static void call_arg(struct call *c, const char *value, size_t len) {
@@ -202,43 +203,6 @@ static void call_num(struct call *c, long long value) {
     call_arg(c, buf, (size_t)n);
 }
 
-/*
- * Starts call `id` with room for `extra` ARGV past the fixed ones, and
- * adds its KEYS: from `keys` by the table's offsets, and `own[]` in order
- * for the keys the table marks as given by the function. BATON_ERR_NOMEM
- * when a large call's arrays cannot be allocated.
- */
-static baton_err_t call_start(struct call *c, baton_tr_script_id_t id,
-                              const struct baton_queue_keys *keys, const char *const *own,
-                              size_t extra, char *errstr, size_t errstr_size) {
-    const struct baton_tr_script *s = &baton_tr_scripts[id];
-    c->id = id;
-    c->argc = 0;
-    c->nnums = 0;
-    c->cap = s->nkeys + s->nargs + extra;
-    c->argv = c->stack_argv;
-    c->lens = c->stack_lens;
-    if (c->cap > CALL_STACK) {
-        c->argv = malloc(c->cap * sizeof *c->argv);
-        c->lens = malloc(c->cap * sizeof *c->lens);
-        if (!c->argv || !c->lens) {
-            free(c->argv);
-            free(c->lens);
-            c->argv = NULL;
-            c->lens = NULL;
-            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-        }
-    }
-    size_t owned = 0;
-    for (size_t k = 0; k < s->nkeys; k++) {
-        if (s->keys[k].field >= 0)
-            call_str(c, (const char *)keys + s->keys[k].field);
-        else
-            call_str(c, own[owned++]);
-    }
-    return BATON_OK;
-}
-
 static void call_free(struct call *c) {
     if (c->argv && c->argv != c->stack_argv) {
         free(c->argv);
@@ -248,12 +212,66 @@ static void call_free(struct call *c) {
     c->lens = NULL;
 }
 
+/*
+ * Starts call `id` with room for `extra` ARGV past the fixed ones, and
+ * adds its KEYS: from `keys` by the table's offsets, and `own[]` (NULL-
+ * terminated) in order for the keys the table marks as given by the
+ * function. BATON_ERR_NOMEM when a large call's arrays cannot be
+ * allocated, BATON_ERR_INVALID when a key the table names is not given.
+ * On an error the call stays usable: the arguments added next are only
+ * counted, and call_send returns the same error, so a call of fixed size
+ * (which cannot fail to allocate) may leave the check to call_send.
+ */
+static baton_err_t call_start(struct call *c, baton_tr_script_id_t id,
+                              const struct baton_queue_keys *keys, const char *const *own,
+                              size_t extra, char *errstr, size_t errstr_size) {
+    const struct baton_tr_script *s = &baton_tr_scripts[id];
+    c->id = id;
+    c->argc = 0;
+    c->nnums = 0;
+    c->failed = BATON_OK;
+    c->cap = s->nkeys + s->nargs + extra;
+    c->argv = c->stack_argv;
+    c->lens = c->stack_lens;
+    if (c->cap > CALL_STACK) {
+        c->argv = malloc(c->cap * sizeof *c->argv);
+        c->lens = malloc(c->cap * sizeof *c->lens);
+        if (!c->argv || !c->lens) {
+            free(c->argv);
+            free(c->lens);
+            c->argv = c->stack_argv;
+            c->lens = c->stack_lens;
+            c->cap = 0;
+            return c->failed = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        }
+    }
+    size_t owned = 0;
+    for (size_t k = 0; k < s->nkeys; k++) {
+        int field = s->keys[k].field;
+        const char *key = field >= 0 ? (keys ? (const char *)keys + field : NULL)
+                                     : (own && own[owned] ? own[owned++] : NULL);
+        if (!key) {
+            call_free(c);
+            c->argv = c->stack_argv;
+            c->lens = c->stack_lens;
+            c->cap = 0;
+            return c->failed =
+                       baton_seterr(errstr, errstr_size, BATON_ERR_INVALID,
+                                    "%s: KEYS[%zu] not given by the caller", s->name, k + 1);
+        }
+        call_str(c, key);
+    }
+    return BATON_OK;
+}
+
 /* Appends the call to the pipeline; frees what call_start allocated. */
 static baton_err_t call_send(baton_redis_t *r, struct call *c, char *errstr, size_t errstr_size) {
     const struct baton_tr_script *s = &baton_tr_scripts[c->id];
     size_t fixed = s->nkeys + s->nargs;
     baton_err_t err;
-    if (c->argc > c->cap || c->argc < fixed || (!s->rest && c->argc != fixed))
+    if (c->failed)
+        err = c->failed; /* errstr written by call_start */
+    else if (c->argc > c->cap || c->argc < fixed || (!s->rest && c->argc != fixed))
         err = baton_seterr(errstr, errstr_size, BATON_ERR_INVALID,
                            "%s: %zu arguments built, the script takes %zu KEYS and %zu ARGV%s",
                            s->name, c->argc, s->nkeys, s->nargs, s->rest ? " and more" : "");
@@ -310,7 +328,10 @@ static baton_err_t take(baton_redis_t *r, baton_tr_script_id_t id, redisReply **
     }
     freeReplyObject(*reply);
     *reply = NULL;
-    return err;
+    /* Never BATON_OK here, whatever the mapping says: the callers read
+     * *reply on success, and the static analyser does not follow
+     * baton_tr_reply_error far enough to know it. */
+    return err ? err : BATON_ERR_REDIS;
 }
 
 static baton_err_t bad_reply(baton_tr_script_id_t id, const char *why, char *errstr,
@@ -561,7 +582,7 @@ static baton_err_t append_orphans(baton_redis_t *r, const char *stream, const ch
                                   const char *consumer, size_t most, char *errstr,
                                   size_t errstr_size) {
     struct call c;
-    const char *own[] = {stream};
+    const char *own[] = {stream, NULL};
     call_start(&c, BATON_TR_ORPHANS, NULL, own, 0, errstr, errstr_size);
     call_str(&c, group);
     call_str(&c, consumer);
@@ -859,7 +880,9 @@ static baton_err_t append_fenced(baton_redis_t *r, baton_tr_script_id_t id_,
                                  const char *token, int64_t retention_ms, char *errstr,
                                  size_t errstr_size) {
     struct call c;
-    call_start(&c, id_, keys, NULL, 0, errstr, errstr_size);
+    baton_err_t err = call_start(&c, id_, keys, NULL, 0, errstr, errstr_size);
+    if (err)
+        return err;
     call_str(&c, keys->task_prefix);
     call_str(&c, id);
     call_str(&c, token);
@@ -892,7 +915,7 @@ static baton_err_t append_heartbeat(baton_redis_t *r, const char *worker_id, int
                             "heartbeat.lua: %zu fields, not field/value pairs", nfields);
     char key[BATON_KEY_MAX];
     baton_worker_key(key, worker_id);
-    const char *own[] = {key, BATON_KEY_WORKERS};
+    const char *own[] = {key, BATON_KEY_WORKERS, NULL};
     struct call c;
     baton_err_t err = call_start(&c, BATON_TR_HEARTBEAT, NULL, own, nfields, errstr, errstr_size);
     if (err)

@@ -594,8 +594,8 @@ static void cmd_errors(struct mock_state *st, char **w, int n, char *reply, size
     errno = 0;
     long count = strtol(w[2], &end, 10);
     if (errno || *end || end == w[2] || count < 1 || count > MOCK_MAX_REQUEST_ERRORS) {
-        reply_set(reply, size, "error COUNT must be 1 to %d, got '%.32s'",
-                  MOCK_MAX_REQUEST_ERRORS, w[2]);
+        reply_set(reply, size, "error COUNT must be 1 to %d, got '%.32s'", MOCK_MAX_REQUEST_ERRORS,
+                  w[2]);
         return;
     }
     const struct rd_kafka_err_desc *descs;
@@ -1096,7 +1096,7 @@ int main(int argc, char **argv) {
     if (rc == 0)
         rc = serve(&state, wake[0], listen_fd);
 
-    if (listen_fd >= 0) {
+    if (conf.control && listen_fd >= 0) { /* a control socket is listened on */
         close(listen_fd);
         unlink(conf.control);
     }

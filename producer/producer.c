@@ -196,9 +196,9 @@ baton_producer_t *baton_producer_new(const struct baton_producer_config *config,
     atomic_init(&producer->fatal, 0);
     pthread_mutex_init(&producer->client_error_lock, NULL);
 
-    rd_kafka_conf_t *conf = baton_kafka_conf_new(config->kafka_brokers, defaults, ndefaults,
-                                                 config->kafka_config, config->kafka_config_file,
-                                                 errstr, errstr_size);
+    rd_kafka_conf_t *conf =
+        baton_kafka_conf_new(config->kafka_brokers, defaults, ndefaults, config->kafka_config,
+                             config->kafka_config_file, errstr, errstr_size);
     if (!conf) {
         pthread_mutex_destroy(&producer->client_error_lock);
         free(producer);
@@ -328,6 +328,7 @@ baton_err_t baton_submit(baton_producer_t *producer, struct baton_task *task, co
         rd_kafka_poll(producer->rk, QUEUE_FULL_POLL_MS);
     }
     if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR)
+        // NOLINTNEXTLINE(clang-analyzer-unix.Malloc): the delivery report frees the opaque
         return BATON_OK; /* value is librdkafka's now (F_FREE), record the report's */
 
     /* Refused: no report will come, and value is still ours. */

@@ -500,6 +500,7 @@ static baton_err_t task_from_flags(struct run *run, json_t *meta, char *errstr,
                      "--payload is not valid JSON: %s (at character %d)", jerr.text, jerr.position);
             run->invalid++;
             complain(run, item, "%s: %s", "invalid_json", item->reject->detail);
+            // NOLINTNEXTLINE(clang-analyzer-unix.Malloc): item is in run->items, freed with the run
             return BATON_OK;
         }
         json_object_set_new(obj, "payload", payload);
@@ -681,9 +682,9 @@ int main(int argc, char **argv) {
     /* Kafka settings are checked before reading a long input (a bad one is
      * a usage error), but the producer, which starts connecting at once, is
      * made only once there is something to send. */
-    rd_kafka_conf_t *check = baton_kafka_conf_new(config.kafka_brokers, NULL, 0,
-                                                  config.kafka_config, config.kafka_config_file,
-                                                  errstr, sizeof errstr);
+    rd_kafka_conf_t *check =
+        baton_kafka_conf_new(config.kafka_brokers, NULL, 0, config.kafka_config,
+                             config.kafka_config_file, errstr, sizeof errstr);
     if (!check) {
         fprintf(stderr, PROG ": %s\n", errstr);
         rc = EXIT_USAGE;

@@ -57,7 +57,8 @@ static char **list_dir(const char *dir, const char *suffix, size_t *count) {
         }
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) /* qsort's array may not be NULL, even when empty */
+        qsort(names, n, sizeof *names, cmp_str);
     *count = n;
     return names;
 }

@@ -91,7 +91,7 @@ static void parse_header(const char *text, struct header *h) {
     while (strncmp(line, "--", 2) == 0) {
         const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
-        char body[512];
+        char body[512] = {0};
         collapse(body, sizeof body, line + 2, len - 2);
         if (body[0] == '\0' && (h->nkeys || h->nargs))
             break;
