@@ -91,6 +91,8 @@ static void capture_add(struct capture *c, const char *buf, size_t n) {
     size_t room = c->limit > c->len ? c->limit - c->len : 0;
     if (n > room)
         n = room;
+    if (n == 0) /* full: nothing to keep (and c->data may still be NULL) */
+        return;
     if (c->len + n > c->cap) {
         size_t cap = c->cap ? c->cap : 4096;
         while (cap < c->len + n)

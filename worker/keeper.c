@@ -67,13 +67,14 @@ static void renew_queue(baton_worker_t *w, baton_redis_t *r, const struct worker
     }
     char errstr[1024];
     int64_t started_ns = baton_metrics_now_ns();
-    if (baton_tr_renew(r, &q->keys, w->config.lease_ms, leases, count, answers, errstr,
+    /* k == count (the same test chose them); k is what was filled in. */
+    if (baton_tr_renew(r, &q->keys, w->config.lease_ms, leases, k, answers, errstr,
                        sizeof errstr) != BATON_OK) {
         BATON_WARN(WORKER_LOG, "lease renewal on %s failed (will retry): %s", q->keys.name, errstr);
     } else {
         baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
                              baton_metrics_since(started_ns));
-        for (size_t i = 0; i < count; i++)
+        for (size_t i = 0; i < k; i++)
             on_renewal(w, mine[i], answers[i]);
     }
     free(leases);
