@@ -172,8 +172,8 @@ static pid_t spawn_logged(char *const argv[], const char *log_path) {
 
 struct bench {
     struct bench_config *cfg;
-    char run[32];                /* unique per run: task id and queue prefix */
-    char **queues;               /* the main phase's queues, with the run suffix */
+    char run[32];  /* unique per run: task id and queue prefix */
+    char **queues; /* the main phase's queues, with the run suffix */
     size_t nqueues;
     int *priorities;
     size_t npriorities;
@@ -235,8 +235,8 @@ static void queues_array(struct bench *b, char *buf, size_t size) {
 }
 
 /* Publishes `count` tasks: ids "<run>-<prefix><n>"; records publish times. */
-static void publish(struct bench *b, const char *prefix, const char *const *queues,
-                    size_t nqueues, int64_t count, double rate, double *published_ms) {
+static void publish(struct bench *b, const char *prefix, const char *const *queues, size_t nqueues,
+                    int64_t count, double rate, double *published_ms) {
     char *payload_text = NULL;
     json_t *payload = json_null();
     if (b->cfg->payload_bytes > 0) {
@@ -318,8 +318,8 @@ static void start_services(struct bench *b, const char *self) {
     snprintf(sched_bin, sizeof sched_bin, "%s/scheduler/baton-scheduler", bindir);
     snprintf(worker_bin, sizeof worker_bin, "%s/worker/baton-worker", bindir);
     for (size_t i = 0; i < b->nqueues; i++)
-        snprintf(queues + strlen(queues), sizeof queues - strlen(queues), "%s%s",
-                 i ? "," : "", b->queues[i]);
+        snprintf(queues + strlen(queues), sizeof queues - strlen(queues), "%s%s", i ? "," : "",
+                 b->queues[i]);
     char conc[24];
     snprintf(conc, sizeof conc, "%" PRId64, c->concurrency);
 
@@ -331,16 +331,39 @@ static void start_services(struct bench *b, const char *self) {
     snprintf(group, sizeof group, "baton-bench-%s", b->run);
     snprintf(kconf, sizeof kconf, "%s%sauto.offset.reset=latest", c->kafka_config,
              *c->kafka_config ? "," : "");
-    char *sargv[] = {sched_bin, "--kafka-brokers", c->kafka_brokers, "--redis-url", c->redis_url,
-                     "--pg-dsn", c->pg_dsn, "--kafka-config", kconf, "--group-id", group,
-                     "--kafka-config-file", c->kafka_config_file, "--redis-durability",
-                     c->redis_durability, "--log-level", "warn", NULL};
+    char *sargv[] = {sched_bin,
+                     "--kafka-brokers",
+                     c->kafka_brokers,
+                     "--redis-url",
+                     c->redis_url,
+                     "--pg-dsn",
+                     c->pg_dsn,
+                     "--kafka-config",
+                     kconf,
+                     "--group-id",
+                     group,
+                     "--kafka-config-file",
+                     c->kafka_config_file,
+                     "--redis-durability",
+                     c->redis_durability,
+                     "--log-level",
+                     "warn",
+                     NULL};
     b->children[b->nchildren++] = (struct child){"scheduler", spawn_logged(sargv, log), {0, 0, 0}};
     for (int64_t w = 0; w < c->workers; w++) {
         snprintf(log, sizeof log, "%s/worker%" PRId64 ".log", b->logdir, w + 1);
-        char *wargv[] = {worker_bin, "--redis-url", c->redis_url, "--queues", queues,
-                         "--concurrency", conc, "--redis-durability", c->redis_durability,
-                         "--log-level", "warn", NULL};
+        char *wargv[] = {worker_bin,
+                         "--redis-url",
+                         c->redis_url,
+                         "--queues",
+                         queues,
+                         "--concurrency",
+                         conc,
+                         "--redis-durability",
+                         c->redis_durability,
+                         "--log-level",
+                         "warn",
+                         NULL};
         struct child *child = &b->children[b->nchildren++];
         *child = (struct child){.pid = spawn_logged(wargv, log)};
         snprintf(child->role, sizeof child->role, "worker %" PRId64, w + 1);
@@ -363,8 +386,10 @@ static void warm_up(struct bench *b) {
         publish(b, prefix, queues, 1, 1, 0, NULL);
         double round_end = wall_ms() + 1000;
         while (!interrupted && wall_ms() < round_end) {
-            if (pg_long(b, "SELECT count(*) FROM baton.tasks WHERE queue = $1 AND id LIKE $2"
-                           " AND finished_at IS NOT NULL", 2, params) > 0)
+            if (pg_long(b,
+                        "SELECT count(*) FROM baton.tasks WHERE queue = $1 AND id LIKE $2"
+                        " AND finished_at IS NOT NULL",
+                        2, params) > 0)
                 return;
             usleep(20000);
         }
@@ -493,8 +518,8 @@ static json_t *main_phase(struct bench *b) {
     while (!interrupted && (done = pg_long(b, count_sql, 2, params)) < n) {
         progress("tasks", done, n, t0);
         if (wall_ms() > deadline)
-            die("only %lld of %" PRId64 " tasks finished in history after %" PRId64
-                " s (logs: %s)", done, n, b->cfg->timeout_s, b->logdir);
+            die("only %lld of %" PRId64 " tasks finished in history after %" PRId64 " s (logs: %s)",
+                done, n, b->cfg->timeout_s, b->logdir);
         usleep(20000);
     }
     double t_done = wall_ms();
@@ -516,19 +541,19 @@ static json_t *main_phase(struct bench *b) {
         struct proc_usage now = proc_usage(all[i]->pid, strcmp(all[i]->role, "postgresql") == 0);
         double cpu = now.cpu_seconds - all[i]->before.cpu_seconds;
         total_cpu += cpu;
-        json_array_append_new(procs, json_pack("{s:s,s:i,s:f,s:f,s:f}", "process", all[i]->role,
-                                               "pid", (int)all[i]->pid, "cpu_seconds", cpu,
-                                               "cpu_us_per_task", cpu * 1e6 / (double)n,
-                                               "peak_rss_mib", now.peak_rss_mib));
+        json_array_append_new(procs,
+                              json_pack("{s:s,s:i,s:f,s:f,s:f}", "process", all[i]->role, "pid",
+                                        (int)all[i]->pid, "cpu_seconds", cpu, "cpu_us_per_task",
+                                        cpu * 1e6 / (double)n, "peak_rss_mib", now.peak_rss_mib));
     }
 
     /* Latencies, from history and our publish times. */
-    PGresult *res = PQexecParams(
-        b->pg,
-        "SELECT id, extract(epoch FROM first_started_at) * 1000,"
-        " extract(epoch FROM finished_at) * 1000, attempts FROM baton.tasks"
-        " WHERE queue = ANY($1::text[]) AND id LIKE $2",
-        2, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(b->pg,
+                     "SELECT id, extract(epoch FROM first_started_at) * 1000,"
+                     " extract(epoch FROM finished_at) * 1000, attempts FROM baton.tasks"
+                     " WHERE queue = ANY($1::text[]) AND id LIKE $2",
+                     2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         die("PostgreSQL: %s", PQerrorMessage(b->pg));
     size_t rows = (size_t)PQntuples(res);
@@ -675,8 +700,8 @@ int main(int argc, char **argv) {
     struct bench_config cfg;
     char errstr[1024];
     int first = argc;
-    baton_err_t err = baton_config_parse(options, OPTION_COUNT, &cfg, argc, argv, &first, errstr,
-                                         sizeof errstr);
+    baton_err_t err =
+        baton_config_parse(options, OPTION_COUNT, &cfg, argc, argv, &first, errstr, sizeof errstr);
     if (err == BATON_ERR_HELP) {
         baton_config_help(stdout, "baton-bench [options]",
                           "End-to-end benchmark on a running local stack (dev/stack.sh up; "
@@ -724,8 +749,8 @@ int main(int argc, char **argv) {
         long p = strtol(pnames[i], &end, 10);
         if (errno || end == pnames[i] || *end || p < BATON_TASK_PRIORITY_MIN ||
             p > BATON_TASK_PRIORITY_MAX)
-            die("--priorities: '%s' is not a priority (%d-%d)", pnames[i],
-                BATON_TASK_PRIORITY_MIN, BATON_TASK_PRIORITY_MAX);
+            die("--priorities: '%s' is not a priority (%d-%d)", pnames[i], BATON_TASK_PRIORITY_MIN,
+                BATON_TASK_PRIORITY_MAX);
         b.priorities[b.npriorities++] = (int)p;
     }
     if (!b.npriorities)

@@ -12,9 +12,9 @@
 #include <sys/types.h>
 
 struct proc_usage {
-    double cpu_seconds;   /* user + system, summed over the group */
-    double peak_rss_mib;  /* VmHWM, summed over the group */
-    int processes;        /* how many were found */
+    double cpu_seconds;  /* user + system, summed over the group */
+    double peak_rss_mib; /* VmHWM, summed over the group */
+    int processes;       /* how many were found */
 };
 
 /* Usage of `pid` and, when `with_children`, of its direct children (as for

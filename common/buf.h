@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 struct baton_buf {
-    char *data;   /* owned; NULL until the first append */
-    size_t len;   /* bytes of text, without the terminator */
-    size_t cap;   /* bytes allocated */
-    int failed;   /* an allocation failed */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes of text, without the terminator */
+    size_t cap; /* bytes allocated */
+    int failed; /* an allocation failed */
 };
 
 /* Appends `n` bytes of `s`. */

@@ -472,8 +472,8 @@ baton_err_t baton_config_check_defaults(const struct baton_opt *table, size_t co
 
 void baton_config_free(const struct baton_opt *table, size_t count, void *config) {
     for (size_t i = 0; i < count; i++) {
-        if (!is_text(&table[i]) || (BATON_OPT_KIND(&table[i]) == BATON_OPT_STRING &&
-                                    (table[i].type & BATON_OPT_BORROWED)))
+        if (!is_text(&table[i]) ||
+            (BATON_OPT_KIND(&table[i]) == BATON_OPT_STRING && (table[i].type & BATON_OPT_BORROWED)))
             continue; /* a borrowed string; a LIST is always owned (joined) */
         char **slot = (char **)(void *)((char *)config + table[i].offset);
         free(*slot);

@@ -28,8 +28,7 @@ const char *baton_err2str(baton_err_t err) {
 }
 
 #undef baton_seterr /* error.h's form for the static analyser */
-baton_err_t baton_seterr(char *errstr, size_t errstr_size, baton_err_t err,
-                         const char *fmt, ...) {
+baton_err_t baton_seterr(char *errstr, size_t errstr_size, baton_err_t err, const char *fmt, ...) {
     if (errstr && errstr_size > 0) {
         va_list ap;
         va_start(ap, fmt);

@@ -37,11 +37,12 @@ const char *baton_log_level_str(baton_log_level_t level) {
     return level_names[level];
 }
 
-void baton_log_set_stream(FILE *stream) { log_stream = stream; }
+void baton_log_set_stream(FILE *stream) {
+    log_stream = stream;
+}
 
 void baton_log_write(baton_log_level_t level, const char *component,
-                     const struct baton_log_field *fields, size_t nfields,
-                     const char *fmt, ...) {
+                     const struct baton_log_field *fields, size_t nfields, const char *fmt, ...) {
     FILE *out = log_stream ? log_stream : stderr;
     char msg[2048];
     va_list ap;

@@ -50,23 +50,22 @@ void baton_log_set_stream(FILE *stream);
  * fields. Prefer the macros, which skip disabled levels before formatting.
  */
 void baton_log_write(baton_log_level_t level, const char *component,
-                     const struct baton_log_field *fields, size_t nfields,
-                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                     const struct baton_log_field *fields, size_t nfields, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
-#define BATON_LOG(level, component, ...)                                     \
-    do {                                                                     \
-        if ((level) >= baton_log_threshold)                                  \
-            baton_log_write((level), (component), NULL, 0, __VA_ARGS__);     \
+#define BATON_LOG(level, component, ...)                                                           \
+    do {                                                                                           \
+        if ((level) >= baton_log_threshold)                                                        \
+            baton_log_write((level), (component), NULL, 0, __VA_ARGS__);                           \
     } while (0)
 
 /* A record about one task: adds the "task_id" field. */
-#define BATON_LOG_TASK(level, component, task_id, ...)                       \
-    do {                                                                     \
-        if ((level) >= baton_log_threshold) {                                \
-            struct baton_log_field baton_log_f_[1] = {{"task_id", (task_id)}}; \
-            baton_log_write((level), (component), baton_log_f_, 1,           \
-                            __VA_ARGS__);                                    \
-        }                                                                    \
+#define BATON_LOG_TASK(level, component, task_id, ...)                                             \
+    do {                                                                                           \
+        if ((level) >= baton_log_threshold) {                                                      \
+            struct baton_log_field baton_log_f_[1] = {{"task_id", (task_id)}};                     \
+            baton_log_write((level), (component), baton_log_f_, 1, __VA_ARGS__);                   \
+        }                                                                                          \
     } while (0)
 
 #define BATON_DEBUG(component, ...) BATON_LOG(BATON_LOG_DEBUG, component, __VA_ARGS__)

@@ -15,13 +15,12 @@
 
 #include "pg.h"
 
-static const char BOOKKEEPING_SQL[] =
-    "CREATE SCHEMA IF NOT EXISTS baton;"
-    "CREATE TABLE IF NOT EXISTS baton.schema_migrations ("
-    "  version integer PRIMARY KEY,"
-    "  name text NOT NULL,"
-    "  checksum text NOT NULL,"
-    "  applied_at timestamptz NOT NULL DEFAULT now())";
+static const char BOOKKEEPING_SQL[] = "CREATE SCHEMA IF NOT EXISTS baton;"
+                                      "CREATE TABLE IF NOT EXISTS baton.schema_migrations ("
+                                      "  version integer PRIMARY KEY,"
+                                      "  name text NOT NULL,"
+                                      "  checksum text NOT NULL,"
+                                      "  applied_at timestamptz NOT NULL DEFAULT now())";
 
 /* Parses the leading digits of "0001_name.sql"; -1 if the name is malformed. */
 static int file_version(const char *name) {
@@ -40,8 +39,8 @@ static int file_version(const char *name) {
  * Looks up `version`: returns 1 and sets *same when recorded (*same = whether
  * the stored checksum equals md5 of `text`), 0 when pending, -1 on error.
  */
-static int recorded(PGconn *conn, int version, const char *text, int *same,
-                    char *errstr, size_t errstr_size) {
+static int recorded(PGconn *conn, int version, const char *text, int *same, char *errstr,
+                    size_t errstr_size) {
     char vbuf[16];
     snprintf(vbuf, sizeof vbuf, "%d", version);
     const char *params[2] = {vbuf, text};
@@ -102,9 +101,8 @@ static baton_err_t apply(PGconn *conn, const struct baton_embedded_file *file, i
     return BATON_OK;
 }
 
-baton_err_t baton_migrate(PGconn *conn, const struct baton_embedded_file *files,
-                          size_t count, struct baton_migrate_result *result,
-                          char *errstr, size_t errstr_size) {
+baton_err_t baton_migrate(PGconn *conn, const struct baton_embedded_file *files, size_t count,
+                          struct baton_migrate_result *result, char *errstr, size_t errstr_size) {
     struct baton_migrate_result r = {0, 0, 0};
     char lock_sql[96];
     snprintf(lock_sql, sizeof lock_sql, "SELECT pg_advisory_lock(%lld)", BATON_MIGRATE_LOCK_KEY);

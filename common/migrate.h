@@ -27,9 +27,9 @@ extern const struct baton_embedded_file baton_migrations[];
 extern const size_t baton_migrations_count;
 
 struct baton_migrate_result {
-    int applied;      /* files applied by this run */
-    int already;      /* files found applied before this run */
-    int latest;       /* highest version now applied */
+    int applied; /* files applied by this run */
+    int already; /* files found applied before this run */
+    int latest;  /* highest version now applied */
 };
 
 /*
@@ -39,8 +39,7 @@ struct baton_migrate_result {
  * changed, BATON_ERR_PG when a statement fails (the failing file is named in
  * errstr and rolled back; files before it stay applied).
  */
-baton_err_t baton_migrate(PGconn *conn, const struct baton_embedded_file *files,
-                          size_t count, struct baton_migrate_result *result,
-                          char *errstr, size_t errstr_size);
+baton_err_t baton_migrate(PGconn *conn, const struct baton_embedded_file *files, size_t count,
+                          struct baton_migrate_result *result, char *errstr, size_t errstr_size);
 
 #endif

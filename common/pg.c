@@ -20,8 +20,7 @@ static void log_notice(void *arg, const char *message) {
 }
 
 /* Copies `msg` into errstr after `what: `, turning newlines into spaces. */
-static void fold_message(const char *what, const char *msg, char *errstr,
-                         size_t errstr_size) {
+static void fold_message(const char *what, const char *msg, char *errstr, size_t errstr_size) {
     if (!errstr || errstr_size == 0)
         return;
     int n = snprintf(errstr, errstr_size, "%s: %s", what, msg && *msg ? msg : "unknown error");
@@ -33,8 +32,8 @@ static void fold_message(const char *what, const char *msg, char *errstr,
             errstr[i] = ' ';
 }
 
-baton_err_t baton_pg_error(PGconn *conn, const PGresult *res, const char *what,
-                           char *errstr, size_t errstr_size) {
+baton_err_t baton_pg_error(PGconn *conn, const PGresult *res, const char *what, char *errstr,
+                           size_t errstr_size) {
     const char *msg = res ? PQresultErrorMessage(res) : NULL;
     if (!msg || !*msg)
         msg = conn ? PQerrorMessage(conn) : "no connection";
@@ -96,8 +95,8 @@ static baton_err_t parse_dsn(const char *dsn, char **password, char *errstr, siz
     return BATON_OK;
 }
 
-baton_err_t baton_pg_connect(const char *dsn, const char *application_name,
-                             PGconn **out, char *errstr, size_t errstr_size) {
+baton_err_t baton_pg_connect(const char *dsn, const char *application_name, PGconn **out,
+                             char *errstr, size_t errstr_size) {
     /* Later keywords override earlier ones, and the expanded dsn comes last,
      * so our defaults apply only where the user's DSN is silent. */
     const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
@@ -128,8 +127,7 @@ baton_err_t baton_pg_connect(const char *dsn, const char *application_name,
     return err;
 }
 
-baton_err_t baton_pg_exec(PGconn *conn, const char *sql, char *errstr,
-                          size_t errstr_size) {
+baton_err_t baton_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size) {
     PGresult *res = PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(res);
     baton_err_t err = BATON_OK;

@@ -25,21 +25,20 @@
  * DSN that does not parse. No message shows the DSN's password: libpq's
  * parse errors quote the DSN, so their quoted text is hidden.
  */
-baton_err_t baton_pg_connect(const char *dsn, const char *application_name,
-                             PGconn **out, char *errstr, size_t errstr_size);
+baton_err_t baton_pg_connect(const char *dsn, const char *application_name, PGconn **out,
+                             char *errstr, size_t errstr_size);
 
 /*
  * Runs `sql` (no parameters; may hold several statements) and checks that it
  * succeeded. Returns BATON_ERR_PG with the server's message in errstr.
  */
-baton_err_t baton_pg_exec(PGconn *conn, const char *sql, char *errstr,
-                          size_t errstr_size);
+baton_err_t baton_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size);
 
 /*
  * Copies libpq's last message for `conn` (or `res` when not NULL) into
  * errstr as one line, prefixed with `what`, and returns BATON_ERR_PG.
  */
-baton_err_t baton_pg_error(PGconn *conn, const PGresult *res, const char *what,
-                           char *errstr, size_t errstr_size);
+baton_err_t baton_pg_error(PGconn *conn, const PGresult *res, const char *what, char *errstr,
+                           size_t errstr_size);
 
 #endif

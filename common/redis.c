@@ -17,13 +17,13 @@
 #include "redis_script.h"
 
 struct baton_redis {
-    char *url;                    /* owned copy, for reconnects */
+    char *url; /* owned copy, for reconnects */
     struct baton_redis_url parsed;
     int timeout_ms;
-    redisContext *ctx;            /* NULL while disconnected */
-    int reload_scripts;           /* NOSCRIPT seen: load before next use */
-    size_t pending;               /* replies appended and not yet read */
-    char (*shas)[41];             /* one SHA1 per baton_scripts entry */
+    redisContext *ctx;  /* NULL while disconnected */
+    int reload_scripts; /* NOSCRIPT seen: load before next use */
+    size_t pending;     /* replies appended and not yet read */
+    char (*shas)[41];   /* one SHA1 per baton_scripts entry */
 };
 
 baton_redis_durability_t baton_redis_durability = BATON_REDIS_DURABILITY_UNCHECKED;
@@ -115,8 +115,8 @@ static baton_err_t url_error(struct baton_redis_url *out, char *errstr, size_t e
     return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG, "Redis URL '%s' %s", shown, problem);
 }
 
-baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
-                                  char *errstr, size_t errstr_size) {
+baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out, char *errstr,
+                                  size_t errstr_size) {
     memset(out, 0, sizeof *out);
     out->port = 6379;
     /* Every message names the URL redacted: it goes to logs and terminals
@@ -190,8 +190,7 @@ static baton_err_t setup_command(baton_redis_t *r, const char *what, char *errst
         return drop(r, what, errstr, errstr_size);
     baton_err_t err = BATON_OK;
     if (reply->type == REDIS_REPLY_ERROR)
-        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what,
-                           reply->str);
+        err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what, reply->str);
     freeReplyObject(reply);
     return err;
 }
@@ -305,8 +304,8 @@ static baton_err_t load_scripts(baton_redis_t *r, char *errstr, size_t errstr_si
             return drop(r, "SCRIPT LOAD", errstr, errstr_size);
         baton_err_t err = BATON_OK;
         if (reply->type != REDIS_REPLY_STRING || reply->len != 40)
-            err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS,
-                               "Redis SCRIPT LOAD %s: %s", baton_scripts[i].name,
+            err = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis SCRIPT LOAD %s: %s",
+                               baton_scripts[i].name,
                                reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
         else
             memcpy(r->shas[i], reply->str, 41);
@@ -399,8 +398,8 @@ baton_err_t baton_redis_new(const char *url, int timeout_ms, baton_redis_t **out
     return BATON_OK;
 }
 
-baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out,
-                                char *errstr, size_t errstr_size) {
+baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out, char *errstr,
+                                size_t errstr_size) {
     *out = NULL;
     baton_redis_t *r;
     baton_err_t err = baton_redis_new(url, timeout_ms, &r, errstr, errstr_size);
@@ -424,8 +423,8 @@ void baton_redis_destroy(baton_redis_t *r) {
     free(r);
 }
 
-baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv,
-                               const size_t *argvlen, char *errstr, size_t errstr_size) {
+baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv, const size_t *argvlen,
+                               char *errstr, size_t errstr_size) {
     baton_err_t err = baton_redis_ensure(r, errstr, errstr_size);
     if (err)
         return err;
@@ -445,9 +444,9 @@ static int script_index(const char *name) {
 /* Room for EVALSHA, sha, numkeys plus the caller's arguments. */
 #define SCRIPT_ARGV_STACK 64
 
-baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int numkeys,
-                                      int argc, const char **argv, const size_t *argvlen,
-                                      char *errstr, size_t errstr_size) {
+baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int numkeys, int argc,
+                                      const char **argv, const size_t *argvlen, char *errstr,
+                                      size_t errstr_size) {
     int idx = script_index(name);
     if (idx < 0)
         return baton_seterr(errstr, errstr_size, BATON_ERR_NOT_FOUND,
@@ -511,9 +510,8 @@ void baton_redis_scripts_lost(baton_redis_t *r) {
     r->reload_scripts = 1;
 }
 
-baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,
-                                const char **argv, const size_t *argvlen, char *errstr,
-                                size_t errstr_size) {
+baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc, const char **argv,
+                                const size_t *argvlen, char *errstr, size_t errstr_size) {
     *reply = NULL;
     baton_redis_pipeline_begin(r);
     baton_err_t err = baton_redis_append(r, argc, argv, argvlen, errstr, errstr_size);
@@ -528,8 +526,8 @@ baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,
     return err;
 }
 
-baton_err_t baton_redis_probe(baton_redis_t **cached, const char *url, int timeout_ms,
-                              char *errstr, size_t errstr_size) {
+baton_err_t baton_redis_probe(baton_redis_t **cached, const char *url, int timeout_ms, char *errstr,
+                              size_t errstr_size) {
     baton_err_t err = BATON_OK;
     if (!*cached)
         err = baton_redis_connect(url, timeout_ms, cached, errstr, errstr_size);
@@ -577,7 +575,8 @@ baton_err_t baton_redis_check_policy(baton_redis_t *r, char *errstr, size_t errs
     if (strcmp(policy, "noeviction") != 0)
         return baton_seterr(errstr, errstr_size, BATON_ERR_CONFIG,
                             "Redis maxmemory-policy is '%s': it may evict tasks; set "
-                            "maxmemory-policy noeviction", policy[0] ? policy : "unknown");
+                            "maxmemory-policy noeviction",
+                            policy[0] ? policy : "unknown");
     return BATON_OK;
 }
 
@@ -595,8 +594,8 @@ int baton_redis_memory_parse(const char *info, uint64_t *used, uint64_t *max) {
     return 1;
 }
 
-baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max,
-                               char *errstr, size_t errstr_size) {
+baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max, char *errstr,
+                               size_t errstr_size) {
     const char *argv[2] = {"INFO", "memory"};
     redisReply *reply;
     baton_err_t err = baton_redis_command(r, &reply, 2, argv, NULL, errstr, errstr_size);
@@ -611,8 +610,7 @@ baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max,
     return BATON_OK;
 }
 
-baton_err_t baton_redis_time_ms(baton_redis_t *r, int64_t *ms, char *errstr,
-                                size_t errstr_size) {
+baton_err_t baton_redis_time_ms(baton_redis_t *r, int64_t *ms, char *errstr, size_t errstr_size) {
     const char *argv[1] = {"TIME"};
     redisReply *reply;
     baton_err_t err = baton_redis_command(r, &reply, 1, argv, NULL, errstr, errstr_size);

@@ -27,9 +27,9 @@ extern const struct baton_embedded_file baton_scripts[];
 extern const size_t baton_scripts_count;
 
 struct baton_redis_url {
-    char host[256];    /* host name or address */
-    int port;          /* default 6379 */
-    int db;            /* database number, default 0 */
+    char host[256];     /* host name or address */
+    int port;           /* default 6379 */
+    int db;             /* database number, default 0 */
     char username[128]; /* ACL user, "" for none */
     char password[256]; /* "" for none */
 };
@@ -43,8 +43,8 @@ typedef struct baton_redis baton_redis_t;
  * reason shows the URL redacted (baton_redis_url_redact) and never the
  * password, and *out is left zeroed.
  */
-baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out,
-                                  char *errstr, size_t errstr_size);
+baton_err_t baton_redis_parse_url(const char *url, struct baton_redis_url *out, char *errstr,
+                                  size_t errstr_size);
 
 /*
  * Writes `url` into `buf` (of `size` bytes, NUL-ended, truncated if need
@@ -122,8 +122,8 @@ baton_err_t baton_redis_new(const char *url, int timeout_ms, baton_redis_t **out
  * On success *out is a handle the caller frees with baton_redis_destroy().
  * BATON_ERR_CONFIG for a bad URL, BATON_ERR_REDIS when unreachable.
  */
-baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out,
-                                char *errstr, size_t errstr_size);
+baton_err_t baton_redis_connect(const char *url, int timeout_ms, baton_redis_t **out, char *errstr,
+                                size_t errstr_size);
 
 /* Closes the connection and frees `r`. NULL is a no-op. */
 void baton_redis_destroy(baton_redis_t *r);
@@ -141,9 +141,8 @@ baton_err_t baton_redis_ensure(baton_redis_t *r, char *errstr, size_t errstr_siz
  * caller frees with freeReplyObject(). A Redis error reply is returned as
  * BATON_ERR_REDIS with its text in errstr (and *reply NULL).
  */
-baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc,
-                                const char **argv, const size_t *argvlen,
-                                char *errstr, size_t errstr_size);
+baton_err_t baton_redis_command(baton_redis_t *r, redisReply **reply, int argc, const char **argv,
+                                const size_t *argvlen, char *errstr, size_t errstr_size);
 
 /*
  * Starts a pipeline: if an earlier one left replies unread (it stopped at
@@ -157,8 +156,8 @@ void baton_redis_pipeline_begin(baton_redis_t *r);
  * Pipelining: appends a command to the output buffer without waiting.
  * Read each appended command's reply, in order, with baton_redis_get_reply().
  */
-baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv,
-                               const size_t *argvlen, char *errstr, size_t errstr_size);
+baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv, const size_t *argvlen,
+                               char *errstr, size_t errstr_size);
 
 /*
  * Reads the next pipelined reply. The reply (which may be an error reply:
@@ -176,8 +175,8 @@ baton_err_t baton_redis_get_reply(baton_redis_t *r, redisReply **reply, char *er
  * afresh). The caller serialises probes sharing one `cached`. Returns
  * BATON_OK when Redis answered; else BATON_ERR_REDIS with the reason.
  */
-baton_err_t baton_redis_probe(baton_redis_t **cached, const char *url, int timeout_ms,
-                              char *errstr, size_t errstr_size);
+baton_err_t baton_redis_probe(baton_redis_t **cached, const char *url, int timeout_ms, char *errstr,
+                              size_t errstr_size);
 
 /*
  * Refuses a Redis that may evict keys: BATON_ERR_CONFIG unless
@@ -191,14 +190,13 @@ baton_err_t baton_redis_check_policy(baton_redis_t *r, char *errstr, size_t errs
  * mem_not_counted_for_evict (the AOF buffer and replicas' output buffers,
  * which can be large for a moment and never make Redis refuse a write).
  */
-baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max,
-                               char *errstr, size_t errstr_size);
+baton_err_t baton_redis_memory(baton_redis_t *r, uint64_t *used, uint64_t *max, char *errstr,
+                               size_t errstr_size);
 
 /* The same from an INFO memory text; 0 if it has no used_memory field. */
 int baton_redis_memory_parse(const char *info, uint64_t *used, uint64_t *max);
 
 /* Redis TIME in Unix epoch milliseconds (guarantee 5: time from Redis). */
-baton_err_t baton_redis_time_ms(baton_redis_t *r, int64_t *ms, char *errstr,
-                                size_t errstr_size);
+baton_err_t baton_redis_time_ms(baton_redis_t *r, int64_t *ms, char *errstr, size_t errstr_size);
 
 #endif

@@ -21,12 +21,12 @@
 #include "error.h"
 
 /* Contract limits and defaults (docs/task-contract.md, "version 1"). */
-#define BATON_TASK_NAME_MAX 128             /* type and queue length */
-#define BATON_TASK_ID_MAX 128               /* id length */
+#define BATON_TASK_NAME_MAX 128 /* type and queue length */
+#define BATON_TASK_ID_MAX 128   /* id length */
 #define BATON_TASK_DEFAULT_QUEUE "default"
 #define BATON_TASK_DEFAULT_PRIORITY 5
 #define BATON_TASK_PRIORITY_MIN 0
-#define BATON_TASK_PRIORITY_MAX 9           /* 9 is most urgent */
+#define BATON_TASK_PRIORITY_MAX 9 /* 9 is most urgent */
 #define BATON_TASK_DEFAULT_MAX_ATTEMPTS 3
 #define BATON_TASK_DEFAULT_TIMEOUT_MS 300000
 /* Caps on the durations and counts a producer chooses. Each keeps every sum
@@ -36,7 +36,7 @@
  * longer than a day, a start more than a year away, a task retried for
  * weeks. */
 #define BATON_TASK_MAX_ATTEMPTS_MAX 1000
-#define BATON_TASK_TIMEOUT_MS_MAX 86400000            /* 24 hours */
+#define BATON_TASK_TIMEOUT_MS_MAX 86400000           /* 24 hours */
 #define BATON_TASK_DELAY_MS_MAX INT64_C(31536000000) /* 365 days */
 #define BATON_TASK_DEFAULT_MAX_PAYLOAD (1024 * 1024) /* 1 MiB, configurable */
 
@@ -44,45 +44,45 @@
 #define BATON_TIME_UNSET INT64_MIN
 
 struct baton_task {
-    char *id;             /* idempotency key, 1-128 printable ASCII chars
-                             (0x21-0x7e); NULL only after a parse with
-                             id_optional */
-    int id_derived;       /* 1 when id came from the Kafka coordinates; not
-                             part of the encoding (a re-parse gives 0) */
-    char *type;           /* handler name, [A-Za-z0-9_.:-]{1,128} */
-    char *queue;          /* queue name, same charset; default "default" */
-    int priority;         /* 0-9, default 5 */
-    json_t *payload;      /* any JSON value, never NULL (json null default) */
-    int max_attempts;     /* 1-1000, default 3 */
-    int64_t timeout_ms;   /* 1 ms to 24 h, default 300000 */
-    int64_t run_at_ms;    /* absolute earliest start, or BATON_TIME_UNSET */
-    int64_t delay_ms;     /* relative earliest start (from enqueue time,
-                             Redis clock), 0 to 365 days, or
-                             BATON_TIME_UNSET */
-    int64_t deadline_ms;  /* absolute, or BATON_TIME_UNSET */
-    json_t *meta;         /* object whose values are all strings, never NULL */
-    json_t *extra;        /* unknown top-level fields, kept for history; object,
-                             never NULL */
+    char *id;            /* idempotency key, 1-128 printable ASCII chars
+                            (0x21-0x7e); NULL only after a parse with
+                            id_optional */
+    int id_derived;      /* 1 when id came from the Kafka coordinates; not
+                            part of the encoding (a re-parse gives 0) */
+    char *type;          /* handler name, [A-Za-z0-9_.:-]{1,128} */
+    char *queue;         /* queue name, same charset; default "default" */
+    int priority;        /* 0-9, default 5 */
+    json_t *payload;     /* any JSON value, never NULL (json null default) */
+    int max_attempts;    /* 1-1000, default 3 */
+    int64_t timeout_ms;  /* 1 ms to 24 h, default 300000 */
+    int64_t run_at_ms;   /* absolute earliest start, or BATON_TIME_UNSET */
+    int64_t delay_ms;    /* relative earliest start (from enqueue time,
+                            Redis clock), 0 to 365 days, or
+                            BATON_TIME_UNSET */
+    int64_t deadline_ms; /* absolute, or BATON_TIME_UNSET */
+    json_t *meta;        /* object whose values are all strings, never NULL */
+    json_t *extra;       /* unknown top-level fields, kept for history; object,
+                            never NULL */
 };
 
 /* Why a message was rejected. Stable: the string forms are part of the DLQ
  * header contract (baton-reason) and of history. */
 typedef enum baton_task_reason {
     BATON_TASK_OK = 0,
-    BATON_TASK_EMPTY,          /* "empty_message": zero-length value */
-    BATON_TASK_TOO_LARGE,      /* "too_large": message or payload over limit */
-    BATON_TASK_INVALID_JSON,   /* "invalid_json": not JSON / not UTF-8 */
-    BATON_TASK_NOT_OBJECT,     /* "not_an_object": top level is not {} */
-    BATON_TASK_MISSING_FIELD,  /* "missing_field": a required field absent */
-    BATON_TASK_WRONG_TYPE,     /* "wrong_type": field has the wrong JSON type */
-    BATON_TASK_OUT_OF_RANGE,   /* "out_of_range": number outside its range */
-    BATON_TASK_BAD_CHARSET,    /* "bad_charset": char outside allowed set */
-    BATON_TASK_BAD_LENGTH,     /* "bad_length": string empty or too long */
-    BATON_TASK_BAD_TIME,       /* "bad_time": not an RFC 3339 date-time */
-    BATON_TASK_CONFLICT,       /* "conflicting_fields": run_at with delay_ms */
-    BATON_TASK_NO_ID,          /* "missing_id": no id and no coordinates */
-    BATON_TASK_UNKNOWN_QUEUE,  /* "unknown_queue": valid, but for a queue the
-                                  scheduler's --queues-allowed leaves out */
+    BATON_TASK_EMPTY,         /* "empty_message": zero-length value */
+    BATON_TASK_TOO_LARGE,     /* "too_large": message or payload over limit */
+    BATON_TASK_INVALID_JSON,  /* "invalid_json": not JSON / not UTF-8 */
+    BATON_TASK_NOT_OBJECT,    /* "not_an_object": top level is not {} */
+    BATON_TASK_MISSING_FIELD, /* "missing_field": a required field absent */
+    BATON_TASK_WRONG_TYPE,    /* "wrong_type": field has the wrong JSON type */
+    BATON_TASK_OUT_OF_RANGE,  /* "out_of_range": number outside its range */
+    BATON_TASK_BAD_CHARSET,   /* "bad_charset": char outside allowed set */
+    BATON_TASK_BAD_LENGTH,    /* "bad_length": string empty or too long */
+    BATON_TASK_BAD_TIME,      /* "bad_time": not an RFC 3339 date-time */
+    BATON_TASK_CONFLICT,      /* "conflicting_fields": run_at with delay_ms */
+    BATON_TASK_NO_ID,         /* "missing_id": no id and no coordinates */
+    BATON_TASK_UNKNOWN_QUEUE, /* "unknown_queue": valid, but for a queue the
+                                 scheduler's --queues-allowed leaves out */
 } baton_task_reason_t;
 
 /* Filled by baton_task_parse() on rejection. */
@@ -122,8 +122,7 @@ const char *baton_task_reason_str(baton_task_reason_t reason);
  */
 baton_err_t baton_task_parse(const char *value, size_t len,
                              const struct baton_task_parse_opts *opts,
-                             const struct baton_kafka_coord *coord,
-                             struct baton_task **out,
+                             const struct baton_kafka_coord *coord, struct baton_task **out,
                              struct baton_task_error *err);
 
 /*

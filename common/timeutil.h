@@ -27,8 +27,8 @@
  * within +-23:59). Returns BATON_OK and sets *ms_out, or BATON_ERR_INVALID
  * with a description in errstr.
  */
-baton_err_t baton_time_parse_rfc3339(const char *text, int64_t *ms_out,
-                                     char *errstr, size_t errstr_size);
+baton_err_t baton_time_parse_rfc3339(const char *text, int64_t *ms_out, char *errstr,
+                                     size_t errstr_size);
 
 /*
  * Formats `ms` (Unix epoch milliseconds) as "YYYY-MM-DDTHH:MM:SS.mmmZ" into

@@ -25,8 +25,8 @@ struct cancel_opts {
 
 static const struct baton_opt cancel_flags[] = {
     {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
-     "the task's queue (needed when the id exists in several)",
-     offsetof(struct cancel_opts, queue), 0, 0},
+     "the task's queue (needed when the id exists in several)", offsetof(struct cancel_opts, queue),
+     0, 0},
 };
 
 static const struct ctl_usage cancel_usage = {

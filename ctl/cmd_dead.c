@@ -35,8 +35,8 @@ struct dead_opts {
 };
 
 static const struct baton_opt dead_flags[] = {
-    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
-     "only this queue (default: every known queue)", offsetof(struct dead_opts, queue), 0, 0},
+    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL, "only this queue (default: every known queue)",
+     offsetof(struct dead_opts, queue), 0, 0},
     {"limit", BATON_OPT_INT | CTL_FLAG, NULL,
      "show at most this many tasks, most recently dead first (default 50)",
      offsetof(struct dead_opts, limit), 1, 100000},
@@ -250,8 +250,8 @@ static const struct baton_opt retry_flags[] = {
      "the task's queue (needed when the id exists in several); with --all-dead: only this queue",
      offsetof(struct retry_opts, queue), 0, 0},
     {"all-dead", BATON_OPT_BOOL | CTL_FLAG, NULL,
-     "retry every dead task (of --queue, or of every queue)",
-     offsetof(struct retry_opts, all_dead), 0, 0},
+     "retry every dead task (of --queue, or of every queue)", offsetof(struct retry_opts, all_dead),
+     0, 0},
 };
 
 static const struct ctl_usage retry_usage = {

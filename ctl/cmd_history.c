@@ -24,10 +24,10 @@ struct history_opts {
 };
 
 static const struct baton_opt history_flags[] = {
-    {"type", BATON_OPT_STRING | CTL_FLAG, NULL,
-     "only tasks of this type", offsetof(struct history_opts, type), 0, 0},
-    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
-     "only tasks of this queue", offsetof(struct history_opts, queue), 0, 0},
+    {"type", BATON_OPT_STRING | CTL_FLAG, NULL, "only tasks of this type",
+     offsetof(struct history_opts, type), 0, 0},
+    {"queue", BATON_OPT_STRING | CTL_FLAG, NULL, "only tasks of this queue",
+     offsetof(struct history_opts, queue), 0, 0},
     {"state", BATON_OPT_STRING | CTL_FLAG, NULL,
      "only tasks now in this state (" BATON_STATE_LIST_TEXT ")",
      offsetof(struct history_opts, state), 0, 0},
@@ -37,8 +37,8 @@ static const struct baton_opt history_flags[] = {
     {"since", BATON_OPT_STRING | CTL_FLAG, NULL,
      "only tasks submitted in the last DURATION (30m, 12h, 7d) or since an RFC 3339 TIME",
      offsetof(struct history_opts, since), 0, 0},
-    {"limit", BATON_OPT_INT | CTL_FLAG, NULL,
-     "at most this many tasks (default 50)", offsetof(struct history_opts, limit), 1, 100000},
+    {"limit", BATON_OPT_INT | CTL_FLAG, NULL, "at most this many tasks (default 50)",
+     offsetof(struct history_opts, limit), 1, 100000},
 };
 
 static const struct ctl_usage history_usage = {

@@ -33,16 +33,16 @@ int ctl_cmd_migrate(struct ctl_config *config, int argc, char **argv) {
         return CTL_EXIT_FAIL;
     }
     struct baton_migrate_result result;
-    baton_err_t err = baton_migrate(conn, baton_migrations, baton_migrations_count, &result,
-                                    errstr, sizeof errstr);
+    baton_err_t err = baton_migrate(conn, baton_migrations, baton_migrations_count, &result, errstr,
+                                    sizeof errstr);
     PQfinish(conn);
     if (err) {
         fprintf(stderr, "batonctl migrate: %s\n", errstr);
         return CTL_EXIT_FAIL;
     }
     if (config->json)
-        printf("{\"applied\":%d,\"already_applied\":%d,\"schema_version\":%d}\n",
-               result.applied, result.already, result.latest);
+        printf("{\"applied\":%d,\"already_applied\":%d,\"schema_version\":%d}\n", result.applied,
+               result.already, result.latest);
     else if (result.applied == 0)
         printf("schema is up to date (version %04d, %d migrations)\n", result.latest,
                result.already);

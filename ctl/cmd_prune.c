@@ -32,15 +32,14 @@ struct prune_opts {
 };
 
 static const struct baton_opt prune_flags[] = {
-    {"older-than", BATON_OPT_DURATION | CTL_FLAG | BATON_OPT_NEED_UNIT | BATON_OPT_REQUIRED,
-     NULL,
+    {"older-than", BATON_OPT_DURATION | CTL_FLAG | BATON_OPT_NEED_UNIT | BATON_OPT_REQUIRED, NULL,
      "prune what finished more than this long ago (30d, 12h, 90m)",
      offsetof(struct prune_opts, older_than_ms), 0, 0},
     {"batch", BATON_OPT_INT | CTL_FLAG, NULL,
      "task rows (with their events) per statement (default 1000)",
      offsetof(struct prune_opts, batch), 1, 100000},
-    {"dry-run", BATON_OPT_BOOL | CTL_FLAG, NULL,
-     "count what would be deleted, delete nothing", offsetof(struct prune_opts, dry_run), 0, 0},
+    {"dry-run", BATON_OPT_BOOL | CTL_FLAG, NULL, "count what would be deleted, delete nothing",
+     offsetof(struct prune_opts, dry_run), 0, 0},
 };
 
 static const struct ctl_usage prune_usage = {

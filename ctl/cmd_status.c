@@ -31,8 +31,8 @@ struct status_opts {
 
 static const struct baton_opt status_flags[] = {
     {"queue", BATON_OPT_STRING | CTL_FLAG, NULL,
-     "look in this queue only (default: every known queue)",
-     offsetof(struct status_opts, queue), 0, 0},
+     "look in this queue only (default: every known queue)", offsetof(struct status_opts, queue), 0,
+     0},
 };
 
 static const struct ctl_usage status_usage = {

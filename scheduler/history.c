@@ -199,7 +199,7 @@ struct history {
     baton_redis_t *redis;
     PGconn *pg;
     char consumer[128];
-    char **streams;      /* event streams in the group, owned */
+    char **streams; /* event streams in the group, owned */
     size_t nstreams;
     int64_t queues_refreshed_ms, claimed_ms;
     struct batch batch;
@@ -360,8 +360,7 @@ static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t e
     }
     redisReply *claimed = reply->element[1];
     if (claimed->type == REDIS_REPLY_ARRAY && claimed->elements) {
-        BATON_INFO(COMPONENT, "took over %zu events left pending on %s", claimed->elements,
-                   stream);
+        BATON_INFO(COMPONENT, "took over %zu events left pending on %s", claimed->elements, stream);
         baton_metric_add(h->config->metrics->history_takeovers, BATON_LABELS("pending"),
                          (double)claimed->elements);
     }
@@ -377,7 +376,8 @@ static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t e
         BATON_WARN(COMPONENT,
                    "%zu events on %s were in no pending list although the group had delivered "
                    "them (acknowledged but never deleted, or skipped by its position): writing "
-                   "them now", reply->elements, stream);
+                   "them now",
+                   reply->elements, stream);
         baton_metric_add(h->config->metrics->history_takeovers, BATON_LABELS("lost"),
                          (double)reply->elements);
     }
@@ -542,8 +542,8 @@ static baton_err_t pg_open(struct history *h, char *errstr, size_t errstr_size) 
     if (h->pg && PQstatus(h->pg) == CONNECTION_OK)
         return BATON_OK;
     pg_close(h);
-    baton_err_t err = baton_pg_connect(h->config->pg_dsn, "baton history writer", &h->pg,
-                                       errstr, errstr_size);
+    baton_err_t err =
+        baton_pg_connect(h->config->pg_dsn, "baton history writer", &h->pg, errstr, errstr_size);
     if (!err)
         err = baton_pg_exec(h->pg, STAGING_SQL, errstr, errstr_size);
     const char *names[] = {"insert_events", "insert_tasks", "update_tasks", "insert_rejections",
@@ -664,8 +664,8 @@ static baton_err_t build_copy(struct history *h, size_t lo, size_t hi) {
             continue;
         struct baton_buf *t = &h->events;
         copy_field(t, open + 1, (size_t)(close - open - 1), 0, 1);
-        static const char *const cols[] = {"id", "seq", "at", "event", "from", "to", "attempt",
-                                           "token", "worker", "error"};
+        static const char *const cols[] = {"id", "seq",     "at",    "event",  "from",
+                                           "to", "attempt", "token", "worker", "error"};
         for (int c = 0; c < 10; c++) {
             v = field(e, cols[c], &n);
             if (v && n == 0 && c >= 4) /* "" means none for from/worker/error */
@@ -674,8 +674,8 @@ static baton_err_t build_copy(struct history *h, size_t lo, size_t hi) {
         }
         /* detail: the event-specific fields, as a JSON object. */
         json_t *detail = json_object();
-        static const char *const extras[] = {"reason", "due", "result", "ktopic", "kpartition",
-                                             "koffset"};
+        static const char *const extras[] = {"reason", "due",        "result",
+                                             "ktopic", "kpartition", "koffset"};
         for (int c = 0; c < 6; c++) {
             v = field(e, extras[c], &n);
             if (!v)
@@ -684,8 +684,7 @@ static baton_err_t build_copy(struct history *h, size_t lo, size_t hi) {
             if (strcmp(extras[c], "result") == 0) {
                 json_error_t jerr;
                 value = json_loadb(v, n, JSON_DECODE_ANY, &jerr);
-            }
-            else if (strcmp(extras[c], "reason") != 0 && strcmp(extras[c], "ktopic") != 0)
+            } else if (strcmp(extras[c], "reason") != 0 && strcmp(extras[c], "ktopic") != 0)
                 value = json_integer(strtoll(v, NULL, 10)); /* times, coordinates */
             if (!value)
                 value = json_stringn_nocheck(v, n);
@@ -897,8 +896,8 @@ static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size
             break;
         size_t step = r % PER_STREAM;
         if (reply->type == REDIS_REPLY_ERROR && !refused)
-            refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s",
-                                   what[step], reply->str);
+            refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what[step],
+                                   reply->str);
         /* EXEC's results: XACK's, then XDEL's. */
         size_t results = step == 3 && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
         for (size_t j = 0; j < results && j < 2; j++)
@@ -997,8 +996,8 @@ static void *history_main(void *arg) {
     return NULL;
 }
 
-baton_err_t history_start(const struct scheduler_config *config, history_t **out,
-                          char *errstr, size_t errstr_size) {
+baton_err_t history_start(const struct scheduler_config *config, history_t **out, char *errstr,
+                          size_t errstr_size) {
     *out = NULL;
     struct history *h = calloc(1, sizeof *h);
     if (!h)

@@ -42,9 +42,9 @@
 #include "transition.h"
 
 #define COMPONENT "ingest"
-#define ENQUEUE_CHUNK 500          /* tasks per enqueue.lua call */
-#define REJECT_VALUE_MAX 65536     /* bytes of a rejected value kept in the event */
-#define MEMORY_CHECK_EVERY_MS 250  /* how often INFO memory is read, at least */
+#define ENQUEUE_CHUNK 500         /* tasks per enqueue.lua call */
+#define REJECT_VALUE_MAX 65536    /* bytes of a rejected value kept in the event */
+#define MEMORY_CHECK_EVERY_MS 250 /* how often INFO memory is read, at least */
 /* Redis bytes one enqueued task may take, for the memory check's estimate
  * between two readings: the task hash and its "submitted" event each hold
  * the task's JSON, plus keys, set and stream entries (measured: about
@@ -64,14 +64,14 @@
 #define DLQ_HELD_BYTES_MAX (64 * 1024 * 1024)
 #define DLQ_RETRY_START_MS 100 /* a refused reject is produced again after this, doubling */
 #define DLQ_RETRY_MAX_MS 5000
-#define DLQ_LOG_EVERY 100      /* log the first refusal in a row, then every this many */
+#define DLQ_LOG_EVERY 100          /* log the first refusal in a row, then every this many */
 #define DLQ_VALUE_MAX (900 * 1024) /* under Kafka's default 1 MB message limit */
 
 /* The text form of one task's enqueue.lua arguments. */
 struct task_args {
     char partition[16];
     char offset[24];
-    char *json;      /* baton_task_encode() output, owned */
+    char *json; /* baton_task_encode() output, owned */
     size_t json_len;
 };
 
@@ -87,22 +87,22 @@ struct dlq_entry {
     rd_kafka_message_t *msg;       /* the rejected message, owned */
     struct baton_task_error error; /* why it was rejected */
     enum dlq_state state;
-    unsigned attempts;             /* produce calls so far */
-    int64_t retry_at_ms;           /* monotonic, when REFUSED */
+    unsigned attempts;   /* produce calls so far */
+    int64_t retry_at_ms; /* monotonic, when REFUSED */
 };
 
 /* What ingest has done with one assigned partition. */
 struct partition_pos {
-    char *topic;       /* owned */
+    char *topic; /* owned */
     int32_t partition;
-    int64_t next;      /* offset after the last message of a batch in Redis */
-    int64_t stored;    /* last offset given to rd_kafka_offsets_store(); -1: none */
+    int64_t next;   /* offset after the last message of a batch in Redis */
+    int64_t stored; /* last offset given to rd_kafka_offsets_store(); -1: none */
 };
 
 struct parsed {
-    struct baton_task *task;     /* NULL when rejected or a consumer error */
+    struct baton_task *task; /* NULL when rejected or a consumer error */
     struct baton_task_error error;
-    int rejected;                /* 1: goes to the DLQ */
+    int rejected; /* 1: goes to the DLQ */
 };
 
 /*
@@ -111,27 +111,27 @@ struct parsed {
  * `text`, one owned copy of the option with NULs at the commas.
  */
 struct allowlist {
-    char *text;            /* owned; NULL when every queue is allowed */
-    char **entries;        /* owned array of pointers into text */
+    char *text;     /* owned; NULL when every queue is allowed */
+    char **entries; /* owned array of pointers into text */
     size_t count;
 };
 
 struct ingest {
     const struct scheduler_config *config;
-    struct allowlist allowed;    /* queues accepted; none listed: any */
+    struct allowlist allowed; /* queues accepted; none listed: any */
     rd_kafka_t *consumer;
-    rd_kafka_queue_t *queue;     /* the consumer queue */
-    rd_kafka_t *dlq;             /* producer for rejected messages */
+    rd_kafka_queue_t *queue; /* the consumer queue */
+    rd_kafka_t *dlq;         /* producer for rejected messages */
     baton_redis_t *redis;
     struct baton_task_parse_opts parse_opts;
 
-    rd_kafka_message_t **msgs;   /* the batch in hand, owned */
-    struct parsed *parsed;       /* parallel to msgs */
-    struct task_args *args;      /* parallel to msgs */
+    rd_kafka_message_t **msgs; /* the batch in hand, owned */
+    struct parsed *parsed;     /* parallel to msgs */
+    struct task_args *args;    /* parallel to msgs */
     size_t count, parsed_count, cap;
-    size_t dlq_done;             /* rejects in msgs[0..dlq_done) are held (owned there) */
+    size_t dlq_done; /* rejects in msgs[0..dlq_done) are held (owned there) */
 
-    struct dlq_entry **held;     /* rejects the DLQ has not acknowledged, owned */
+    struct dlq_entry **held; /* rejects the DLQ has not acknowledged, owned */
     size_t held_count, held_cap;
     size_t held_bytes;           /* bytes of their values */
     unsigned dlq_refusals;       /* failed deliveries since the last success */
@@ -139,8 +139,8 @@ struct ingest {
     size_t nparts, parts_cap;
     int paused;
     int64_t memory_checked_ms;
-    int64_t memory_budget;       /* bytes below the pause mark at the last reading; -1: no limit */
-    int64_t memory_sent;         /* estimated bytes enqueued since that reading */
+    int64_t memory_budget; /* bytes below the pause mark at the last reading; -1: no limit */
+    int64_t memory_sent;   /* estimated bytes enqueued since that reading */
 
     const struct scheduler_metrics *metrics; /* borrowed from the config */
 
@@ -200,8 +200,8 @@ static void format_parts(const rd_kafka_topic_partition_list_t *parts, char *buf
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; i < parts->cnt && used + 16 < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%s[%d]", i ? "," : "",
-                         parts->elems[i].topic, (int)parts->elems[i].partition);
+        int n = snprintf(buf + used, size - used, "%s%s[%d]", i ? "," : "", parts->elems[i].topic,
+                         (int)parts->elems[i].partition);
         if (n > 0)
             used += (size_t)n;
     }
@@ -245,7 +245,7 @@ static baton_err_t kafka_open(struct ingest *ing, char *errstr, size_t errstr_si
         {"enable.auto.offset.store", "false"}, /* store only after Redis accepted */
         {"enable.auto.commit", "true"},
         {"auto.commit.interval.ms", "1000"},
-        {"auto.offset.reset", "earliest"},     /* a new group reads the backlog */
+        {"auto.offset.reset", "earliest"}, /* a new group reads the backlog */
         {"enable.partition.eof", "false"},
         /* librdkafka prefetches up to 100,000 messages or 64 MiB per
          * partition by default; a batch is at most batch-size messages,
@@ -354,8 +354,9 @@ static void collect_lag(baton_metric_t *family, void *ctx) {
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int64_t low = -1, high = -1;
-        if (rd_kafka_get_watermark_offsets(ing->consumer, tp->topic, tp->partition, &low,
-                                           &high) != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+        if (rd_kafka_get_watermark_offsets(ing->consumer, tp->topic, tp->partition, &low, &high) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0)
             continue;
         int64_t lag;
         if (tp->offset >= 0)
@@ -366,8 +367,7 @@ static void collect_lag(baton_metric_t *family, void *ctx) {
             continue;
         char partition[16];
         snprintf(partition, sizeof partition, "%d", (int)tp->partition);
-        baton_metric_set(family, BATON_LABELS(tp->topic, partition),
-                         (double)(lag > 0 ? lag : 0));
+        baton_metric_set(family, BATON_LABELS(tp->topic, partition), (double)(lag > 0 ? lag : 0));
     }
     rd_kafka_topic_partition_list_destroy(parts);
 }
@@ -533,8 +533,8 @@ static baton_err_t parse_new(struct ingest *ing) {
         memset(p, 0, sizeof *p);
         memset(a, 0, sizeof *a);
         struct baton_kafka_coord coord = {rd_kafka_topic_name(m->rkt), m->partition, m->offset};
-        baton_err_t err = baton_task_parse(m->payload, m->len, &ing->parse_opts, &coord, &p->task,
-                                           &p->error);
+        baton_err_t err =
+            baton_task_parse(m->payload, m->len, &ing->parse_opts, &coord, &p->task, &p->error);
         if (err == BATON_ERR_NOMEM)
             return err;
         if (!err && !allowlist_match(&ing->allowed, p->task->queue)) {
@@ -593,10 +593,9 @@ static void dlq_produce(struct ingest *ing, struct dlq_entry *e) {
     e->attempts++;
     e->state = DLQ_SENDING;
     rd_kafka_resp_err_t kerr = rd_kafka_producev(
-        ing->dlq, RD_KAFKA_V_TOPIC(ing->config->dlq_topic),
-        RD_KAFKA_V_VALUE(m->payload, value_len), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(e),
-        RD_KAFKA_V_END);
+        ing->dlq, RD_KAFKA_V_TOPIC(ing->config->dlq_topic), RD_KAFKA_V_VALUE(m->payload, value_len),
+        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_HEADERS(h),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(e), RD_KAFKA_V_END);
     if (kerr) {
         rd_kafka_headers_destroy(h); /* not taken over on failure */
         dlq_refused(ing, e, kerr, 0);
@@ -805,10 +804,25 @@ static baton_err_t append_rejection(struct ingest *ing, size_t i, char *errstr,
     const char *topic = rd_kafka_topic_name(m->rkt);
     const char *reason = baton_task_reason_str(e->reason);
     size_t value_len = m->len > REJECT_VALUE_MAX ? REJECT_VALUE_MAX : m->len;
-    const char *argv[] = {"XADD", BATON_KEY_REJECTIONS, "*", "topic", topic, "partition",
-                          ing->args[i].partition, "offset", ing->args[i].offset, "reason",
-                          reason, "field", e->field, "detail", e->detail, "value",
-                          m->payload ? (const char *)m->payload : "", "value_len", NULL};
+    const char *argv[] = {"XADD",
+                          BATON_KEY_REJECTIONS,
+                          "*",
+                          "topic",
+                          topic,
+                          "partition",
+                          ing->args[i].partition,
+                          "offset",
+                          ing->args[i].offset,
+                          "reason",
+                          reason,
+                          "field",
+                          e->field,
+                          "detail",
+                          e->detail,
+                          "value",
+                          m->payload ? (const char *)m->payload : "",
+                          "value_len",
+                          NULL};
     char full_len[24];
     snprintf(full_len, sizeof full_len, "%zu", m->len);
     size_t argc = sizeof argv / sizeof argv[0];
@@ -876,7 +890,8 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
                 (int64_t)(TASK_MEMORY_FACTOR * ing->args[i].json_len + TASK_MEMORY_OVERHEAD);
         } else if (ing->parsed[i].rejected) {
             rejected++;
-            size_t len = ing->msgs[i]->len > REJECT_VALUE_MAX ? REJECT_VALUE_MAX : ing->msgs[i]->len;
+            size_t len =
+                ing->msgs[i]->len > REJECT_VALUE_MAX ? REJECT_VALUE_MAX : ing->msgs[i]->len;
             ing->memory_sent += (int64_t)(len + TASK_MEMORY_OVERHEAD);
         }
     }
@@ -901,8 +916,7 @@ static baton_err_t write_redis(struct ingest *ing, char *errstr, size_t errstr_s
         from = to;
     }
     if (!err && nqueues) {
-        err = baton_redis_append(ing->redis, (int)(nqueues + 2), sadd, NULL, errstr,
-                                 errstr_size);
+        err = baton_redis_append(ing->redis, (int)(nqueues + 2), sadd, NULL, errstr, errstr_size);
         expect_other++;
     }
     /* Wakes these queues in every scheduler's maintenance, which stops
@@ -1115,13 +1129,13 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
         uint64_t total = ing.total_queued + ing.total_scheduled + ing.total_expired +
                          ing.total_duplicates + ing.total_rejected;
         if (now - last_report >= 10000 && total != reported) {
-            BATON_INFO(COMPONENT,
-                       "totals: queued %llu, scheduled %llu, expired %llu, duplicates %llu, "
-                       "rejected %llu",
-                       (unsigned long long)ing.total_queued, (unsigned long long)ing.total_scheduled,
-                       (unsigned long long)ing.total_expired,
-                       (unsigned long long)ing.total_duplicates,
-                       (unsigned long long)ing.total_rejected);
+            BATON_INFO(
+                COMPONENT,
+                "totals: queued %llu, scheduled %llu, expired %llu, duplicates %llu, "
+                "rejected %llu",
+                (unsigned long long)ing.total_queued, (unsigned long long)ing.total_scheduled,
+                (unsigned long long)ing.total_expired, (unsigned long long)ing.total_duplicates,
+                (unsigned long long)ing.total_rejected);
             last_report = now;
             reported = total;
         }
@@ -1139,7 +1153,8 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
         if (ing.consumer)
             dlq_service(&ing);
         if (ing.held_count)
-            BATON_WARN(COMPONENT, "stopping with %zu rejects not acknowledged by the DLQ: "
+            BATON_WARN(COMPONENT,
+                       "stopping with %zu rejects not acknowledged by the DLQ: "
                        "their offsets were not committed, they will be read again",
                        ing.held_count);
         /* Its last delivery reports may still name held entries: purge and

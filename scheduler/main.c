@@ -118,8 +118,8 @@ static const struct baton_opt options[] = {
 static baton_err_t check_redis(const struct scheduler_config *config, int *rc, char *errstr,
                                size_t errstr_size) {
     baton_redis_t *redis = NULL;
-    baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms,
-                                          &redis, errstr, errstr_size);
+    baton_err_t err = baton_redis_connect(config->redis_url, (int)config->redis_timeout_ms, &redis,
+                                          errstr, errstr_size);
     if (!err)
         err = baton_redis_check_policy(redis, errstr, errstr_size);
     if (!err) {
@@ -144,8 +144,8 @@ static void register_metrics(baton_metrics_t *r, const struct scheduler_config *
     memset(mx, 0, sizeof *mx);
     mx->redis_roundtrip = baton_metrics_histogram(
         r, "baton_redis_roundtrip_seconds",
-        "Time of one Redis round trip (a pipeline or a single command), by component.",
-        "component", FAST_BUCKETS);
+        "Time of one Redis round trip (a pipeline or a single command), by component.", "component",
+        FAST_BUCKETS);
     if (c->ingest) {
         mx->ingest_messages = baton_metrics_counter(
             r, "baton_ingest_messages_total",
@@ -155,11 +155,11 @@ static void register_metrics(baton_metrics_t *r, const struct scheduler_config *
             r, "baton_ingest_rejected_total",
             "Messages rejected by validation and sent to the dead-letter topic, by reason.",
             "reason");
-        mx->ingest_enqueued = baton_metrics_counter(
-            r, "baton_ingest_enqueued_total",
-            "Tasks handled by enqueue.lua, by queue and result "
-            "(queued, scheduled, expired, duplicate).",
-            "queue,result");
+        mx->ingest_enqueued =
+            baton_metrics_counter(r, "baton_ingest_enqueued_total",
+                                  "Tasks handled by enqueue.lua, by queue and result "
+                                  "(queued, scheduled, expired, duplicate).",
+                                  "queue,result");
         mx->ingest_batch = baton_metrics_histogram(
             r, "baton_ingest_batch_seconds",
             "Time to get one ingest batch into Redis, from parsing to offsets stored "
@@ -200,9 +200,8 @@ static void register_metrics(baton_metrics_t *r, const struct scheduler_config *
             "Tasks waiting for their start time or a retry backoff (sampled).", "queue");
         mx->queue_running = baton_metrics_gauge(r, "baton_queue_running",
                                                 "Tasks claimed by workers (sampled).", "queue");
-        mx->queue_dead = baton_metrics_gauge(r, "baton_queue_dead",
-                                             "Tasks out of attempts, in the dead set (sampled).",
-                                             "queue");
+        mx->queue_dead = baton_metrics_gauge(
+            r, "baton_queue_dead", "Tasks out of attempts, in the dead set (sampled).", "queue");
     }
     if (c->history) {
         mx->history_backlog = baton_metrics_gauge(
@@ -231,8 +230,8 @@ static void register_metrics(baton_metrics_t *r, const struct scheduler_config *
 /* What /readyz checks, with connections of its own. */
 struct readiness {
     const struct scheduler_config *config;
-    pthread_mutex_t lock;   /* guards redis: probes may run at once */
-    baton_redis_t *redis;   /* the probe's connection, owned; NULL until needed */
+    pthread_mutex_t lock; /* guards redis: probes may run at once */
+    baton_redis_t *redis; /* the probe's connection, owned; NULL until needed */
 };
 
 /*
@@ -276,8 +275,8 @@ int main(int argc, char **argv) {
         options, OPTION_COUNT, &config, argc, argv, &config.log_level);
     if (rc >= 0)
         return rc;
-    baton_err_t err = baton_redis_durability_configure(config.redis_durability, "scheduler",
-                                                       errstr, sizeof errstr);
+    baton_err_t err = baton_redis_durability_configure(config.redis_durability, "scheduler", errstr,
+                                                       sizeof errstr);
     if (!err)
         err = ingest_check_config(&config, errstr, sizeof errstr);
     if (err) {
@@ -322,8 +321,12 @@ int main(int argc, char **argv) {
     /* Up before anything else, so /healthz answers during start-up; its
      * threads inherit the blocked stop signals. */
     if (!err && config.metrics_port > 0) {
-        struct baton_http_config http_config = {config.metrics_bind, (int)config.metrics_port,
-                                                registry, scheduler_ready, &readiness, {0}};
+        struct baton_http_config http_config = {config.metrics_bind,
+                                                (int)config.metrics_port,
+                                                registry,
+                                                scheduler_ready,
+                                                &readiness,
+                                                {0}};
         err = baton_http_start(&http_config, &http, errstr, sizeof errstr);
         if (err == BATON_ERR_CONFIG)
             rc = 2;

@@ -61,10 +61,10 @@
 struct queue_state {
     const char *name;              /* keys->name */
     struct baton_queue_keys *keys; /* owned, built once when the queue is first seen */
-    int idle;                /* 1: not ticked until woken */
-    int64_t empty_since_ms;  /* monotonic time the sets were first seen empty; 0: not empty */
-    int64_t touched;         /* newest baton:queues:touched score acted on */
-    int seen;                /* in the registry at the last read (mark and sweep) */
+    int idle;                      /* 1: not ticked until woken */
+    int64_t empty_since_ms;        /* monotonic time the sets were first seen empty; 0: not empty */
+    int64_t touched;               /* newest baton:queues:touched score acted on */
+    int seen;                      /* in the registry at the last read (mark and sweep) */
 };
 
 struct maintenance {
@@ -72,11 +72,11 @@ struct maintenance {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    int stopping;            /* guarded by lock */
-    baton_redis_t *redis;    /* owned by the thread */
+    int stopping;                            /* guarded by lock */
+    baton_redis_t *redis;                    /* owned by the thread */
     const struct scheduler_metrics *metrics; /* borrowed from the config */
-    int64_t sampled_ms;      /* last queue gauge sample (monotonic) */
-    struct queue_state *queues; /* sorted by name, owned */
+    int64_t sampled_ms;                      /* last queue gauge sample (monotonic) */
+    struct queue_state *queues;              /* sorted by name, owned */
     size_t nqueues, cap;
     int64_t idle_checked_ms; /* last emptiness check (monotonic) */
     int64_t touched_max;     /* newest score read from baton:queues:touched; -1: none yet */

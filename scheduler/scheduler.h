@@ -23,36 +23,36 @@
 #include "metrics.h"
 
 struct scheduler_config {
-    char *kafka_brokers;         /* bootstrap servers */
-    char *kafka_config;          /* extra librdkafka properties, "k=v,k=v" */
-    char *kafka_config_file;     /* librdkafka properties, one name=value a line */
-    char *topic;                 /* tasks topic */
-    char *dlq_topic;             /* dead-letter topic for rejected messages */
-    char *group_id;              /* consumer group */
-    char *redis_url;             /* redis://host:port/db */
-    char *redis_durability;      /* strict | relaxed (see redis.h) */
-    int64_t redis_timeout_ms;    /* connect and per-command timeout */
-    int64_t batch_size;          /* most messages per ingest batch */
-    int64_t batch_wait_ms;       /* longest wait for a first message */
-    int64_t max_payload_bytes;   /* payload size limit of the contract */
-    double memory_pause_fraction; /* pause ingest above used/maxmemory */
-    int64_t retention_ms;        /* how long terminal tasks stay in Redis */
+    char *kafka_brokers;             /* bootstrap servers */
+    char *kafka_config;              /* extra librdkafka properties, "k=v,k=v" */
+    char *kafka_config_file;         /* librdkafka properties, one name=value a line */
+    char *topic;                     /* tasks topic */
+    char *dlq_topic;                 /* dead-letter topic for rejected messages */
+    char *group_id;                  /* consumer group */
+    char *redis_url;                 /* redis://host:port/db */
+    char *redis_durability;          /* strict | relaxed (see redis.h) */
+    int64_t redis_timeout_ms;        /* connect and per-command timeout */
+    int64_t batch_size;              /* most messages per ingest batch */
+    int64_t batch_wait_ms;           /* longest wait for a first message */
+    int64_t max_payload_bytes;       /* payload size limit of the contract */
+    double memory_pause_fraction;    /* pause ingest above used/maxmemory */
+    int64_t retention_ms;            /* how long terminal tasks stay in Redis */
     int64_t maintenance_interval_ms; /* maintenance tick */
-    int64_t maintenance_batch;   /* most tasks moved per script call */
-    int64_t maintenance_idle_ms; /* a queue empty this long is no longer ticked; 0 = never */
-    char *queues_allowed;        /* "a,b,p.*": queues ingest accepts; "" = any */
-    char *pg_dsn;                /* PostgreSQL, for the history writer */
-    int history;                 /* run the history writer */
-    int64_t history_batch;       /* most events per PostgreSQL transaction */
-    int64_t history_batch_bytes; /* most bytes of events per transaction (read_batch) */
-    int64_t history_claim_idle_ms; /* take over events pending this long */
-    int history_payload;         /* keep task payloads in history */
-    int ingest;                  /* run ingest */
-    int maintenance;             /* run the maintenance loop */
-    char *log_level;             /* debug|info|warn|error */
-    int64_t metrics_port;        /* /metrics, /healthz, /readyz; 0 = off */
-    char *metrics_bind;          /* address the endpoint listens on */
-    int64_t metrics_label_values; /* distinct values per metric label; more fold into "other" */
+    int64_t maintenance_batch;       /* most tasks moved per script call */
+    int64_t maintenance_idle_ms;     /* a queue empty this long is no longer ticked; 0 = never */
+    char *queues_allowed;            /* "a,b,p.*": queues ingest accepts; "" = any */
+    char *pg_dsn;                    /* PostgreSQL, for the history writer */
+    int history;                     /* run the history writer */
+    int64_t history_batch;           /* most events per PostgreSQL transaction */
+    int64_t history_batch_bytes;     /* most bytes of events per transaction (read_batch) */
+    int64_t history_claim_idle_ms;   /* take over events pending this long */
+    int history_payload;             /* keep task payloads in history */
+    int ingest;                      /* run ingest */
+    int maintenance;                 /* run the maintenance loop */
+    char *log_level;                 /* debug|info|warn|error */
+    int64_t metrics_port;            /* /metrics, /healthz, /readyz; 0 = off */
+    char *metrics_bind;              /* address the endpoint listens on */
+    int64_t metrics_label_values;    /* distinct values per metric label; more fold into "other" */
     struct scheduler_metrics *metrics; /* set by main.c, not an option; never NULL */
 };
 
@@ -62,25 +62,25 @@ struct scheduler_config {
  * --history) has NULL families, which the metrics API takes as no-ops.
  */
 struct scheduler_metrics {
-    baton_metric_t *ingest_messages;   /* counter {topic}: messages consumed */
-    baton_metric_t *ingest_rejected;   /* counter {reason}: messages dead-lettered */
-    baton_metric_t *ingest_enqueued;   /* counter {queue,result}: enqueue.lua outcomes */
-    baton_metric_t *ingest_batch;      /* histogram: one batch, consume to offsets stored */
-    baton_metric_t *ingest_paused;     /* gauge: 1 while partitions are paused */
+    baton_metric_t *ingest_messages;    /* counter {topic}: messages consumed */
+    baton_metric_t *ingest_rejected;    /* counter {reason}: messages dead-lettered */
+    baton_metric_t *ingest_enqueued;    /* counter {queue,result}: enqueue.lua outcomes */
+    baton_metric_t *ingest_batch;       /* histogram: one batch, consume to offsets stored */
+    baton_metric_t *ingest_paused;      /* gauge: 1 while partitions are paused */
     baton_metric_t *ingest_dlq_pending; /* gauge: rejects not yet acknowledged by the DLQ */
-    baton_metric_t *consumer_lag;      /* gauge {topic,partition}: collected by ingest.c */
-    baton_metric_t *redis_roundtrip;   /* histogram {component}: one pipeline round trip */
-    baton_metric_t *maintenance_tasks; /* counter {queue,action}: tasks moved */
+    baton_metric_t *consumer_lag;       /* gauge {topic,partition}: collected by ingest.c */
+    baton_metric_t *redis_roundtrip;    /* histogram {component}: one pipeline round trip */
+    baton_metric_t *maintenance_tasks;  /* counter {queue,action}: tasks moved */
     baton_metric_t *maintenance_queues; /* gauge {state}: queues ticked (active) or not (idle) */
-    baton_metric_t *queue_ready;       /* gauge {queue,priority}: sampled */
-    baton_metric_t *queue_scheduled;   /* gauge {queue}: sampled */
-    baton_metric_t *queue_running;     /* gauge {queue}: sampled */
-    baton_metric_t *queue_dead;        /* gauge {queue}: sampled */
-    baton_metric_t *history_backlog;   /* gauge: events waiting for PostgreSQL */
-    baton_metric_t *history_batch;     /* histogram: one batch, PostgreSQL to XACK */
-    baton_metric_t *history_written;   /* counter: events written to PostgreSQL */
-    baton_metric_t *history_takeovers; /* counter {reason}: events taken over (take_over) */
-    baton_metric_t *history_set_aside; /* counter {class}: entries PostgreSQL refused */
+    baton_metric_t *queue_ready;        /* gauge {queue,priority}: sampled */
+    baton_metric_t *queue_scheduled;    /* gauge {queue}: sampled */
+    baton_metric_t *queue_running;      /* gauge {queue}: sampled */
+    baton_metric_t *queue_dead;         /* gauge {queue}: sampled */
+    baton_metric_t *history_backlog;    /* gauge: events waiting for PostgreSQL */
+    baton_metric_t *history_batch;      /* histogram: one batch, PostgreSQL to XACK */
+    baton_metric_t *history_written;    /* counter: events written to PostgreSQL */
+    baton_metric_t *history_takeovers;  /* counter {reason}: events taken over (take_over) */
+    baton_metric_t *history_set_aside;  /* counter {class}: entries PostgreSQL refused */
 };
 
 /* Set by the signal handler; every loop checks it. */
@@ -91,8 +91,7 @@ extern volatile sig_atomic_t scheduler_stop;
  * or the error that made start-up impossible (bad config, Redis evicting).
  * @locality main thread
  */
-baton_err_t ingest_run(const struct scheduler_config *config, char *errstr,
-                       size_t errstr_size);
+baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size_t errstr_size);
 
 /*
  * Checks --queues-allowed before anything starts: BATON_OK, or
@@ -127,8 +126,8 @@ typedef struct history history_t;
  * Starts the history writer thread; refuses (BATON_ERR_PG) when PostgreSQL
  * is unreachable at start. Caller stops and frees it with history_stop().
  */
-baton_err_t history_start(const struct scheduler_config *config, history_t **out,
-                          char *errstr, size_t errstr_size);
+baton_err_t history_start(const struct scheduler_config *config, history_t **out, char *errstr,
+                          size_t errstr_size);
 
 /* Events waiting in Redis for PostgreSQL, as last measured (about 1/s). */
 uint64_t history_backlog(history_t *h);

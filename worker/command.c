@@ -56,11 +56,12 @@
 #include "utf8.h"
 #include "worker_internal.h"
 
-#define STDERR_TAIL 2048      /* bytes of stderr kept for the error text */
-#define POLL_SLICE_MS 50      /* how often stop requests are noticed */
-#define LINGER_MS 2000        /* after the tree kill (or the supervisor's exit),
-                                 how long pipes may stay open: far more than
-                                 SIGKILL and a reap take */
+#define STDERR_TAIL 2048 /* bytes of stderr kept for the error text */
+#define POLL_SLICE_MS 50 /* how often stop requests are noticed */
+#define LINGER_MS                                                                                  \
+    2000                        /* after the tree kill (or the supervisor's exit),                 \
+                                   how long pipes may stay open: far more than                     \
+                                   SIGKILL and a reap take */
 #define TREE_RESCAN_NS 5000000L /* supervisor: pause between kill rounds */
 /* Asks a supervisor to kill its whole tree now; also its parent-death
  * signal. Not SIGTERM (the polite stop, which it relays) nor SIGKILL (it
@@ -210,7 +211,7 @@ void baton_worker_command_env_free(char **names) {
 }
 
 baton_err_t baton_worker_command_env_parse(const char *spec, char ***out, char *errstr,
-                                     size_t errstr_size) {
+                                           size_t errstr_size) {
     *out = NULL;
     size_t cap = 2;
     for (const char *p = spec ? spec : ""; *p; p++)
@@ -639,8 +640,7 @@ baton_handler_status_t baton_worker_command_run(baton_job_t *job, void *ctx) {
     fcntl(pstatus[0], F_SETFL, O_NONBLOCK);
 
     struct capture out = {.limit = max_result + 1};
-    struct capture err = {
-        .limit = STDERR_TAIL + 3, .tail = 1, .data = malloc(STDERR_TAIL + 3)};
+    struct capture err = {.limit = STDERR_TAIL + 3, .tail = 1, .data = malloc(STDERR_TAIL + 3)};
     size_t input_len = strlen(input), written = 0;
     int in_fd = pin[1], out_fd = pout[0], err_fd = perr[0];
     int status = 0, exited = 0;
@@ -755,11 +755,11 @@ baton_handler_status_t baton_worker_command_run(baton_job_t *job, void *ctx) {
         char *tail = baton_utf8_sanitize(raw, len, NULL);
         const char *text = tail ? tail : "";
         if (WIFEXITED(status))
-            baton_job_set_error(job, "exit status %d%s%s", WEXITSTATUS(status),
-                                *text ? ": " : "", text);
+            baton_job_set_error(job, "exit status %d%s%s", WEXITSTATUS(status), *text ? ": " : "",
+                                text);
         else
-            baton_job_set_error(job, "killed by signal %d%s%s", WTERMSIG(status),
-                                *text ? ": " : "", text);
+            baton_job_set_error(job, "killed by signal %d%s%s", WTERMSIG(status), *text ? ": " : "",
+                                text);
         free(tail);
     }
     free(out.data);

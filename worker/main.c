@@ -126,8 +126,8 @@ static void on_signal(int sig) {
 /* What /readyz checks: Redis, with a connection of its own. */
 struct readiness {
     const char *redis_url;
-    pthread_mutex_t lock;   /* guards redis: probes may run at once */
-    baton_redis_t *redis;   /* owned; NULL until needed or after a failure */
+    pthread_mutex_t lock; /* guards redis: probes may run at once */
+    baton_redis_t *redis; /* owned; NULL until needed or after a failure */
 };
 
 /* Ready while Redis answers PING. @locality an HTTP server thread */
@@ -228,8 +228,8 @@ int main(int argc, char **argv) {
                                 options, OPTION_COUNT, &flags, argc, argv, &flags.log_level);
     if (rc >= 0)
         return rc;
-    baton_err_t err = baton_redis_durability_configure(flags.redis_durability, "worker", errstr,
-                                                       sizeof errstr);
+    baton_err_t err =
+        baton_redis_durability_configure(flags.redis_durability, "worker", errstr, sizeof errstr);
     if (err) {
         fprintf(stderr, "baton-worker: %s\n", errstr);
         baton_config_free(options, OPTION_COUNT, &flags);
@@ -246,8 +246,8 @@ int main(int argc, char **argv) {
     baton_http_t *http = NULL;
     struct readiness readiness = {config->redis_url, PTHREAD_MUTEX_INITIALIZER, NULL};
     config->metrics = registry;
-    err = registry ? BATON_OK
-                   : baton_seterr(errstr, sizeof errstr, BATON_ERR_NOMEM, "out of memory");
+    err =
+        registry ? BATON_OK : baton_seterr(errstr, sizeof errstr, BATON_ERR_NOMEM, "out of memory");
     if (registry)
         baton_metric_set(baton_metrics_gauge(registry, "baton_redis_durability_relaxed",
                                              BATON_REDIS_DURABILITY_METRIC_HELP, NULL),
@@ -264,8 +264,8 @@ int main(int argc, char **argv) {
     if (!err && flags.commands)
         err = register_commands(the_worker, flags.commands, errstr, sizeof errstr);
     if (!err && flags.metrics_port > 0) {
-        struct baton_http_config http_config = {flags.metrics_bind, (int)flags.metrics_port,
-                                                registry, worker_ready, &readiness, {0}};
+        struct baton_http_config http_config = {
+            flags.metrics_bind, (int)flags.metrics_port, registry, worker_ready, &readiness, {0}};
         err = baton_http_start(&http_config, &http, errstr, sizeof errstr);
         if (err == BATON_ERR_CONFIG)
             rc = 2;

@@ -61,23 +61,23 @@ typedef enum baton_handler_status {
 typedef baton_handler_status_t (*baton_handler_fn)(baton_job_t *job, void *ctx);
 
 struct baton_worker_config {
-    const char *redis_url;      /* redis://host:port/db */
-    const char *queues;         /* "critical=6,default=3,low=1"; weight 1 if omitted */
-    int concurrency;            /* executor threads, >= 1 */
-    int64_t lease_ms;           /* lease length; renewed every lease/3 */
-    int64_t grace_ms;           /* graceful stop: wait this long for running tasks */
-    int64_t backoff_base_ms;    /* retry backoff: full jitter over */
-    int64_t backoff_cap_ms;     /*   min(cap, base * 2^(attempt-1)) */
-    int64_t retention_ms;       /* how long finished tasks stay in Redis */
-    int64_t kill_grace_ms;      /* command handlers: SIGTERM, then SIGKILL after this */
-    size_t max_result_bytes;    /* larger results are replaced by a marker */
-    int64_t redis_timeout_ms;   /* connect and command timeout */
-    const char *worker_id;      /* NULL: "<host>-<pid>-<random>" */
-    const char *command_env;    /* command handlers: names of the worker's environment
-                                   variables passed on besides PATH, HOME, LANG, LC_*,
-                                   TZ, e.g. "AWS_REGION,APP_*"; NULL = none */
-    baton_metrics_t *metrics;   /* registry for the worker's metrics (docs/metrics.md);
-                                   borrowed, must outlive the worker; NULL = none */
+    const char *redis_url;    /* redis://host:port/db */
+    const char *queues;       /* "critical=6,default=3,low=1"; weight 1 if omitted */
+    int concurrency;          /* executor threads, >= 1 */
+    int64_t lease_ms;         /* lease length; renewed every lease/3 */
+    int64_t grace_ms;         /* graceful stop: wait this long for running tasks */
+    int64_t backoff_base_ms;  /* retry backoff: full jitter over */
+    int64_t backoff_cap_ms;   /*   min(cap, base * 2^(attempt-1)) */
+    int64_t retention_ms;     /* how long finished tasks stay in Redis */
+    int64_t kill_grace_ms;    /* command handlers: SIGTERM, then SIGKILL after this */
+    size_t max_result_bytes;  /* larger results are replaced by a marker */
+    int64_t redis_timeout_ms; /* connect and command timeout */
+    const char *worker_id;    /* NULL: "<host>-<pid>-<random>" */
+    const char *command_env;  /* command handlers: names of the worker's environment
+                                 variables passed on besides PATH, HOME, LANG, LC_*,
+                                 TZ, e.g. "AWS_REGION,APP_*"; NULL = none */
+    baton_metrics_t *metrics; /* registry for the worker's metrics (docs/metrics.md);
+                                 borrowed, must outlive the worker; NULL = none */
 };
 
 /* Fills `config` with the defaults (the same as baton-worker's flags). */
@@ -96,8 +96,8 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
  * Call before baton_worker_run(). `ctx` is borrowed: it must outlive the
  * worker.
  */
-baton_err_t baton_worker_register(baton_worker_t *worker, const char *type,
-                                  baton_handler_fn fn, void *ctx);
+baton_err_t baton_worker_register(baton_worker_t *worker, const char *type, baton_handler_fn fn,
+                                  void *ctx);
 
 /*
  * Registers an external program for tasks of `type`: `command` runs with
@@ -126,8 +126,8 @@ baton_err_t baton_worker_register_command(baton_worker_t *worker, const char *ty
  * publish a task of type crash can kill the worker. An unknown name is
  * BATON_ERR_CONFIG, naming it in errstr.
  */
-baton_err_t baton_worker_register_builtins(baton_worker_t *worker, const char *names,
-                                          char *errstr, size_t errstr_size);
+baton_err_t baton_worker_register_builtins(baton_worker_t *worker, const char *names, char *errstr,
+                                           size_t errstr_size);
 
 /*
  * Runs until baton_worker_stop(): claims and runs tasks. Then stops in
@@ -159,10 +159,10 @@ const char *baton_worker_id(const baton_worker_t *worker);
 
 /* ------------------------------------------------------------ job access */
 
-const char *baton_job_id(const baton_job_t *job);     /* borrowed, valid during the call */
-const char *baton_job_type(const baton_job_t *job);   /* borrowed */
-const char *baton_job_queue(const baton_job_t *job);  /* borrowed */
-int baton_job_attempt(const baton_job_t *job);        /* 1 for the first attempt */
+const char *baton_job_id(const baton_job_t *job);    /* borrowed, valid during the call */
+const char *baton_job_type(const baton_job_t *job);  /* borrowed */
+const char *baton_job_queue(const baton_job_t *job); /* borrowed */
+int baton_job_attempt(const baton_job_t *job);       /* 1 for the first attempt */
 /* The attempt's fencing token (decimal, borrowed): strictly increasing per
  * task across claims, so a handler can pass it to an external system that
  * refuses writes carrying an older token than one it has seen. */

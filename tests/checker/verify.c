@@ -1367,10 +1367,10 @@ static void print_figures(const struct verify_run *run) {
                  "claims, %lld reclaims, %lld stale refusals; waited %lld ms%s\n",
             run->config->queue, run->acked, (long long)run->terminal[0],
             (long long)run->terminal[1], (long long)run->terminal[2], (long long)run->terminal[3],
-            (long long)run->retired,
-            (long long)run->executions, (long long)run->duplicate_executions,
-            (long long)run->claims, (long long)run->reclaims, (long long)run->stale_refusals,
-            (long long)run->waited_ms, run->settled ? "" : " (did not settle)");
+            (long long)run->retired, (long long)run->executions,
+            (long long)run->duplicate_executions, (long long)run->claims, (long long)run->reclaims,
+            (long long)run->stale_refusals, (long long)run->waited_ms,
+            run->settled ? "" : " (did not settle)");
     if (run->printed < run->violations)
         fprintf(stderr, PROG ": ... %lld more violations not printed\n",
                 (long long)(run->violations - run->printed));

@@ -10,10 +10,10 @@
 
 START_TEST(test_descriptions_distinct) {
     const baton_err_t codes[] = {
-        BATON_OK, BATON_ERR_NOMEM, BATON_ERR_INVALID, BATON_ERR_CONFIG,
-        BATON_ERR_IO, BATON_ERR_REDIS, BATON_ERR_KAFKA, BATON_ERR_PG,
-        BATON_ERR_TIMEOUT, BATON_ERR_NOT_FOUND, BATON_ERR_STALE_TOKEN,
-        BATON_ERR_STATE, BATON_ERR_EXISTS, BATON_ERR_HELP, BATON_ERR_REFUSED};
+        BATON_OK,          BATON_ERR_NOMEM,     BATON_ERR_INVALID,     BATON_ERR_CONFIG,
+        BATON_ERR_IO,      BATON_ERR_REDIS,     BATON_ERR_KAFKA,       BATON_ERR_PG,
+        BATON_ERR_TIMEOUT, BATON_ERR_NOT_FOUND, BATON_ERR_STALE_TOKEN, BATON_ERR_STATE,
+        BATON_ERR_EXISTS,  BATON_ERR_HELP,      BATON_ERR_REFUSED};
     size_t n = sizeof codes / sizeof codes[0];
     for (size_t i = 0; i < n; i++) {
         ck_assert_str_ne(baton_err2str(codes[i]), "unknown error");

@@ -31,8 +31,8 @@ START_TEST(test_priority_then_fifo) {
             int before = priorities[i] > priorities[j] ||
                          (priorities[i] == priorities[j] && seqs[i] < seqs[j]);
             if (before)
-                ck_assert_msg(a < b, "(%d,%lld) must pop before (%d,%lld)", priorities[i],
-                              seqs[i], priorities[j], seqs[j]);
+                ck_assert_msg(a < b, "(%d,%lld) must pop before (%d,%lld)", priorities[i], seqs[i],
+                              priorities[j], seqs[j]);
         }
     }
 }

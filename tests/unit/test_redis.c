@@ -19,16 +19,15 @@
 #include "redis.h"
 
 /* Lines as Redis 7 prints them (CRLF), in its order. */
-static const char INFO_AOF_BUFFER[] =
-    "# Memory\r\n"
-    "used_memory:4460064\r\n"
-    "used_memory_human:4.25M\r\n"
-    "used_memory_dataset:2246256\r\n"
-    "maxmemory:4272272\r\n"
-    "maxmemory_human:4.07M\r\n"
-    "maxmemory_policy:noeviction\r\n"
-    "mem_not_counted_for_evict:524288\r\n"
-    "mem_aof_buffer:524288\r\n";
+static const char INFO_AOF_BUFFER[] = "# Memory\r\n"
+                                      "used_memory:4460064\r\n"
+                                      "used_memory_human:4.25M\r\n"
+                                      "used_memory_dataset:2246256\r\n"
+                                      "maxmemory:4272272\r\n"
+                                      "maxmemory_human:4.07M\r\n"
+                                      "maxmemory_policy:noeviction\r\n"
+                                      "mem_not_counted_for_evict:524288\r\n"
+                                      "mem_aof_buffer:524288\r\n";
 
 START_TEST(test_not_counted_is_left_out) {
     uint64_t used = 1, max = 1;
@@ -51,9 +50,8 @@ END_TEST
 START_TEST(test_no_used_memory) {
     /* used_memory_human alone is not used_memory. */
     uint64_t used = 1, max = 1;
-    ck_assert_int_eq(baton_redis_memory_parse("used_memory_human:1M\r\nmaxmemory:5\r\n", &used,
-                                              &max),
-                     0);
+    ck_assert_int_eq(
+        baton_redis_memory_parse("used_memory_human:1M\r\nmaxmemory:5\r\n", &used, &max), 0);
     ck_assert_uint_eq(used, 0);
     ck_assert_uint_eq(max, 0);
 }
@@ -240,8 +238,7 @@ END_TEST
 START_TEST(test_new_refuses_a_bad_url) {
     char errstr[256];
     baton_redis_t *r = (void *)1;
-    ck_assert_int_eq(baton_redis_new("http://x", 500, &r, errstr, sizeof errstr),
-                     BATON_ERR_CONFIG);
+    ck_assert_int_eq(baton_redis_new("http://x", 500, &r, errstr, sizeof errstr), BATON_ERR_CONFIG);
     ck_assert_ptr_null(r);
     ck_assert_int_eq(baton_redis_new("redis://u:secret@h:99999", 500, &r, errstr, sizeof errstr),
                      BATON_ERR_CONFIG);

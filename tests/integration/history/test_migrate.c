@@ -58,8 +58,9 @@ START_TEST(test_applies_once) {
     PGconn *conn = connect_db(db);
     struct baton_migrate_result r;
     ck_assert_msg(baton_migrations_count >= 1, "no migrations embedded");
-    ck_assert_int_eq(baton_migrate(conn, baton_migrations, baton_migrations_count, &r, err,
-                                   sizeof err), BATON_OK);
+    ck_assert_int_eq(
+        baton_migrate(conn, baton_migrations, baton_migrations_count, &r, err, sizeof err),
+        BATON_OK);
     ck_assert_int_eq(r.applied, (int)baton_migrations_count);
     ck_assert_int_eq(r.already, 0);
     ck_assert_int_ge(r.latest, 1);
@@ -68,12 +69,14 @@ START_TEST(test_applies_once) {
     /* The history tables exist and take rows. */
     ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM information_schema.tables "
                                       "WHERE table_schema = 'baton' AND table_name IN "
-                                      "('tasks', 'task_events', 'rejections')"), 3);
+                                      "('tasks', 'task_events', 'rejections')"),
+                     3);
 
     /* A second run changes nothing. */
     long before = query_long(conn, "SELECT count(*) FROM pg_class");
-    ck_assert_int_eq(baton_migrate(conn, baton_migrations, baton_migrations_count, &r, err,
-                                   sizeof err), BATON_OK);
+    ck_assert_int_eq(
+        baton_migrate(conn, baton_migrations, baton_migrations_count, &r, err, sizeof err),
+        BATON_OK);
     ck_assert_int_eq(r.applied, 0);
     ck_assert_int_eq(r.already, (int)baton_migrations_count);
     ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM pg_class"), before);
@@ -91,8 +94,8 @@ struct racer {
 static void *race(void *arg) {
     struct racer *r = arg;
     PGconn *conn = connect_db(r->db);
-    r->err = baton_migrate(conn, baton_migrations, baton_migrations_count, &r->result,
-                           r->errstr, sizeof r->errstr);
+    r->err = baton_migrate(conn, baton_migrations, baton_migrations_count, &r->result, r->errstr,
+                           sizeof r->errstr);
     PQfinish(conn);
     return NULL;
 }
@@ -118,7 +121,8 @@ START_TEST(test_concurrent_runs) {
     PGconn *conn = connect_db(db);
     ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.schema_migrations"),
                      (long)baton_migrations_count);
-    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'baton'"), 1);
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'baton'"),
+                     1);
     PQfinish(conn);
 }
 END_TEST
@@ -155,10 +159,15 @@ START_TEST(test_failing_file_rolls_back) {
     ck_assert_ptr_null(strchr(err, '\n'));
     ck_assert_int_eq(r.applied, 1);
     /* Nothing of the failed file or after it: no half-written schema. */
-    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM pg_tables WHERE tablename IN ('b', 'c')"), 0);
+    ck_assert_int_eq(
+        query_long(conn, "SELECT count(*) FROM pg_tables WHERE tablename IN ('b', 'c')"), 0);
     ck_assert_int_eq(query_long(conn, "SELECT max(version) FROM baton.schema_migrations"), 1);
     /* The lock was released: another session can migrate right away. */
-    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"), 0);
+    ck_assert_int_eq(
+        query_long(
+            conn,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"),
+        0);
     PQfinish(conn);
 }
 END_TEST
@@ -179,8 +188,9 @@ START_TEST(test_unreachable_server) {
     char err[512];
     PGconn *conn = NULL;
     /* Port 1 on loopback: nothing listens there; connect fails at once. */
-    ck_assert_int_eq(baton_pg_connect("postgresql://baton@127.0.0.1:1/baton", "test", &conn,
-                                      err, sizeof err), BATON_ERR_PG);
+    ck_assert_int_eq(
+        baton_pg_connect("postgresql://baton@127.0.0.1:1/baton", "test", &conn, err, sizeof err),
+        BATON_ERR_PG);
     ck_assert_ptr_null(conn);
     ck_assert_ptr_nonnull(strstr(err, "PostgreSQL connect"));
     ck_assert_ptr_null(strchr(err, '\n'));
