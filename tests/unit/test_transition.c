@@ -18,26 +18,13 @@
 #include <string.h>
 
 #include "transition.h"
+#include "source_file.h"
 
 #ifndef BATON_SOURCE_DIR
 #error "BATON_SOURCE_DIR must name the source tree"
 #endif
 
 /* ------------------------------------------------------ header parsing */
-
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(text);
-    ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-    text[n] = '\0';
-    fclose(f);
-    return text;
-}
 
 #define MAX_DEFS 16
 
