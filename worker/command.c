@@ -506,9 +506,9 @@ static void supervise(const struct spawn *sp) {
      * (exec_program), and copying the worker's address space a second
      * time per command (page tables, and a sanitizer's shadow) is what
      * made each command slow. */
-    pid_t program = vfork(); // NOLINT(clang-analyzer-security.insecureAPI.vfork)
-    if (program == 0)
-        exec_program(sp, self);
+    pid_t program = vfork();    // NOLINT(clang-analyzer-security.insecureAPI.vfork)
+    if (program == 0)           /* system calls only, up to execve or _exit: */
+        exec_program(sp, self); // NOLINT(clang-analyzer-unix.Vfork)
     if (program > 0)
         setpgid(program, program);
     int proc_ok = proc_is_ours();
