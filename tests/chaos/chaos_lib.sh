@@ -70,7 +70,7 @@ chaos_produce() {
 }
 
 # chaos_verify [ARGS...]: runs the checker over $QUEUE (extra ARGS go to
-# verify, e.g. --expect dead or --wait-s 120); fails the test on any
+# verify, e.g. --expect dead or --wait-s 200); fails the test on any
 # violation. Prints the report, one JSON line tagged with the test's name,
 # which docs/reliability.md quotes.
 chaos_verify() {

@@ -166,7 +166,7 @@ chaos_produce "$SHORT" --rate "$SHORT_RATE" --id-prefix short >"$WORK/produce.ou
 cat "$WORK/acked.long" >>"$ACKED"
 acked=$(wc -l <"$ACKED")
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 { alive "$fast_pid" && alive "$slow_pid"; } || fail "a skewed worker died"
 duplicates=$(report_field duplicate_executions)
 reclaims=$(report_field reclaims)

@@ -89,7 +89,7 @@ wait "$produce_pid" || rc=$?
 acked=$(wc -l <"$ACKED")
 [ "$acked" -eq "$TASKS" ] || fail "$acked of $TASKS tasks acknowledged"
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 
 # Recovered by itself: the scheduler started before the outage still runs.
 alive "$sched_pid" || fail "the scheduler died"

@@ -98,7 +98,7 @@ wait "$produce_pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "the checker could not publish the good tasks (exit $rc): $(tail -n 5 "$WORK/produce.out")"
 acked=$(wc -l <"$ACKED")
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 alive "$sched_pid" || fail "the scheduler died"
 
 # The DLQ: exactly one copy of each bad message, with the right reason.

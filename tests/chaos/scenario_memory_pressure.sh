@@ -116,7 +116,7 @@ wait "$produce_pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "the checker could not publish the workload (exit $rc): $(tail -n 5 "$WORK/produce.out")"
 acked=$(wc -l <"$ACKED")
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 alive "$sched_pid" || fail "the scheduler died"
 [ "$(paused_gauge)" = 0 ] || fail "baton_ingest_paused still reads 1 after everything was ingested"
 

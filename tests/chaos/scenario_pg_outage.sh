@@ -96,7 +96,7 @@ grep -q 'events held, retrying' "$WORK/sched.log" || fail "the history writer ne
 grep -q 'writing again after' "$WORK/sched.log" || fail "the history writer never reported writing again"
 acked=$(wc -l <"$ACKED")
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 echo "CHAOS FAULTS $TEST_NAME: PostgreSQL down ${outage_ms} ms under load, $acked tasks," \
   "$succeeded_during executions by the end of the outage, events backlog peak $peak" \
   "($samples samples), drained ${drained_ms} ms after the stop, ${SECONDS}s"

@@ -112,7 +112,7 @@ done
 [ "$(rcli hget "baton:{$POISON_Q}:t:$POISON_ID" attempt)" = "$POISON_ATTEMPTS" ] ||
   fail "the poison task is dead at attempt $(rcli hget "baton:{$POISON_Q}:t:$POISON_ID" attempt)"
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 duplicates=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["duplicate_executions"])' "$REPORT")
 : >"$WORK/executions.none" # the crash handler records nothing
 QUEUE=$POISON_Q ACKED=$POISON_ACKED REPORT="$WORK/report.poison.json" \

@@ -136,7 +136,7 @@ acked=$(wc -l <"$ACKED")
 rebalances=$(grep -cE '"(assigned|revoked) [0-9]+ partitions' "$WORK/a.log" || true)
 echo "published $acked tasks; A went through $rebalances assignments and revocations and replayed $a_dups; $replays replayed messages in all, found already enqueued"
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 
 chaos_one_task_per_id
 

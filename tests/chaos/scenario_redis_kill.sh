@@ -90,7 +90,7 @@ wait "$produce_pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "the checker could not publish the workload (exit $rc): $(tail -n 5 "$WORK/produce.out")"
 acked=$(wc -l <"$ACKED")
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 # The services recovered by themselves, and said so.
 alive "$sched_pid" || fail "the scheduler died"
 { alive "$w1_pid" && alive "$w2_pid"; } || fail "a worker died"

@@ -92,7 +92,7 @@ echo "published $acked tasks"
 replays=$((replays + $(replayed "$port")))
 echo "replayed after the kills: $replays messages found already enqueued"
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 
 chaos_one_task_per_id
 

@@ -82,7 +82,7 @@ wait "$produce_pid" || rc=$?
 acked=$(wc -l <"$ACKED")
 echo "published $acked tasks; $kills workers killed, $((started - WORKERS)) replacements started"
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 
 # No false alarm: a worker never logs a refused lease renewal or outcome for
 # an attempt whose success it wrote itself (history names it and the same

@@ -111,7 +111,7 @@ rc=0
 wait "$produce_pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "the checker could not publish the workload (exit $rc): $(tail -n 5 "$WORK/produce-n.out")"
 
-chaos_verify --expect succeeded --wait-s 120
+chaos_verify --expect succeeded --wait-s 200
 # Each frozen task was refused once, by one of two doors: the outcome
 # write (complete.lua answers STALE: "outcome refused") or, when A's keeper
 # ran first after the thaw, the lease renewal (renew.lua answers 0: "lease
