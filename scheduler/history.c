@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "events.h"
 #include "log.h"
 #include "pg.h"
 #include "queue.h"
@@ -116,25 +117,35 @@ static void copy_bytea(struct baton_buf *t, const char *s, size_t n, int tab) {
 
 /* ------------------------------------------------------------- the batch */
 
+/* One event of the batch. A queue's stream entry holds the events of one
+ * script call (common/events.h): its events share `stream` and `id`, and
+ * follow each other in the batch, `index` 0 first. A rejection entry is
+ * one event, its whole field array. */
 struct entry {
     const char *stream; /* borrowed from a reply */
     const char *id;     /* stream entry id, borrowed */
-    redisReply *fields; /* array of field, value, ... ; borrowed */
+    redisReply *fields; /* the stream entry's array of field, value, ... ; borrowed */
+    size_t first;       /* this event: fields->element[first .. first + count) */
+    size_t count;
+    size_t index; /* place of the event in its stream entry, from 0 */
+    int several;  /* its stream entry holds more than one event */
 };
 
 struct batch {
     redisReply **replies; /* owned */
     size_t nreplies, rcap;
-    struct entry *entries;
+    struct entry *entries; /* events, in stream entry order */
     size_t count, cap;
-    size_t bytes;   /* field names and values of the entries */
-    size_t largest; /* bytes of the largest entry */
+    size_t nentries; /* stream entries the events came in */
+    size_t bytes;    /* field names and values of the entries */
+    size_t largest;  /* bytes of the largest stream entry */
+    size_t most;     /* events of the stream entry with the most */
 };
 
 static void batch_clear(struct batch *b) {
     for (size_t i = 0; i < b->nreplies; i++)
         freeReplyObject(b->replies[i]);
-    b->nreplies = b->count = b->bytes = b->largest = 0;
+    b->nreplies = b->count = b->nentries = b->bytes = b->largest = b->most = 0;
 }
 
 static int batch_keep(struct batch *b, redisReply *reply) {
@@ -150,42 +161,71 @@ static int batch_keep(struct batch *b, redisReply *reply) {
     return 0;
 }
 
-/* Adds the entries of one stream ([id, [f, v, ...]] items). */
+static int batch_push(struct batch *b, struct entry e) {
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        struct entry *grown = realloc(b->entries, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        b->entries = grown;
+        b->cap = cap;
+    }
+    b->entries[b->count++] = e;
+    return 0;
+}
+
+/* Adds the events of one stream's entries ([id, [f, v, ...]] items). A
+ * queue's entry is split into its events; one that cannot be split
+ * (common/events.h: not beginning with `id`, an odd field count) goes in
+ * whole as one event, so that PostgreSQL refuses it and it is set aside
+ * with its raw fields (write_range): never dropped, never blocking. */
 static int batch_add_entries(struct batch *b, const char *stream, redisReply *items) {
+    int events_stream = strcmp(stream, BATON_KEY_REJECTIONS) != 0;
     for (size_t i = 0; i < items->elements; i++) {
         redisReply *e = items->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
             e->element[1]->type != REDIS_REPLY_ARRAY)
             continue; /* an entry deleted meanwhile comes back as nil */
-        if (b->count == b->cap) {
-            size_t cap = b->cap ? b->cap * 2 : 256;
-            struct entry *grown = realloc(b->entries, cap * sizeof *grown);
-            if (!grown)
-                return -1;
-            b->entries = grown;
-            b->cap = cap;
-        }
-        b->entries[b->count++] = (struct entry){stream, e->element[0]->str, e->element[1]};
+        redisReply *fields = e->element[1];
+        const char *id = e->element[0]->str;
         size_t bytes = 0;
-        for (size_t f = 0; f < e->element[1]->elements; f++)
-            bytes += e->element[1]->element[f]->len;
+        for (size_t f = 0; f < fields->elements; f++)
+            bytes += fields->element[f]->len;
         b->bytes += bytes;
         if (bytes > b->largest)
             b->largest = bytes;
+        size_t start = b->count;
+        b->nentries++;
+        struct baton_events it;
+        struct baton_event_span span;
+        const char *why = NULL;
+        int more = 0;
+        baton_events_begin(&it, fields);
+        if (events_stream)
+            while ((more = baton_events_next(&it, &span, &why)) == 1)
+                if (batch_push(b, (struct entry){stream, id, fields, span.first, span.count,
+                                                 span.index, 0}))
+                    return -1;
+        if (more < 0)
+            BATON_WARN(COMPONENT,
+                       "entry %s of %s cannot be split into events (%s): written as one event", id,
+                       stream, why);
+        if (!events_stream || more < 0) {
+            if (batch_push(b, (struct entry){stream, id, fields, 0, fields->elements, 0, 0}))
+                return -1;
+        }
+        for (size_t k = start; b->count - start > 1 && k < b->count; k++)
+            b->entries[k].several = 1;
+        if (b->count - start > b->most)
+            b->most = b->count - start;
     }
     return 0;
 }
 
-/* Value of `name` in an entry, or NULL; *len set. */
+/* Value of `name` in an event, or NULL; *len set. */
 static const char *field(const struct entry *e, const char *name, size_t *len) {
-    for (size_t i = 0; i + 1 < e->fields->elements; i += 2) {
-        if (strcmp(e->fields->element[i]->str, name) == 0) {
-            *len = (size_t)e->fields->element[i + 1]->len;
-            return e->fields->element[i + 1]->str;
-        }
-    }
-    *len = 0;
-    return NULL;
+    struct baton_event_span span = {e->first, e->count, e->index};
+    return baton_event_field(e->fields, &span, name, len);
 }
 
 /* ---------------------------------------------------------------- writer */
@@ -206,6 +246,7 @@ struct history {
     struct baton_buf events, rejections;
     uint64_t written, backlog;
     size_t largest_entry;         /* bytes of the largest entry read so far */
+    size_t most_events;           /* events of the entry with the most read so far */
     char sqlstate[6];             /* of PostgreSQL's last refusal; "" when none came */
     int staged;                   /* the staging tables hold rows of this transaction */
     size_t set_aside;             /* entries of the batch in hand set aside */
@@ -309,16 +350,18 @@ static size_t entry_bound(const struct history *h) {
 
 /* How many entries to ask each of `streams` streams for, so that the batch
  * stays within --history-batch events and --history-batch-bytes even if
- * every entry is as large as entry_bound(). At least 1: a batch holds at
- * least one entry per stream read, however large. */
+ * every entry is as large as entry_bound() and holds as many events as the
+ * fullest entry seen (an entry holds the events of one script call). At
+ * least 1: a batch holds at least one entry per stream read, however large. */
 static size_t entries_that_fit(const struct history *h, size_t streams) {
     size_t max_count = (size_t)h->config->history_batch;
     size_t max_bytes = (size_t)h->config->history_batch_bytes;
     size_t left_count = max_count > h->batch.count ? max_count - h->batch.count : 0;
     size_t left_bytes = max_bytes > h->batch.bytes ? max_bytes - h->batch.bytes : 0;
     size_t fit = left_bytes / entry_bound(h) / (streams ? streams : 1);
-    if (fit > left_count)
-        fit = left_count;
+    size_t per_entry = h->most_events ? h->most_events : 1;
+    if (fit > left_count / per_entry)
+        fit = left_count / per_entry;
     return fit ? fit : 1;
 }
 
@@ -360,7 +403,8 @@ static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t e
     }
     redisReply *claimed = reply->element[1];
     if (claimed->type == REDIS_REPLY_ARRAY && claimed->elements) {
-        BATON_INFO(COMPONENT, "took over %zu events left pending on %s", claimed->elements, stream);
+        BATON_INFO(COMPONENT, "took over %zu entries left pending on %s", claimed->elements,
+                   stream);
         baton_metric_add(h->config->metrics->history_takeovers, BATON_LABELS("pending"),
                          (double)claimed->elements);
     }
@@ -374,7 +418,7 @@ static baton_err_t take_over(struct history *h, size_t i, char *errstr, size_t e
         return err;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0) {
         BATON_WARN(COMPONENT,
-                   "%zu events on %s were in no pending list although the group had delivered "
+                   "%zu entries of %s were in no pending list although the group had delivered "
                    "them (acknowledged but never deleted, or skipped by its position): writing "
                    "them now",
                    reply->elements, stream);
@@ -453,13 +497,15 @@ static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_siz
         if (!first && (h->batch.count >= max_count ||
                        h->batch.bytes + entry_bound(h) * h->nstreams > max_bytes))
             return BATON_OK;
-        size_t before = h->batch.count, ask = entries_that_fit(h, h->nstreams);
+        size_t before = h->batch.nentries, ask = entries_that_fit(h, h->nstreams);
         baton_err_t err = read_new(h, ask, first, errstr, errstr_size);
         if (h->batch.largest > h->largest_entry)
             h->largest_entry = h->batch.largest;
+        if (h->batch.most > h->most_events)
+            h->most_events = h->batch.most;
         if (err && !first)
             return BATON_OK; /* write what is in hand; the next read meets the error again */
-        if (err || h->batch.count - before < ask)
+        if (err || h->batch.nentries - before < ask)
             return err; /* fewer than asked: the streams are drained */
     }
 }
@@ -733,27 +779,35 @@ static baton_err_t set_aside(struct history *h, const struct entry *e, const cha
                              const char *why, char *errstr, size_t errstr_size) {
     struct baton_buf fields = {0};
     baton_buf_put(&fields, "{", 1);
-    for (size_t i = 0; i < e->fields->elements; i++) {
+    for (size_t i = e->first; i < e->first + e->count; i++) {
         const redisReply *f = e->fields->element[i];
-        baton_buf_put(&fields, i ? ",\"\\\\x" : "\"\\\\x", i ? 5 : 4);
+        int later = i > e->first;
+        baton_buf_put(&fields, later ? ",\"\\\\x" : "\"\\\\x", later ? 5 : 4);
         put_hex(&fields, f->str ? f->str : "", f->str ? f->len : 0);
         baton_buf_put(&fields, "\"", 1);
     }
     baton_buf_put(&fields, "}", 1);
     char *stream = baton_utf8_sanitize(e->stream, strlen(e->stream), NULL);
     char *message = baton_utf8_sanitize(why, strlen(why), NULL);
+    /* The events of one stream entry are set aside one by one: the entry
+     * id, and the event's place in it when the entry holds several. */
+    char entry_id[96];
+    if (e->several)
+        snprintf(entry_id, sizeof entry_id, "%s/%zu", e->id, e->index);
+    else
+        snprintf(entry_id, sizeof entry_id, "%s", e->id);
     baton_err_t err = BATON_OK;
     if (fields.failed || !stream || !message) {
         err = baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     } else {
-        const char *params[] = {stream, e->id, sqlstate, message, fields.data};
+        const char *params[] = {stream, entry_id, sqlstate, message, fields.data};
         err = pg_run(h, "set_aside", 5, params, errstr, errstr_size);
     }
     if (!err)
         BATON_WARN(COMPONENT,
                    "set aside entry %s of %s: PostgreSQL refused it (%s); its raw fields are in "
                    "baton.history_set_aside, the rest of the batch is written",
-                   e->id, stream, message);
+                   entry_id, stream, message);
     free(stream);
     free(message);
     baton_buf_free(&fields);
@@ -855,9 +909,11 @@ static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size
     baton_err_t err = BATON_OK;
     size_t expected = 0;
     for (size_t s = 0; !err && s < h->nstreams; s++) {
+        /* Each stream entry once: its first event (index 0) stands for it. */
         size_t n = 0;
         for (size_t i = 0; i < h->batch.count; i++)
-            n += strcmp(h->batch.entries[i].stream, h->streams[s]) == 0;
+            n += h->batch.entries[i].index == 0 &&
+                 strcmp(h->batch.entries[i].stream, h->streams[s]) == 0;
         if (!n)
             continue;
         const char **ack = malloc((3 + n) * sizeof *ack);
@@ -871,7 +927,8 @@ static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size
         del[0] = "XDEL", del[1] = h->streams[s];
         size_t k = 0;
         for (size_t i = 0; i < h->batch.count; i++) {
-            if (strcmp(h->batch.entries[i].stream, h->streams[s]) == 0) {
+            if (h->batch.entries[i].index == 0 &&
+                strcmp(h->batch.entries[i].stream, h->streams[s]) == 0) {
                 ack[3 + k] = h->batch.entries[i].id;
                 del[2 + k] = h->batch.entries[i].id;
                 k++;

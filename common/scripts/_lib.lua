@@ -41,18 +41,69 @@ local function wake(notify, n)
   end
 end
 
--- Appends one transition of task `id` (hash `tkey`) to the queue's events
--- stream, with the task's next event number: (queue, id, seq) is the
--- history's idempotency key. `extra` is a flat list of more field/values.
-local function emit(events, tkey, id, event, from, to, at, extra)
-  local seq = redis.call('HINCRBY', tkey, 'ev', 1)
-  local attempt = redis.call('HGET', tkey, 'attempt') or '0'
-  local args = {events, '*', 'id', id, 'seq', num(seq), 'event', event,
-                'from', from, 'to', to, 'at', num(at), 'attempt', attempt}
-  if extra then
-    for i = 1, #extra do args[#args + 1] = extra[i] end
+-- The events of this call. emit() adds each event to a buffer and reply()
+-- writes the buffer to the queue's events stream as ONE entry (one XADD per
+-- script call, however many tasks it moved): its fields are the events one
+-- after the other, each beginning with its field `id` (the task id), so a
+-- reader splits the flat field list at every `id` field (common/events.h).
+-- No extra field is ever named `id`. Every script that emits returns
+-- through reply(), which tests/unit/test_transition.c checks.
+local events_key, events_buf, events_bytes = nil, {}, 0
+-- Two bounds make a large call write more than one entry: Lua's unpack()
+-- gives at most 8000 values (LUAI_MAXCSTACK), and the history writer reads
+-- whole entries, so --history-batch-bytes can bound its batches only if an
+-- entry stays small (a 500-task enqueue of 64 KiB payloads would be one
+-- 32 MiB entry). An event past either bound starts the next entry.
+local EVENT_VALUES_MAX = 7000
+local EVENT_BYTES_MAX = 65536
+
+local function flush_events()
+  if events_key then
+    redis.call('XADD', events_key, '*', unpack(events_buf))
+    events_key, events_buf, events_bytes = nil, {}, 0
   end
-  redis.call('XADD', unpack(args))
+end
+
+-- Returns `x` after writing the call's events (see above).
+local function reply(x)
+  flush_events()
+  return x
+end
+
+-- Adds one transition of task `id` (hash `tkey`) to the call's events, with
+-- the task's next event number: (queue, id, seq) is the history's
+-- idempotency key. `extra` is a flat list of more field/values. `seq` and
+-- `attempt`, when given, are the event number and attempt the caller has
+-- already written to the hash (ev = seq): emit then reads and writes
+-- nothing; else it takes them from the hash (HINCRBY ev, HGET attempt).
+local function emit(events, tkey, id, event, from, to, at, extra, seq, attempt)
+  if not seq then
+    seq = redis.call('HINCRBY', tkey, 'ev', 1)
+  end
+  if not attempt then
+    attempt = redis.call('HGET', tkey, 'attempt') or '0'
+  end
+  local nextra = extra and #extra or 0
+  local bytes = 64 -- the fixed fields, about
+  for i = 2, nextra, 2 do
+    local v = extra[i]
+    bytes = bytes + (type(v) == 'string' and #v or 24)
+  end
+  if events_key and (#events_buf + 14 + nextra > EVENT_VALUES_MAX or
+                     events_bytes + bytes > EVENT_BYTES_MAX) then
+    flush_events()
+  end
+  events_bytes = events_bytes + bytes
+  events_key = events
+  local b = events_buf
+  local n = #b
+  b[n + 1], b[n + 2], b[n + 3], b[n + 4] = 'id', id, 'seq', num(seq)
+  b[n + 5], b[n + 6], b[n + 7], b[n + 8] = 'event', event, 'from', from
+  b[n + 9], b[n + 10], b[n + 11], b[n + 12] = 'to', to, 'at', num(at)
+  if type(attempt) == 'number' then attempt = num(attempt) end
+  b[n + 13], b[n + 14] = 'attempt', attempt
+  n = n + 14
+  for i = 1, nextra do b[n + i] = extra[i] end
 end
 
 -- The fencing check of guarantee 3: task `id` (hash `tkey`) must be running

@@ -25,12 +25,12 @@ if state == 'queued' or state == 'scheduled' then
   redis.call('HSET', tkey, 'state', 'canceled', 'finished_ms', num(now))
   emit(KEYS[4], tkey, id, 'canceled', state, 'canceled', now)
   redis.call('PEXPIRE', tkey, tonumber(ARGV[3]))
-  return 'canceled'
+  return reply('canceled')
 elseif state == 'running' then
   if redis.call('HGET', tkey, 'cancel_requested') ~= '1' then
     redis.call('HSET', tkey, 'cancel_requested', '1')
     emit(KEYS[4], tkey, id, 'cancel_requested', 'running', 'running', now)
   end
-  return 'cancel_requested'
+  return reply('cancel_requested')
 end
 return redis.error_reply('STATE task ' .. id .. ' is ' .. state .. ' and cannot be canceled')

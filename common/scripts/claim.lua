@@ -17,7 +17,7 @@
 -- JSON for each claimed task.
 
 if redis.call('EXISTS', KEYS[5]) == 1 then
-  return {}
+  return reply({})
 end
 local prefix, worker = ARGV[1], ARGV[2]
 local lease = tonumber(ARGV[3])
@@ -29,7 +29,7 @@ for i = 1, #popped, 2 do
   local id = popped[i]
   local tkey = prefix .. id
   local h = redis.call('HMGET', tkey, 'state', 'deadline_ms', 'max_attempts', 'timeout_ms',
-                       'task', 'first_started_ms')
+                       'task', 'first_started_ms', 'attempt', 'ev')
   if h[1] == 'queued' then
     redis.call('ZREM', KEYS[3], id)
     if h[2] and h[2] ~= '' and tonumber(h[2]) <= now then
@@ -40,16 +40,17 @@ for i = 1, #popped, 2 do
       redis.call('PEXPIRE', tkey, retention)
     else
       local token = redis.call('HINCRBY', tkey, 'token', 1)
-      local attempt = redis.call('HINCRBY', tkey, 'attempt', 1)
+      local attempt = tonumber(h[7] or '0') + 1
+      local seq = (tonumber(h[8]) or 0) + 1
       local deadline = now + lease
-      redis.call('HSET', tkey, 'state', 'running', 'worker', worker,
-                 'lease_ms', num(deadline), 'started_ms', num(now))
+      redis.call('HSET', tkey, 'state', 'running', 'worker', worker, 'attempt', num(attempt),
+                 'ev', num(seq), 'lease_ms', num(deadline), 'started_ms', num(now))
       if not h[6] then
         redis.call('HSET', tkey, 'first_started_ms', num(now))
       end
       redis.call('ZADD', KEYS[2], num(deadline), id)
       emit(KEYS[4], tkey, id, 'claimed', 'queued', 'running', now,
-           {'worker', worker, 'token', num(token)})
+           {'worker', worker, 'token', num(token)}, seq, attempt)
       out[#out + 1] = id
       out[#out + 1] = num(token)
       out[#out + 1] = num(attempt)
@@ -59,4 +60,4 @@ for i = 1, #popped, 2 do
     end
   end
 end
-return out
+return reply(out)

@@ -19,19 +19,21 @@
 
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local tkey = prefix .. id
-local h, stale = running_with(tkey, id, token, 'worker')
+local h, stale = running_with(tkey, id, token, 'worker', 'attempt', 'ev')
 if not h then
   local done = redis.call('HMGET', tkey, 'state', 'token')
   if done[1] == 'succeeded' and done[2] == token then
-    return 1
+    return reply(1)
   end
   return stale
 end
 local now = now_ms()
 redis.call('ZREM', KEYS[1], id)
-redis.call('HSET', tkey, 'state', 'succeeded', 'result', ARGV[4], 'finished_ms', num(now))
+local seq = (tonumber(h[5]) or 0) + 1
+redis.call('HSET', tkey, 'state', 'succeeded', 'result', ARGV[4], 'finished_ms', num(now),
+           'ev', num(seq))
 redis.call('HDEL', tkey, 'lease_ms')
 emit(KEYS[2], tkey, id, 'succeeded', 'running', 'succeeded', now,
-     {'worker', h[3] or '', 'token', token, 'result', ARGV[4]})
+     {'worker', h[3] or '', 'token', token, 'result', ARGV[4]}, seq, h[4] or '0')
 redis.call('PEXPIRE', tkey, tonumber(ARGV[5]))
-return 1
+return reply(1)

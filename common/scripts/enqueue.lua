@@ -52,14 +52,15 @@ for i = 0, n - 1 do
                'priority', priority, 'attempt', '0', 'max_attempts', ARGV[b + 3],
                'timeout_ms', ARGV[b + 4], 'token', '0', 'task', ARGV[b + 11],
                'submitted_ms', num(now), 'due_ms', num(due), 'deadline_ms', deadline,
-               'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9], 'koffset', ARGV[b + 10])
+               'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9], 'koffset', ARGV[b + 10],
+               'ev', '1')
     local extra = {'task', ARGV[b + 11], 'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9],
                    'koffset', ARGV[b + 10], 'due', num(due)}
     if state == 'expired' then
       extra[#extra + 1] = 'error'
       extra[#extra + 1] = 'deadline passed before start'
     end
-    emit(KEYS[5], tkey, id, 'submitted', '', state, now, extra)
+    emit(KEYS[5], tkey, id, 'submitted', '', state, now, extra, 1, '0')
     if state == 'queued' then
       push_ready(KEYS[1], KEYS[4], id, priority)
       redis.call('HSET', tkey, 'queued_ms', num(now))
@@ -79,4 +80,4 @@ for i = 0, n - 1 do
 end
 
 wake(KEYS[6], queued)
-return {queued, scheduled, expired, duplicates}
+return reply({queued, scheduled, expired, duplicates})

@@ -34,4 +34,4 @@ end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_deadline = -1
 if head[2] then next_deadline = tonumber(head[2]) end
-return {expired, num(next_deadline)}
+return reply({expired, num(next_deadline)})

@@ -33,7 +33,7 @@ if h[6] == '1' then
   redis.call('HSET', tkey, 'state', 'canceled', 'error', ARGV[4], 'finished_ms', num(now))
   emit(KEYS[4], tkey, id, 'canceled', 'running', 'canceled', now, extra)
   redis.call('PEXPIRE', tkey, tonumber(ARGV[10]))
-  return {'canceled', '-1'}
+  return reply({'canceled', '-1'})
 end
 if attempt < max_attempts and ARGV[9] ~= '1' then
   -- The exponent stops at 62: from attempt 1025 on, 2^(attempt-1) is inf
@@ -47,9 +47,9 @@ if attempt < max_attempts and ARGV[9] ~= '1' then
   extra[#extra + 1] = 'due'
   extra[#extra + 1] = num(due)
   emit(KEYS[4], tkey, id, 'failed', 'running', 'scheduled', now, extra)
-  return {'scheduled', num(due)}
+  return reply({'scheduled', num(due)})
 end
 redis.call('HSET', tkey, 'state', 'dead', 'error', ARGV[4], 'finished_ms', num(now))
 redis.call('ZADD', KEYS[3], num(now), id)
 emit(KEYS[4], tkey, id, 'dead', 'running', 'dead', now, extra)
-return {'dead', '-1'}
+return reply({'dead', '-1'})

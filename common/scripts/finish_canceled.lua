@@ -22,4 +22,4 @@ redis.call('HDEL', tkey, 'lease_ms')
 emit(KEYS[2], tkey, id, 'canceled', 'running', 'canceled', now,
      {'worker', h[3] or '', 'token', token})
 redis.call('PEXPIRE', tkey, tonumber(ARGV[4]))
-return 1
+return reply(1)

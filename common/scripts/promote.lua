@@ -29,4 +29,4 @@ wake(KEYS[5], moved)
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_due = -1
 if head[2] then next_due = tonumber(head[2]) end
-return {moved, num(next_due)}
+return reply({moved, num(next_due)})

@@ -46,4 +46,4 @@ for _, id in ipairs(ids) do
   end
 end
 wake(KEYS[6], requeued)
-return {requeued, dead}
+return reply({requeued, dead})

@@ -27,7 +27,7 @@ if h[5] == '1' then
   emit(KEYS[4], tkey, id, 'canceled', 'running', 'canceled', now,
        {'worker', h[3] or '', 'token', token})
   redis.call('PEXPIRE', tkey, tonumber(ARGV[4]))
-  return 1
+  return reply(1)
 end
 local seq = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], ready_score(h[4], -seq), id)
@@ -37,4 +37,4 @@ redis.call('HDEL', tkey, 'worker', 'lease_ms')
 emit(KEYS[4], tkey, id, 'returned', 'running', 'queued', now,
      {'worker', h[3] or '', 'token', token})
 wake(KEYS[5], 1)
-return 1
+return reply(1)

@@ -24,4 +24,4 @@ redis.call('HDEL', tkey, 'finished_ms')
 push_ready(KEYS[2], KEYS[3], id, h[2])
 emit(KEYS[4], tkey, id, 'retried', 'dead', 'queued', now)
 wake(KEYS[5], 1)
-return 1
+return reply(1)

@@ -144,16 +144,35 @@ count_state() {
   echo "$n"
 }
 
-# events QUEUE: the queue's events stream as JSON lines, oldest first:
-# {"stream_id": ..., "id": task id, "seq": ..., "event": ..., "to": ...}.
+# events QUEUE: the queue's events, one JSON line per event, oldest first:
+# {"stream_id": ..., "index": ..., "id": task id, "seq": ..., "event": ..., "to": ...}.
+# A stream entry holds the events of one script call, one after the other,
+# each beginning with its field "id" (docs/redis.md): the entry is split at
+# every "id" field; "index" is the event's place in its entry. An entry
+# that does not begin with "id" is one event, marked "malformed" (as the
+# history writer takes it).
 events() {
   rcli --json xrange "baton:{$1}:events" - + | python3 -c '
 import json, sys
 for stream_id, fields in json.load(sys.stdin):
-    entry = dict(zip(fields[0::2], fields[1::2]))
-    entry["stream_id"] = stream_id
-    print(json.dumps(entry))'
+    pairs = list(zip(fields[0::2], fields[1::2]))
+    if not pairs or pairs[0][0] != "id":
+        event = {"stream_id": stream_id, "index": 0, "malformed": True}
+        event.update(pairs)
+        print(json.dumps(event))
+        continue
+    event = None
+    for name, value in pairs:
+        if name == "id":
+            if event is not None:
+                print(json.dumps(event))
+            event = {"stream_id": stream_id, "index": 0 if event is None else event["index"] + 1}
+        event[name] = value
+    print(json.dumps(event))'
 }
+
+# event_count QUEUE: events in the queue's stream (each entry holds one or more).
+event_count() { events "$1" | wc -l; }
 
 # use_own_stack: for tests that stop or break a server on purpose, which
 # would break every other test on the shared fixture stack. Brings up a

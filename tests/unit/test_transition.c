@@ -174,6 +174,69 @@ START_TEST(test_table_matches_headers) {
 }
 END_TEST
 
+/*
+ * "" when every `return` of script `text` that calls emit() writes the
+ * call's events (_lib.lua buffers them until reply()): each is `return
+ * reply(...)`, or an error reply (`return stale`, `return
+ * redis.error_reply(...)`), which a script gives before any change. Else
+ * the offending line. A return that skipped reply() would drop events.
+ */
+static void check_returns(const char *name, const char *text, char *why, size_t size) {
+    why[0] = '\0';
+    if (!strstr(text, "emit("))
+        return;
+    int line = 1;
+    for (const char *p = text; *p; line++) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *s = p;
+        while (s < p + len && isspace((unsigned char)*s))
+            s++;
+        if ((size_t)(p + len - s) >= 7 && strncmp(s, "return ", 7) == 0 &&
+            strncmp(s, "return reply(", 13) != 0 && strncmp(s, "return stale", 12) != 0 &&
+            strncmp(s, "return redis.error_reply(", 25) != 0) {
+            snprintf(why, size, "%s:%d returns without reply(): %.*s", name, line,
+                     (int)(p + len - s), s);
+            return;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+}
+
+START_TEST(test_emitting_scripts_return_through_reply) {
+    const char *dir = BATON_SOURCE_DIR "/common/scripts";
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int emitting = 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".lua") != 0 ||
+            strcmp(e->d_name, "_lib.lua") == 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *text = read_file(path);
+        char why[512];
+        check_returns(e->d_name, text, why, sizeof why);
+        emitting += strstr(text, "emit(") != NULL;
+        free(text);
+        ck_assert_msg(why[0] == '\0', "%s", why);
+    }
+    closedir(d);
+    ck_assert_int_ge(emitting, 10);
+    /* The check itself finds a bare return. */
+    char why[512];
+    check_returns("x.lua", "emit(k)\nif a then\n  return 1\nend\nreturn reply(2)\n", why,
+                  sizeof why);
+    ck_assert_str_eq(why, "x.lua:3 returns without reply(): return 1");
+    check_returns("x.lua", "emit(k)\nreturn stale\n  return reply({})\n", why, sizeof why);
+    ck_assert_str_eq(why, "");
+}
+END_TEST
+
 /* The comparison itself finds a swapped key, a missing argument and an
  * undocumented variable tail. */
 START_TEST(test_compare_finds_drift) {
@@ -640,6 +703,7 @@ static Suite *transition_suite(void) {
     TCase *drift = tcase_create("drift");
     tcase_add_test(drift, test_table_matches_headers);
     tcase_add_test(drift, test_compare_finds_drift);
+    tcase_add_test(drift, test_emitting_scripts_return_through_reply);
     suite_add_tcase(s, drift);
     return s;
 }

@@ -19,7 +19,7 @@ for n in range(200):
     print(json.dumps({"id": f"big-{n}", "type": "noop", "queue": sys.argv[1],
                       "delay_ms": 600000, "payload": {"blob": "x" * 12288}}))
 PY
-all_in_stream() { [ "$(rcli xlen "$stream")" -eq 200 ]; }
+all_in_stream() { [ "$(event_count "$queue")" -eq 200 ]; }
 wait_until 60 "200 submitted events in the stream" all_in_stream
 
 SCHEDULER_HISTORY=true start_scheduler hist --ingest=false --maintenance=false \

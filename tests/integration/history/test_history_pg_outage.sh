@@ -18,7 +18,7 @@ publish() { # from to
     produce "$topic" -k "$queue"
 }
 psql_q() { psql "$BATON_PG_DSN" -qAtc "$1"; }
-backlog() { rcli xlen "baton:{$queue}:events"; }
+backlog() { event_count "$queue"; }
 
 publish 1 200
 first_in() { [ "$(psql_q "SELECT count(*) FROM baton.tasks WHERE queue = '$queue' AND state = 'succeeded'")" -eq 200 ]; }

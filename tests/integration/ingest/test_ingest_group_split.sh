@@ -43,7 +43,7 @@ all_in() { [ "$(total)" -eq 200 ]; }
 wait_until 60 "200 tasks enqueued" all_in
 events=0
 for q in 0 1 2 3 4 5 6 7; do
-  events=$((events + $(rcli xlen "baton:{q$q.$UNIQ}:events")))
+  events=$((events + $(event_count "q$q.$UNIQ")))
 done
 [ "$events" -eq 200 ] || fail "expected 200 submitted events, got $events"
 kill -0 "$a_pid" && kill -0 "$b_pid" || fail "a scheduler died"

@@ -40,13 +40,13 @@ mapfile -t derived < <(rcli --scan --pattern "baton:{$queue}:t:$topic:*" | sort)
 
 # A second group re-reads everything: nothing new, same derived ids.
 stop_pid "$first_pid"
-before=$(rcli xlen "baton:{$queue}:events")
+before=$(event_count "$queue")
 start_scheduler second --topic "$topic" --group-id "g2.$UNIQ" --dlq-topic "dlq.$UNIQ"
 echo "{\"id\":\"marker2\",\"type\":\"idem\",\"queue\":\"$queue\"}" | produce "$topic" -k "$queue"
 has_marker2() { [ "$(rcli exists "baton:{$queue}:t:marker2")" -eq 1 ]; }
 wait_until 60 "the second marker task" has_marker2
 [ "$(task_count "$queue")" -eq 5 ] || fail "re-reading made new tasks: $(task_count "$queue") tasks"
-after=$(rcli xlen "baton:{$queue}:events")
+after=$(event_count "$queue")
 [ "$after" -eq $((before + 1)) ] || fail "re-reading added events: $before -> $after"
 mapfile -t derived2 < <(rcli --scan --pattern "baton:{$queue}:t:$topic:*" | sort)
 [ "${derived2[*]}" = "${derived[*]}" ] || fail "derived ids changed on re-read: ${derived2[*]}"

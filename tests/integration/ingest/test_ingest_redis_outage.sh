@@ -113,7 +113,7 @@ check_exactly_once() {
   done
   printf '%s\n' "${expected[@]}" >"$WORK/expected.ids"
   rcli --scan --pattern "baton:{$queue}:t:*" >"$WORK/tasks.keys"
-  rcli --json xrange "baton:{$queue}:events" - + >"$WORK/events.json"
+  events "$queue" >"$WORK/events.json"
   python3 - "$queue" "$WORK/expected.ids" "$WORK/tasks.keys" "$WORK/events.json" <<'EOF' ||
 import collections, json, sys
 queue, ids_file, keys_file, events_file = sys.argv[1:]
@@ -122,10 +122,8 @@ prefix = "baton:{%s}:t:" % queue
 keys = [line.strip() for line in open(keys_file) if line.strip()]
 tasks = collections.Counter(k[len(prefix):] for k in keys)
 submitted = collections.Counter()
-for entry in json.load(open(events_file)):
-    fields = entry[1]
-    if isinstance(fields, list):
-        fields = dict(zip(fields[0::2], fields[1::2]))
+for line in open(events_file):
+    fields = json.loads(line)
     if fields.get("event") == "submitted":
         submitted[fields.get("id")] += 1
 problems = []

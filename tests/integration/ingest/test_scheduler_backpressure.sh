@@ -43,5 +43,5 @@ kill -0 "$sched_pid" || fail "the scheduler died"
 rcli config set maxmemory 512mb >/dev/null
 all_in() { [ "$(task_count "$queue")" -eq 200 ]; }
 wait_until 60 "the 200 held tasks to be enqueued" all_in
-[ "$(rcli xlen "baton:{$queue}:events")" -eq 200 ] || fail "not one submitted event per task"
+[ "$(event_count "$queue")" -eq 200 ] || fail "not one submitted event per task"
 echo "1 passed, 0 failed"

@@ -22,27 +22,28 @@ wait_until 60 "both queues full (400 each)" full
 start_worker w --queues "$heavy=3,$light=1" --concurrency 1
 served_400() {
   local a b
-  a=$(rcli xlen "baton:{$heavy}:events") b=$(rcli xlen "baton:{$light}:events")
+  a=$(event_count "$heavy") b=$(event_count "$light")
   # each served task adds claimed + succeeded to the submitted event
   [ $(((a - 400) / 2 + (b - 400) / 2)) -ge 400 ]
 }
 wait_until 60 "400 tasks served" served_400
 stop_pid "$w_pid"
 
-# The events carry no queue field: count by which stream each claim is in.
-python3 - "$heavy" "$light" <<PY || fail "weights not honoured"
-import json, subprocess
-def claims(q):
-    out = subprocess.run(["redis-cli", "-u", "$BATON_REDIS_URL", "--json", "xrange",
-                          "baton:{" + q + "}:events", "-", "+"], capture_output=True, text=True).stdout
+# The events carry no queue field: count by which stream each claim is in
+# (ordered by stream entry id, then place in the entry).
+events "$heavy" >"$WORK/heavy.events"
+events "$light" >"$WORK/light.events"
+python3 - "$heavy" "$light" "$WORK/heavy.events" "$WORK/light.events" <<PY || fail "weights not honoured"
+import json, sys
+def claims(q, path):
     res = []
-    for sid, fields in json.loads(out):
-        e = dict(zip(fields[0::2], fields[1::2]))
+    for line in open(path):
+        e = json.loads(line)
         if e["event"] == "claimed":
-            ms, seq = sid.split("-")
-            res.append(((int(ms), int(seq)), q))
+            ms, seq = e["stream_id"].split("-")
+            res.append(((int(ms), int(seq), e["index"]), q))
     return res
-order = sorted(claims("$heavy") + claims("$light"))[:400]
+order = sorted(claims("$heavy", sys.argv[3]) + claims("$light", sys.argv[4]))[:400]
 heavy = sum(1 for _, q in order if q == "$heavy")
 light = 400 - heavy
 print(f"first 400 claims: heavy {heavy}, light {light} (expected 300/100)")
