@@ -36,8 +36,9 @@ static const char *const claim_args[] = {PREFIX_DOC, "worker id", "lease length,
                                          "most tasks to claim", RETENTION_DOC};
 
 static const struct baton_tr_key complete_keys[] = {QK(running), QK(events)};
-static const char *const complete_args[] = {PREFIX_DOC, "id", "fencing token", "result",
-                                            RETENTION_DOC};
+static const char *const complete_args[] = {PREFIX_DOC, RETENTION_DOC};
+/* The group of ARGV per task that follows: id, token, result. */
+#define COMPLETE_PER_TASK 3
 
 static const struct baton_tr_key enqueue_keys[] = {QK(ready), QK(scheduled), QK(deadline),
                                                    QK(seq),   QK(events),    QK(notify)};
@@ -100,7 +101,8 @@ static const char *const retry_args[] = {PREFIX_DOC, "id"};
 const struct baton_tr_script baton_tr_scripts[BATON_TR_SCRIPT_COUNT] = {
     [BATON_TR_CANCEL] = ROW("cancel.lua", cancel, NULL),
     [BATON_TR_CLAIM] = ROW("claim.lua", claim, NULL),
-    [BATON_TR_COMPLETE] = ROW("complete.lua", complete, NULL),
+    [BATON_TR_COMPLETE] =
+        ROW("complete.lua", complete, "then triples: task id, fencing token, result"),
     [BATON_TR_ENQUEUE] = ROW("enqueue.lua", enqueue, "then N groups of 11 values"),
     [BATON_TR_EXPIRE] = ROW("expire.lua", expire, NULL),
     [BATON_TR_FAIL] = ROW("fail.lua", fail, NULL),
@@ -795,30 +797,72 @@ baton_err_t baton_tr_renew(baton_redis_t *r, const struct baton_queue_keys *keys
 }
 
 baton_err_t baton_tr_append_complete(baton_redis_t *r, const struct baton_queue_keys *keys,
-                                     const char *id, const char *token, const char *result,
-                                     size_t result_len, int64_t retention_ms, char *errstr,
-                                     size_t errstr_size) {
+                                     const struct baton_tr_success *tasks, size_t n,
+                                     int64_t retention_ms, char *errstr, size_t errstr_size) {
+    if (n == 0)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_INVALID, "complete.lua: no tasks");
     struct call c;
-    call_start(&c, BATON_TR_COMPLETE, keys, NULL, 0, errstr, errstr_size);
+    baton_err_t err =
+        call_start(&c, BATON_TR_COMPLETE, keys, NULL, n * COMPLETE_PER_TASK, errstr, errstr_size);
+    if (err)
+        return err;
     call_str(&c, keys->task_prefix);
-    call_str(&c, id);
-    call_str(&c, token);
-    call_arg(&c, result, result_len);
     call_num(&c, retention_ms);
+    for (size_t i = 0; i < n; i++) {
+        call_str(&c, tasks[i].id);
+        call_str(&c, tasks[i].token);
+        call_arg(&c, tasks[i].result, tasks[i].result_len);
+    }
     return call_send(r, &c, errstr, errstr_size);
 }
 
-baton_err_t baton_tr_read_complete(baton_redis_t *r, char *errstr, size_t errstr_size) {
-    return read_one(r, BATON_TR_COMPLETE, NULL, errstr, errstr_size);
+static baton_err_t read_complete(baton_redis_t *r, struct baton_tr_completion *answers, size_t n,
+                                 int *noscript, char *errstr, size_t errstr_size) {
+    redisReply *reply;
+    baton_err_t err = take(r, BATON_TR_COMPLETE, &reply, noscript, errstr, errstr_size);
+    if (err)
+        return err;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
+        err = bad_reply(BATON_TR_COMPLETE, "not one answer per task", errstr, errstr_size);
+    for (size_t i = 0; !err && i < n; i++) {
+        const redisReply *e = reply->element[i];
+        answers[i].why[0] = '\0';
+        if (e->type == REDIS_REPLY_ERROR)
+            answers[i].err = baton_tr_reply_error(e, "script complete.lua", answers[i].why,
+                                                  sizeof answers[i].why);
+        else if (e->type == REDIS_REPLY_INTEGER && e->integer == 1)
+            answers[i].err = BATON_OK;
+        else
+            err = bad_reply(BATON_TR_COMPLETE, "an answer neither 1 nor an error", errstr,
+                            errstr_size);
+    }
+    freeReplyObject(reply);
+    return err;
+}
+
+baton_err_t baton_tr_read_complete(baton_redis_t *r, struct baton_tr_completion *answers, size_t n,
+                                   char *errstr, size_t errstr_size) {
+    return read_complete(r, answers, n, NULL, errstr, errstr_size);
+}
+
+baton_err_t baton_tr_complete_many(baton_redis_t *r, const struct baton_queue_keys *keys,
+                                   const struct baton_tr_success *tasks, size_t n,
+                                   int64_t retention_ms, struct baton_tr_completion *answers,
+                                   char *errstr, size_t errstr_size) {
+    ONE_CALL(r, baton_tr_append_complete(r, keys, tasks, n, retention_ms, errstr, errstr_size),
+             read_complete(r, answers, n, &noscript_, errstr, errstr_size));
 }
 
 baton_err_t baton_tr_complete(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
                               const char *token, const char *result, size_t result_len,
                               int64_t retention_ms, char *errstr, size_t errstr_size) {
-    ONE_CALL(r,
-             baton_tr_append_complete(r, keys, id, token, result, result_len, retention_ms, errstr,
-                                      errstr_size),
-             read_one(r, BATON_TR_COMPLETE, &noscript_, errstr, errstr_size));
+    struct baton_tr_success task = {id, token, result, result_len};
+    struct baton_tr_completion answer;
+    baton_err_t err =
+        baton_tr_complete_many(r, keys, &task, 1, retention_ms, &answer, errstr, errstr_size);
+    if (!err && answer.err)
+        err = baton_seterr(errstr, errstr_size, answer.err, "%s", answer.why);
+    return err;
 }
 
 static baton_err_t append_fail(baton_redis_t *r, const struct baton_queue_keys *keys,

@@ -286,14 +286,42 @@ baton_err_t baton_tr_renew(baton_redis_t *r, const struct baton_queue_keys *keys
                            const struct baton_tr_lease *leases, size_t n,
                            baton_tr_renewal_t *answers, char *errstr, size_t errstr_size);
 
-/* complete.lua: success of the attempt holding `token`, with `result`
- * (JSON text, result_len bytes). BATON_ERR_STALE_TOKEN: the lease was
- * taken over and nothing was written. */
+/* One success, as complete.lua takes it: the attempt holding `token`
+ * succeeded with `result` (JSON text, result_len bytes). Borrowed. */
+struct baton_tr_success {
+    const char *id;
+    const char *token;
+    const char *result;
+    size_t result_len;
+};
+
+/* complete.lua's answer for one task of a call. */
+struct baton_tr_completion {
+    baton_err_t err; /* BATON_OK: succeeded (or this attempt's own success,
+                        written before); BATON_ERR_STALE_TOKEN: the lease was
+                        taken over and nothing was written for this task */
+    char why[256];   /* the refusal's message, "" for BATON_OK */
+};
+
+/*
+ * complete.lua: the successes tasks[0..n) (n >= 1) of queue `keys`, in one
+ * call; each task's fencing token is checked on its own, a stale one
+ * refuses that task only. The read fills answers[0..n) and returns
+ * BATON_OK, or returns the error of the call as a whole (connection,
+ * NOSCRIPT, OOM, an answer of the wrong shape): then no answer is known.
+ */
 baton_err_t baton_tr_append_complete(baton_redis_t *r, const struct baton_queue_keys *keys,
-                                     const char *id, const char *token, const char *result,
-                                     size_t result_len, int64_t retention_ms, char *errstr,
-                                     size_t errstr_size);
-baton_err_t baton_tr_read_complete(baton_redis_t *r, char *errstr, size_t errstr_size);
+                                     const struct baton_tr_success *tasks, size_t n,
+                                     int64_t retention_ms, char *errstr, size_t errstr_size);
+baton_err_t baton_tr_read_complete(baton_redis_t *r, struct baton_tr_completion *answers, size_t n,
+                                   char *errstr, size_t errstr_size);
+baton_err_t baton_tr_complete_many(baton_redis_t *r, const struct baton_queue_keys *keys,
+                                   const struct baton_tr_success *tasks, size_t n,
+                                   int64_t retention_ms, struct baton_tr_completion *answers,
+                                   char *errstr, size_t errstr_size);
+
+/* complete.lua for one task: BATON_ERR_STALE_TOKEN when the lease was taken
+ * over and nothing was written (the message in errstr). */
 baton_err_t baton_tr_complete(baton_redis_t *r, const struct baton_queue_keys *keys, const char *id,
                               const char *token, const char *result, size_t result_len,
                               int64_t retention_ms, char *errstr, size_t errstr_size);

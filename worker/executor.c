@@ -6,7 +6,7 @@
  * drain hands back) and the ready list. `concurrency` executor threads
  * take jobs from the ready list and run their handlers. A success, the
  * common case, goes to the done list, whose completer thread writes many
- * in one round trip; any other outcome the executor writes itself
+ * in one round trip (one script call per queue); any other outcome the executor writes itself
  * (outcome.c). Once written, the job leaves the running set and its slot
  * is freed (job_done), which wakes the fetcher.
  */
@@ -162,7 +162,8 @@ void *baton_worker_executor_main(void *arg) {
 
 /*
  * Writes successes in batches: all that are waiting, up to COMPLETE_BATCH,
- * in one pipeline (baton_worker_outcome_complete_batch), then frees their slots.
+ * one complete.lua call per queue in one pipeline
+ * (baton_worker_outcome_complete_batch), then frees their slots.
  */
 void *baton_worker_completer_main(void *arg) {
     baton_worker_t *w = arg;

@@ -8,7 +8,8 @@
  * guarantee 3). A Redis outage must not lose an outcome while the lease
  * still holds, so a single write retries for about one lease length, after
  * which maintenance reclaims the task (guarantee 7). Successes are written
- * in batches, one pipeline per batch (baton_worker_outcome_complete_batch).
+ * in batches: one complete.lua call per queue, all in one pipeline
+ * (baton_worker_outcome_complete_batch).
  * Outcomes are counted (metrics, registry) once Redis accepted them.
  *
  * The retry delay after a failure is computed by fail.lua (at Redis TIME,
@@ -214,45 +215,77 @@ void baton_worker_outcome_finish(baton_worker_t *w, baton_redis_t *r, baton_job_
 }
 
 /*
- * A STALE refusal is counted like any other; an I/O error sends the rest
- * of the batch through the one-at-a-time path, which retries for a lease
- * length.
+ * One complete.lua call per queue for all of the batch's successes of that
+ * queue, every call in one pipeline. Each task's token is checked on its
+ * own: a STALE answer for one task is counted and logged for that task
+ * only, as a single write's would be. A call that fails as a whole (an I/O
+ * error, NOSCRIPT, OOM) and an answer other than 1 or STALE send their
+ * tasks through the one-at-a-time path, which retries for a lease length.
  */
 void baton_worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r, baton_job_t **jobs,
                                          size_t n) {
+    if (n == 0)
+        return;
     char errstr[1024];
-    char markers[n ? n : 1][96]; /* n <= the completer's batch: 24 KiB at most */
-    size_t sent = 0;
+    char markers[n][96];                   /* n <= the completer's batch: 24 KiB at most */
+    baton_job_t *order[n];                 /* the jobs grouped by queue, in batch order */
+    struct baton_tr_success tasks[n];      /* order[i]'s success */
+    struct baton_tr_completion answers[n]; /* order[i]'s answer */
+    size_t call_start[n], call_len[n], calls = 0;
+    int taken[n];
+    memset(taken, 0, sizeof taken);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (taken[i])
+            continue;
+        call_start[calls] = k;
+        for (size_t j = i; j < n; j++) {
+            if (taken[j] || jobs[j]->wq != jobs[i]->wq)
+                continue;
+            taken[j] = 1;
+            baton_job_t *job = jobs[j];
+            order[k] = job;
+            tasks[k].id = job->id;
+            tasks[k].token = job->token;
+            tasks[k].result = result_of(w, job, markers[k], &tasks[k].result_len);
+            k++;
+        }
+        call_len[calls] = k - call_start[calls];
+        calls++;
+    }
     baton_redis_pipeline_begin(r);
     int64_t started_ns = baton_metrics_now_ns();
-    for (; sent < n; sent++) {
-        baton_job_t *job = jobs[sent];
-        size_t len;
-        const char *result = result_of(w, job, markers[sent], &len);
-        if (baton_tr_append_complete(r, &job->wq->keys, job->id, job->token, result, len,
+    size_t sent = 0;
+    for (; sent < calls; sent++) {
+        const baton_job_t *first = order[call_start[sent]];
+        if (baton_tr_append_complete(r, &first->wq->keys, &tasks[call_start[sent]], call_len[sent],
                                      w->config.retention_ms, errstr, sizeof errstr))
             break;
     }
     /* After an I/O error the later reads fail at once: their jobs, too,
      * go one at a time. */
     size_t answered = 0;
-    for (size_t i = 0; i < sent; i++) {
-        baton_job_t *job = jobs[i];
-        char why[1024];
-        baton_err_t err = baton_tr_read_complete(r, why, sizeof why);
-        answered += !err || err == BATON_ERR_STALE_TOKEN;
-        if (!err)
-            count_success(w, job);
-        else if (err == BATON_ERR_STALE_TOKEN)
-            baton_worker_note_stale(w, job, "outcome", why);
-        else
-            report_success(w, r, job); /* NOSCRIPT and the like: retry alone */
+    for (size_t c = 0; c < calls; c++) {
+        size_t at = call_start[c], len = call_len[c];
+        baton_err_t err = c < sent
+                              ? baton_tr_read_complete(r, &answers[at], len, errstr, sizeof errstr)
+                              : BATON_ERR_REDIS;
+        answered += !err;
+        for (size_t i = at; i < at + len; i++) {
+            baton_job_t *job = order[i];
+            if (err)
+                report_success(w, r, job); /* NOSCRIPT and the like: retry alone */
+            else if (answers[i].err == BATON_OK)
+                count_success(w, job);
+            else if (answers[i].err == BATON_ERR_STALE_TOKEN)
+                baton_worker_note_stale(w, job, "outcome", answers[i].why);
+            else
+                report_success(w, r, job);
+        }
     }
     if (answered)
         baton_metric_observe(w->metrics.roundtrip, BATON_LABELS("worker"),
                              baton_metrics_since(started_ns));
-    for (size_t i = sent; i < n; i++)
-        report_success(w, r, jobs[i]);
 }
 
 baton_err_t baton_worker_outcome_requeue(baton_worker_t *w, baton_redis_t *r,

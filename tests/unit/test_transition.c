@@ -484,13 +484,28 @@ START_TEST(test_finishing_arguments) {
     ck_assert_int_eq(next, BATON_STATE_SCHEDULED);
     ck_assert_int_eq(due, 1700000000123LL);
 
-    queue_reply(reply_int(1));
-    /* The result is bytes with a length: only result_len of them are sent. */
-    ck_assert_int_eq(baton_tr_append_complete(NULL, &keys, "t1", "7", "{\"a\":1}x", 7, 99, errstr,
-                                              sizeof errstr),
+    /* Several successes in one call, one answer each: the result is bytes
+     * with a length (only result_len of them are sent), and a STALE
+     * answer nested in the array refuses its own task only. */
+    queue_reply(reply_array(
+        3, reply_int(1),
+        reply_str(REDIS_REPLY_ERROR, "STALE task t2 is queued with token 9, not 8"), reply_int(1)));
+    const struct baton_tr_success done[] = {
+        {"t1", "7", "{\"a\":1}x", 7}, {"t2", "8", "null", 4}, {"t3", "2", "[]", 2}};
+    ck_assert_int_eq(baton_tr_append_complete(NULL, &keys, done, 3, 99, errstr, sizeof errstr),
                      BATON_OK);
-    ck_assert_int_eq(baton_tr_read_complete(NULL, errstr, sizeof errstr), BATON_OK);
-    expect_call(1, BATON_TR_COMPLETE, "baton:{q}:t:", "t1", "7", "{\"a\":1}", "99", NULL);
+    struct baton_tr_completion answers[3];
+    ck_assert_int_eq(baton_tr_read_complete(NULL, answers, 3, errstr, sizeof errstr), BATON_OK);
+    expect_call(1, BATON_TR_COMPLETE, "baton:{q}:t:", "99", "t1", "7", "{\"a\":1}", "t2", "8",
+                "null", "t3", "2", "[]", NULL);
+    ck_assert_int_eq(answers[0].err, BATON_OK);
+    ck_assert_str_eq(answers[0].why, "");
+    ck_assert_int_eq(answers[1].err, BATON_ERR_STALE_TOKEN);
+    ck_assert_str_eq(answers[1].why, "task t2 is queued with token 9, not 8");
+    ck_assert_int_eq(answers[2].err, BATON_OK);
+    /* No call without a task. */
+    ck_assert_int_eq(baton_tr_append_complete(NULL, &keys, done, 0, 99, errstr, sizeof errstr),
+                     BATON_ERR_INVALID);
 
     queue_reply(reply_int(1));
     ck_assert_int_eq(baton_tr_requeue(NULL, &keys, "t1", "7", 99, errstr, sizeof errstr), BATON_OK);
@@ -625,8 +640,17 @@ START_TEST(test_error_replies_map_to_codes) {
                      BATON_ERR_REFUSED);
     ck_assert_msg(strstr(errstr, "requeue.lua") && strstr(errstr, "STALENESS"), "%s", errstr);
     queue_reply(reply_str(REDIS_REPLY_ERROR, "OOM command not allowed"));
-    ck_assert_int_eq(baton_tr_read_complete(NULL, errstr, sizeof errstr), BATON_ERR_REFUSED);
+    struct baton_tr_completion answer;
+    ck_assert_int_eq(baton_tr_read_complete(NULL, &answer, 1, errstr, sizeof errstr),
+                     BATON_ERR_REFUSED);
     ck_assert_str_eq(errstr, "Redis script complete.lua: OOM command not allowed");
+    /* The single form maps a nested STALE answer like a whole one. */
+    queue_reply(
+        reply_array(1, reply_str(REDIS_REPLY_ERROR, "STALE task t1 is dead with token 7, not 7")));
+    ck_assert_int_eq(
+        baton_tr_complete(NULL, &keys, "t1", "7", "null", 4, 99, errstr, sizeof errstr),
+        BATON_ERR_STALE_TOKEN);
+    ck_assert_str_eq(errstr, "task t1 is dead with token 7, not 7");
 
     redisReply *busy = reply_str(REDIS_REPLY_ERROR, "BUSYGROUP Consumer Group name already exists");
     ck_assert_int_eq(baton_tr_reply_error(busy, "XGROUP", errstr, sizeof errstr), BATON_ERR_EXISTS);

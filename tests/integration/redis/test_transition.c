@@ -2,7 +2,8 @@
  * test_transition.c - common/transition.c against the stack's Redis and the
  * real scripts: each function's arguments land where its script reads them
  * (a task walks through enqueue, claim, renew, fail, promote, claim,
- * complete) and each refusal comes back as its baton_err_t. The unit test
+ * complete) and each refusal comes back as its baton_err_t; a batch of
+ * completions with one stale token refuses that task only. The unit test
  * checks the positions against the headers; this one checks the headers
  * tell the truth. Uses a queue of its own (deleted at the end) in
  * database 0 of BATON_REDIS_URL.
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "transition.h"
 
 #define RETENTION_MS 60000
@@ -182,6 +184,127 @@ START_TEST(test_worker_endings) {
 }
 END_TEST
 
+/* A plain command's reply, for checks; the caller frees it. */
+static redisReply *cmd(int argc, const char **argv) {
+    redisReply *reply;
+    ck_assert_int_eq(baton_redis_command(r, &reply, argc, argv, NULL, errstr, sizeof errstr),
+                     BATON_OK);
+    return reply;
+}
+
+static long long xlen(void) {
+    const char *argv[] = {"XLEN", keys.events};
+    redisReply *reply = cmd(2, argv);
+    long long n = reply->integer;
+    freeReplyObject(reply);
+    return n;
+}
+
+/* One complete.lua call for three tasks, one of whose tokens is stale: the
+ * other two succeed, the stale one is refused and left exactly as it was
+ * (running under its new owner), and the call's events are one stream
+ * entry. A repeat of the call's own successes changes nothing. */
+START_TEST(test_complete_many_with_a_stale_token) {
+    enqueue_one("c1", 2);
+    enqueue_one("c2", 2);
+    enqueue_one("c3", 2);
+    struct baton_tr_claim claim;
+    ck_assert_int_eq(
+        baton_tr_claim(r, &keys, "w1", 30000, 3, RETENTION_MS, &claim, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_uint_eq(claim.count, 3);
+    char tokens[3][32];
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_str_eq(claim.tasks[i].id, i == 0 ? "c1" : i == 1 ? "c2" : "c3");
+        snprintf(tokens[i], sizeof tokens[i], "%s", claim.tasks[i].token);
+    }
+    baton_tr_claim_free(&claim);
+    /* c2's lease is taken over: it fails back to scheduled (no delay), is
+     * promoted and claimed by another worker, with a new token. */
+    const struct baton_tr_failure f = {"lost", "error", 0, 0, 0.0, 0};
+    ck_assert_int_eq(baton_tr_fail(r, &keys, "c2", tokens[1], &f, RETENTION_MS, NULL, NULL, errstr,
+                                   sizeof errstr),
+                     BATON_OK);
+    struct baton_tr_moved moved;
+    ck_assert_int_eq(baton_tr_promote(r, &keys, 100, &moved, errstr, sizeof errstr), BATON_OK);
+    ck_assert_int_eq(moved.moved, 1);
+    ck_assert_int_eq(
+        baton_tr_claim(r, &keys, "w2", 30000, 1, RETENTION_MS, &claim, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_uint_eq(claim.count, 1);
+    ck_assert_str_eq(claim.tasks[0].id, "c2");
+    char c2_token[32];
+    snprintf(c2_token, sizeof c2_token, "%s", claim.tasks[0].token);
+    baton_tr_claim_free(&claim);
+
+    long long before = xlen();
+    const struct baton_tr_success done[] = {{"c1", tokens[0], "{\"n\":1}", 7},
+                                            {"c2", tokens[1], "{\"n\":2}", 7},
+                                            {"c3", tokens[2], "{\"n\":3}", 7}};
+    struct baton_tr_completion answers[3];
+    ck_assert_int_eq(
+        baton_tr_complete_many(r, &keys, done, 3, RETENTION_MS, answers, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(answers[0].err, BATON_OK);
+    ck_assert_int_eq(answers[1].err, BATON_ERR_STALE_TOKEN);
+    ck_assert_msg(strstr(answers[1].why, "task c2 is running with token"), "%s", answers[1].why);
+    ck_assert_int_eq(answers[2].err, BATON_OK);
+
+    /* c2 untouched: running for w2 with its new token, no result, leased. */
+    char c2_key[BATON_KEY_MAX];
+    baton_task_key(c2_key, keys.name, "c2");
+    const char *hmget[] = {"HMGET", c2_key, "state", "token", "worker", "result"};
+    redisReply *h = cmd(6, hmget);
+    ck_assert_str_eq(h->element[0]->str, "running");
+    ck_assert_str_eq(h->element[1]->str, c2_token);
+    ck_assert_str_eq(h->element[2]->str, "w2");
+    ck_assert_int_eq(h->element[3]->type, REDIS_REPLY_NIL);
+    freeReplyObject(h);
+    const char *zscore[] = {"ZSCORE", keys.running, "c2"};
+    h = cmd(3, zscore);
+    ck_assert_int_ne(h->type, REDIS_REPLY_NIL);
+    freeReplyObject(h);
+    char c1_key[BATON_KEY_MAX];
+    baton_task_key(c1_key, keys.name, "c1");
+    const char *c1_state[] = {"HGET", c1_key, "state"};
+    h = cmd(3, c1_state);
+    ck_assert_str_eq(h->str, "succeeded");
+    freeReplyObject(h);
+
+    /* One new stream entry, holding c1's and c3's "succeeded". */
+    ck_assert_int_eq(xlen(), before + 1);
+    const char *last[] = {"XREVRANGE", keys.events, "+", "-", "COUNT", "1"};
+    redisReply *entry = cmd(6, last);
+    ck_assert_uint_eq(entry->elements, 1);
+    const redisReply *fields = entry->element[0]->element[1];
+    struct baton_events it;
+    struct baton_event_span span;
+    baton_events_begin(&it, fields);
+    const char *want[] = {"c1", "c3"};
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(baton_events_next(&it, &span, NULL), 1);
+        ck_assert_str_eq(baton_event_field(fields, &span, "id", NULL), want[i]);
+        ck_assert_str_eq(baton_event_field(fields, &span, "event", NULL), "succeeded");
+        ck_assert_str_eq(baton_event_field(fields, &span, "seq", NULL), "3");
+        ck_assert_str_eq(baton_event_field(fields, &span, "attempt", NULL), "1");
+        ck_assert_str_eq(baton_event_field(fields, &span, "worker", NULL), "w1");
+        ck_assert_str_eq(baton_event_field(fields, &span, "token", NULL), tokens[i == 0 ? 0 : 2]);
+    }
+    ck_assert_int_eq(baton_events_next(&it, &span, NULL), 0);
+    freeReplyObject(entry);
+
+    /* The same call again (its reply lost): c1 and c3 are their own
+     * successes, 1 and nothing written; c2 still refused. */
+    ck_assert_int_eq(
+        baton_tr_complete_many(r, &keys, done, 3, RETENTION_MS, answers, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(answers[0].err, BATON_OK);
+    ck_assert_int_eq(answers[1].err, BATON_ERR_STALE_TOKEN);
+    ck_assert_int_eq(answers[2].err, BATON_OK);
+    ck_assert_int_eq(xlen(), before + 1);
+}
+END_TEST
+
 START_TEST(test_registry_and_streams) {
     char worker[BATON_KEY_MAX + 8];
     snprintf(worker, sizeof worker, "%s-worker", keys.name);
@@ -240,6 +363,7 @@ int main(void) {
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_a_task_walks_through);
     tcase_add_test(core, test_worker_endings);
+    tcase_add_test(core, test_complete_many_with_a_stale_token);
     tcase_add_test(core, test_registry_and_streams);
     tcase_add_test(core, test_noscript_reloads);
     suite_add_tcase(s, core);
