@@ -26,6 +26,9 @@
 #define PREFIX_DOC "task key prefix"
 #define RETENTION_DOC "retention of terminal tasks, ms"
 
+static const struct baton_tr_key ack_keys[] = {{"events stream", -1}};
+static const char *const ack_args[] = {"consumer group"};
+
 static const struct baton_tr_key cancel_keys[] = {QK(ready), QK(scheduled), QK(deadline),
                                                   QK(events)};
 static const char *const cancel_args[] = {PREFIX_DOC, "id", RETENTION_DOC};
@@ -99,6 +102,7 @@ static const char *const retry_args[] = {PREFIX_DOC, "id"};
     { file, N(stem##_keys), stem##_keys, N(stem##_args), stem##_args, rest }
 
 const struct baton_tr_script baton_tr_scripts[BATON_TR_SCRIPT_COUNT] = {
+    [BATON_TR_ACK] = ROW("ack.lua", ack, "then the ids of the entries written"),
     [BATON_TR_CANCEL] = ROW("cancel.lua", cancel, NULL),
     [BATON_TR_CLAIM] = ROW("claim.lua", claim, NULL),
     [BATON_TR_COMPLETE] =
@@ -579,6 +583,43 @@ baton_err_t baton_tr_reclaim(baton_redis_t *r, const struct baton_queue_keys *ke
 }
 
 /* --------------------------------------------------------------- history */
+
+baton_err_t baton_tr_append_ack(baton_redis_t *r, const char *stream, const char *group,
+                                const char *const *ids, size_t n, char *errstr,
+                                size_t errstr_size) {
+    struct call c;
+    const char *own[] = {stream, NULL};
+    baton_err_t err = call_start(&c, BATON_TR_ACK, NULL, own, n, errstr, errstr_size);
+    if (err)
+        return err;
+    call_str(&c, group);
+    for (size_t i = 0; i < n; i++)
+        call_str(&c, ids[i]);
+    return call_send(r, &c, errstr, errstr_size);
+}
+
+static baton_err_t read_ack(baton_redis_t *r, long long *acked, long long *trimmed, int *noscript,
+                            char *errstr, size_t errstr_size) {
+    long long v[2] = {0, 0};
+    baton_err_t err = read_numbers(r, BATON_TR_ACK, v, 2, noscript, errstr, errstr_size);
+    if (acked)
+        *acked = err ? 0 : v[0];
+    if (trimmed)
+        *trimmed = err ? 0 : v[1];
+    return err;
+}
+
+baton_err_t baton_tr_read_ack(baton_redis_t *r, long long *acked, long long *trimmed, char *errstr,
+                              size_t errstr_size) {
+    return read_ack(r, acked, trimmed, NULL, errstr, errstr_size);
+}
+
+baton_err_t baton_tr_ack(baton_redis_t *r, const char *stream, const char *group,
+                         const char *const *ids, size_t n, long long *acked, long long *trimmed,
+                         char *errstr, size_t errstr_size) {
+    ONE_CALL(r, baton_tr_append_ack(r, stream, group, ids, n, errstr, errstr_size),
+             read_ack(r, acked, trimmed, &noscript_, errstr, errstr_size));
+}
 
 static baton_err_t append_orphans(baton_redis_t *r, const char *stream, const char *group,
                                   const char *consumer, size_t most, char *errstr,

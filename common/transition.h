@@ -59,7 +59,8 @@
 
 /* The scripts, in the order of baton_tr_scripts[]. */
 typedef enum baton_tr_script_id {
-    BATON_TR_CANCEL = 0,
+    BATON_TR_ACK = 0,
+    BATON_TR_CANCEL,
     BATON_TR_CLAIM,
     BATON_TR_COMPLETE,
     BATON_TR_ENQUEUE,
@@ -197,6 +198,22 @@ baton_err_t baton_tr_reclaim(baton_redis_t *r, const struct baton_queue_keys *ke
                              size_t errstr_size);
 
 /* ----------------------------------------------------------- history */
+
+/*
+ * ack.lua: acknowledges entries ids[0..n) of `stream` for `group` (after
+ * PostgreSQL committed them) and trims the stream up to the smallest id
+ * still needed (the group's smallest pending id, else the entry after its
+ * last delivered id). *acked and *trimmed (either may be NULL) get the
+ * counts. BATON_ERR_REFUSED (with Redis's NOPERM message) when the caller
+ * may not XTRIM: nothing was acknowledged.
+ */
+baton_err_t baton_tr_append_ack(baton_redis_t *r, const char *stream, const char *group,
+                                const char *const *ids, size_t n, char *errstr, size_t errstr_size);
+baton_err_t baton_tr_read_ack(baton_redis_t *r, long long *acked, long long *trimmed, char *errstr,
+                              size_t errstr_size);
+baton_err_t baton_tr_ack(baton_redis_t *r, const char *stream, const char *group,
+                         const char *const *ids, size_t n, long long *acked, long long *trimmed,
+                         char *errstr, size_t errstr_size);
 
 /*
  * orphans.lua: entries of `stream` lost by `group`, made pending for

@@ -10,7 +10,8 @@
  *      NOTHING (the key (queue, task_id, seq) makes a replay a no-op),
  *      insert new task rows from "submitted" events, recompute every
  *      touched task row from all of its events, insert rejections;
- *   3. after COMMIT: XACK and XDEL the entries (Redis keeps only what
+ *   3. after COMMIT: acknowledge the entries and trim each stream up to the
+ *      first entry still needed (ack.lua; Redis keeps only what
  *      PostgreSQL does not have yet: the backlog).
  * A crash between 2 and 3 re-delivers the batch, which changes nothing.
  * An entry whose data PostgreSQL refuses (invalid UTF-8, a jsonb "\u0000",
@@ -891,88 +892,55 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
     return err;
 }
 
-/* After COMMIT: acknowledge and delete the entries, each stream's XACK and
- * XDEL in one MULTI/EXEC (one hash slot per transaction), all streams in
- * one pipeline. The two must not come apart: an entry acknowledged but left
- * in the stream is one no reader gets again (a writer killed between a
- * separate XACK and XDEL left such entries; orphans.lua now finds them).
- * An error reply, whether to queueing a command (-NOPERM, -LOADING) or
- * inside EXEC, fails the batch like a broken connection does: the caller
- * keeps the batch and writes and acknowledges it again (a stream already
- * done acknowledges nothing the second time). Every reply is read even
- * after an error, to keep the pipeline in step. */
+/* After COMMIT: acknowledge the entries and trim each stream up to the
+ * smallest entry still needed, one ack.lua call per stream (atomic, one
+ * hash slot), all streams in one pipeline; each stream entry once, however
+ * many events it held. One trim replaces an XDEL per entry: an entry
+ * acknowledged is one PostgreSQL has, and the trim stops at the group's
+ * smallest pending id (or the entry after its last delivered one), so it
+ * never removes an entry another writer holds or has not read. An error
+ * reply (-NOPERM for XTRIM, checked before anything changes; -LOADING)
+ * fails the batch like a broken connection does: the caller keeps the
+ * batch and writes and acknowledges it again (a stream already done
+ * acknowledges nothing the second time). Every reply is read even after
+ * an error, to keep the pipeline in step. */
 static baton_err_t ack_batch(struct history *h, char *errstr, size_t errstr_size) {
-    static const char *what[] = {"MULTI", "XACK", "XDEL", "EXEC"};
-    enum { PER_STREAM = 4 }; /* replies: +OK, +QUEUED, +QUEUED, EXEC's results */
     int64_t started_ns = baton_metrics_now_ns();
     baton_redis_pipeline_begin(h->redis);
     baton_err_t err = BATON_OK;
     size_t expected = 0;
+    const char **ids = malloc((h->batch.nentries ? h->batch.nentries : 1) * sizeof *ids);
+    if (!ids)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     for (size_t s = 0; !err && s < h->nstreams; s++) {
         /* Each stream entry once: its first event (index 0) stands for it. */
         size_t n = 0;
         for (size_t i = 0; i < h->batch.count; i++)
-            n += h->batch.entries[i].index == 0 &&
-                 strcmp(h->batch.entries[i].stream, h->streams[s]) == 0;
+            if (h->batch.entries[i].index == 0 &&
+                strcmp(h->batch.entries[i].stream, h->streams[s]) == 0)
+                ids[n++] = h->batch.entries[i].id;
         if (!n)
             continue;
-        const char **ack = malloc((3 + n) * sizeof *ack);
-        const char **del = malloc((2 + n) * sizeof *del);
-        if (!ack || !del) {
-            free(ack);
-            free(del);
-            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-        }
-        ack[0] = "XACK", ack[1] = h->streams[s], ack[2] = GROUP;
-        del[0] = "XDEL", del[1] = h->streams[s];
-        size_t k = 0;
-        for (size_t i = 0; i < h->batch.count; i++) {
-            if (h->batch.entries[i].index == 0 &&
-                strcmp(h->batch.entries[i].stream, h->streams[s]) == 0) {
-                ack[3 + k] = h->batch.entries[i].id;
-                del[2 + k] = h->batch.entries[i].id;
-                k++;
-            }
-        }
-        err = baton_redis_append(h->redis, 1, &what[0], NULL, errstr, errstr_size);
-        if (!err)
-            err = baton_redis_append(h->redis, (int)(3 + n), ack, NULL, errstr, errstr_size);
-        if (!err)
-            err = baton_redis_append(h->redis, (int)(2 + n), del, NULL, errstr, errstr_size);
-        if (!err)
-            err = baton_redis_append(h->redis, 1, &what[3], NULL, errstr, errstr_size);
-        expected += PER_STREAM;
-        free(ack);
-        free(del);
+        err = baton_tr_append_ack(h->redis, h->streams[s], GROUP, ids, n, errstr, errstr_size);
+        expected += !err;
     }
-    baton_err_t refused = BATON_OK;
-    for (size_t r = 0; !err && r < expected; r++) {
-        redisReply *reply;
-        err = baton_redis_get_reply(h->redis, &reply, errstr, errstr_size);
-        if (err)
-            break;
-        size_t step = r % PER_STREAM;
-        if (reply->type == REDIS_REPLY_ERROR && !refused)
-            refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s", what[step],
-                                   reply->str);
-        /* EXEC's results: XACK's, then XDEL's. */
-        size_t results = step == 3 && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
-        for (size_t j = 0; j < results && j < 2; j++)
-            if (reply->element[j]->type == REDIS_REPLY_ERROR && !refused)
-                refused = baton_seterr(errstr, errstr_size, BATON_ERR_REDIS, "Redis %s: %s",
-                                       what[1 + j], reply->element[j]->str);
-        freeReplyObject(reply);
+    free(ids);
+    /* After a broken connection the later reads fail at once. */
+    char why[512];
+    for (size_t r = 0; r < expected; r++) {
+        baton_err_t e = baton_tr_read_ack(h->redis, NULL, NULL, why, sizeof why);
+        if (e && !err)
+            err = baton_seterr(errstr, errstr_size, e, "%s", why);
     }
-    if (!err)
-        err = refused;
     if (!err)
         baton_metric_observe(h->config->metrics->redis_roundtrip, BATON_LABELS(COMPONENT),
                              baton_metrics_since(started_ns));
     return err;
 }
 
-/* Events still waiting for PostgreSQL, over every stream (after XDEL of
- * written entries, a stream holds exactly its backlog). */
+/* Entries still waiting for PostgreSQL, over every stream (ack.lua trims
+ * the written ones; with several writers, an entry one of them has written
+ * stays until the older entries another holds are written). */
 static void measure_backlog(struct history *h) {
     uint64_t total = 0;
     char errstr[256];

@@ -87,16 +87,17 @@ chaos_verify() {
   chaos_history_takeovers
 }
 
-# chaos_history_takeovers: how often the history writers took over events
-# (scheduler/history.c, take_over): left pending by a writer that died or
-# lost a connection (XAUTOCLAIM), and lost by the consumer group
-# (orphans.lua: delivered, yet in no pending list). Lost events are written
-# all the same, so the checker passes; the line keeps them in sight, since
-# no scenario is known to cause them.
+# chaos_history_takeovers: how often the history writers took over stream
+# entries (scheduler/history.c, take_over; an entry holds one script call's
+# events): left pending by a writer that died or lost a connection
+# (XAUTOCLAIM), and lost by the consumer group (orphans.lua: delivered, yet
+# in no pending list). Lost entries are written all the same, so the
+# checker passes; the line keeps them in sight, since no scenario is known
+# to cause them.
 chaos_history_takeovers() {
-  echo "CHAOS HISTORY $TEST_NAME: $(logged_sum 'took over [0-9]* events left pending' 3) events" \
-    "taken over from pending lists, $(logged_sum '[0-9]* events on [^ ]* were in no pending list' 1)" \
-    "events the consumer group had lost"
+  echo "CHAOS HISTORY $TEST_NAME: $(logged_sum 'took over [0-9]* entries left pending' 3) entries" \
+    "taken over from pending lists, $(logged_sum '[0-9]* entries of [^ ]* were in no pending list' 1)" \
+    "entries the consumer group had lost"
 }
 
 # logged_sum REGEX FIELD: the sum of word FIELD of every match of REGEX in

@@ -604,6 +604,19 @@ START_TEST(test_ctl_and_history_arguments) {
     expect_call(2, BATON_TR_ORPHANS, "baton:{q}:events", "g", "me", "100", NULL);
     ck_assert_uint_eq(entries->elements, 0);
     freeReplyObject(entries);
+    const char *ids[] = {"1-0", "1-1"};
+    long long acked = -1, trimmed = -1;
+    queue_reply(reply_array(2, reply_int(2), reply_int(5)));
+    ck_assert_int_eq(baton_tr_ack(NULL, "baton:{q}:events", "g", ids, 2, &acked, &trimmed, errstr,
+                                  sizeof errstr),
+                     BATON_OK);
+    expect_call(3, BATON_TR_ACK, "baton:{q}:events", "g", "1-0", "1-1", NULL);
+    ck_assert_int_eq(acked, 2);
+    ck_assert_int_eq(trimmed, 5);
+    queue_reply(reply_str(REDIS_REPLY_ERROR, "NOPERM this user has no permission to run XTRIM"));
+    ck_assert_int_eq(baton_tr_ack(NULL, "s", "g", ids, 2, &acked, &trimmed, errstr, sizeof errstr),
+                     BATON_ERR_REFUSED);
+    ck_assert_msg(strstr(errstr, "ack.lua: NOPERM"), "%s", errstr);
 }
 END_TEST
 

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# test_history_ack_refused.sh: an error reply to the writer's XACK or XDEL
-# fails the batch like a lost connection does (scheduler/history.c,
-# ack_batch). The writer's Redis user may run everything but XDEL, so each
-# batch is written to PostgreSQL and its XDEL refused (-NOPERM). The XACK
-# and the XDEL are one MULTI/EXEC, so the refusal aborts both: the entries
-# stay pending, never acknowledged and left in the stream, where no reader
-# would get them again. Taken as done, the batch would leave a backlog that
-# never drains. Held, it is written and acknowledged again until the XDEL
-# goes through, which it does once the user may run XDEL.
+# test_history_ack_refused.sh: an error reply to the writer's
+# acknowledgement fails the batch like a lost connection does
+# (scheduler/history.c, ack_batch). The writer's Redis user may run
+# everything but XTRIM, so each batch is written to PostgreSQL and its
+# acknowledgement (ack.lua: XACK, then XTRIM MINID) refused (-NOPERM). The
+# script checks the permission before it acknowledges anything, so the
+# entries stay pending, never acknowledged and left in the stream. Held,
+# it is written and acknowledged again until the trim goes through, which
+# it does once the user may run XTRIM.
 . "$(dirname "$0")/../lib.sh"
 use_redis_db 9
 
 user="history.$UNIQ"
 password="pw$UNIQ"
-rcli acl setuser "$user" on ">$password" '~*' '&*' '+@all' '-xdel' >/dev/null ||
+rcli acl setuser "$user" on ">$password" '~*' '&*' '+@all' '-xtrim' >/dev/null ||
   fail "could not create the Redis user $user"
 trap 'rcli acl deluser "$user" >/dev/null 2>&1; cleanup_test' EXIT
 user_url="redis://$user:$password@${BATON_REDIS_URL#redis://}"
@@ -30,15 +30,15 @@ BATON_REDIS_URL=$user_url SCHEDULER_HISTORY=true start_scheduler s --topic "$top
   --group-id "g.$UNIQ" --dlq-topic "dlq.$UNIQ" --maintenance=false
 start_worker w --queues "$queue" --concurrency 4
 
-refused() { grep -q 'events held, retrying .*Redis XDEL: NOPERM' "$WORK/s.log"; }
-wait_until 60 "the writer to hold its batch when XDEL is refused" refused
+refused() { grep -q 'events held, retrying .*ack.lua: NOPERM' "$WORK/s.log"; }
+wait_until 60 "the writer to hold its batch when XTRIM is refused" refused
 acked_left=$(rcli xlen "$stream")
-[ "$acked_left" -gt 0 ] || fail "the stream is empty although XDEL was refused"
+[ "$acked_left" -gt 0 ] || fail "the stream is empty although XTRIM was refused"
 held=$(rcli xpending "$stream" baton-history | sed -n 1p)
-[ "$held" -gt 0 ] || fail "no entry is pending while XDEL is refused: the XACK went through without its XDEL"
-echo "XDEL refused: the writer holds its batch, $held entries pending; $acked_left entries in the stream"
+[ "$held" -gt 0 ] || fail "no entry is pending while XTRIM is refused: the XACK went through without its trim"
+echo "XTRIM refused: the writer holds its batch, $held entries pending; $acked_left entries in the stream"
 
-rcli acl setuser "$user" '+xdel' >/dev/null || fail "could not allow XDEL"
+rcli acl setuser "$user" '+xtrim' >/dev/null || fail "could not allow XTRIM"
 drained() {
   [ "$(rcli xlen "$stream")" -eq 0 ] &&
     [ "$(psql "$BATON_PG_DSN" -qAtc "SELECT count(*) FROM baton.tasks WHERE queue = '$queue' AND state = 'succeeded'")" -eq "$tasks" ]

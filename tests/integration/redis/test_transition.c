@@ -305,6 +305,93 @@ START_TEST(test_complete_many_with_a_stale_token) {
 }
 END_TEST
 
+/* XREADGROUP of `count` new entries of the test's stream for `consumer`
+ * of group "g"; their ids into ids[]. */
+static void read_group(const char *consumer, const char *count, char ids[][32]) {
+    const char *argv[] = {"XREADGROUP", "GROUP",   "g",         consumer, "COUNT",
+                          count,        "STREAMS", keys.events, ">"};
+    redisReply *reply = cmd(9, argv);
+    ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
+    const redisReply *items = reply->element[0]->element[1];
+    ck_assert_uint_eq(items->elements, (size_t)atoi(count));
+    for (size_t i = 0; i < items->elements; i++)
+        snprintf(ids[i], 32, "%s", items->element[i]->element[0]->str);
+    freeReplyObject(reply);
+}
+
+/* ack.lua acknowledges and trims, never past an entry another writer
+ * holds or the group has not delivered; orphans.lua then finds nothing,
+ * but does find an entry the group skipped (XGROUP SETID). */
+START_TEST(test_ack_trims_only_what_is_written) {
+    const char *create[] = {"XGROUP", "CREATE", keys.events, "g", "0", "MKSTREAM"};
+    freeReplyObject(cmd(6, create));
+    for (int i = 0; i < 6; i++) {
+        const char *xadd[] = {"XADD", keys.events, "*", "id", "t", "seq", "1"};
+        freeReplyObject(cmd(7, xadd));
+    }
+    char a[2][32], b[2][32];
+    read_group("A", "2", a); /* writer A holds the first two */
+    read_group("B", "2", b); /* writer B the next two; two never read */
+    const char *b_ids[] = {b[0], b[1]};
+    long long acked, trimmed;
+    ck_assert_int_eq(
+        baton_tr_ack(r, keys.events, "g", b_ids, 2, &acked, &trimmed, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(acked, 2);
+    ck_assert_int_eq(trimmed, 0); /* A's entries come first: nothing may go */
+    ck_assert_int_eq(xlen(), 6);
+    redisReply *lost;
+    ck_assert_int_eq(baton_tr_orphans(r, keys.events, "g", "C", 10, &lost, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_uint_eq(lost->elements, 0); /* B's acknowledged entries are not lost */
+    freeReplyObject(lost);
+    const char *a_ids[] = {a[0], a[1]};
+    ck_assert_int_eq(
+        baton_tr_ack(r, keys.events, "g", a_ids, 2, &acked, &trimmed, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(acked, 2);
+    ck_assert_int_eq(trimmed, 4); /* up to the last delivered; the two unread stay */
+    ck_assert_int_eq(xlen(), 2);
+    /* Acknowledged twice (a batch written again): nothing more. */
+    ck_assert_int_eq(
+        baton_tr_ack(r, keys.events, "g", a_ids, 2, &acked, &trimmed, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(acked + trimmed, 0);
+    ck_assert_int_eq(xlen(), 2);
+
+    /* The group skips the next entry: lost, and found as such. */
+    const char *first[] = {"XRANGE", keys.events, "-", "+", "COUNT", "1"};
+    redisReply *head = cmd(6, first);
+    char skipped[32];
+    snprintf(skipped, sizeof skipped, "%s", head->element[0]->element[0]->str);
+    freeReplyObject(head);
+    const char *setid[] = {"XGROUP", "SETID", keys.events, "g", skipped};
+    freeReplyObject(cmd(5, setid));
+    ck_assert_int_eq(baton_tr_orphans(r, keys.events, "g", "C", 10, &lost, errstr, sizeof errstr),
+                     BATON_OK);
+    ck_assert_uint_eq(lost->elements, 1);
+    ck_assert_str_eq(lost->element[0]->element[0]->str, skipped);
+    freeReplyObject(lost);
+    const char *c_ids[] = {skipped};
+    ck_assert_int_eq(
+        baton_tr_ack(r, keys.events, "g", c_ids, 1, &acked, &trimmed, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(acked, 1);
+    ck_assert_int_eq(trimmed, 1);
+    ck_assert_int_eq(xlen(), 1); /* the one never delivered */
+
+    /* No such group, no such stream: nothing to do. */
+    ck_assert_int_eq(
+        baton_tr_ack(r, keys.events, "nogroup", c_ids, 1, &acked, &trimmed, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(acked + trimmed, 0);
+    ck_assert_int_eq(
+        baton_tr_ack(r, keys.ready, "g", c_ids, 1, &acked, &trimmed, errstr, sizeof errstr),
+        BATON_OK);
+    ck_assert_int_eq(acked + trimmed, 0);
+}
+END_TEST
+
 START_TEST(test_registry_and_streams) {
     char worker[BATON_KEY_MAX + 8];
     snprintf(worker, sizeof worker, "%s-worker", keys.name);
@@ -364,6 +451,7 @@ int main(void) {
     tcase_add_test(core, test_a_task_walks_through);
     tcase_add_test(core, test_worker_endings);
     tcase_add_test(core, test_complete_many_with_a_stale_token);
+    tcase_add_test(core, test_ack_trims_only_what_is_written);
     tcase_add_test(core, test_registry_and_streams);
     tcase_add_test(core, test_noscript_reloads);
     suite_add_tcase(s, core);
