@@ -45,8 +45,7 @@ static const char *const complete_args[] = {PREFIX_DOC, RETENTION_DOC};
 
 static const struct baton_tr_key enqueue_keys[] = {QK(ready), QK(scheduled), QK(deadline),
                                                    QK(seq),   QK(events),    QK(notify)};
-static const char *const enqueue_args[] = {PREFIX_DOC, "queue name", RETENTION_DOC,
-                                           "number of tasks N"};
+static const char *const enqueue_args[] = {PREFIX_DOC, RETENTION_DOC, "number of tasks N"};
 /* The group of ARGV per task that follows, in this order. */
 #define ENQUEUE_PER_TASK 11
 
@@ -443,7 +442,6 @@ baton_err_t baton_tr_append_enqueue(baton_redis_t *r, const struct baton_queue_k
         return err;
     }
     call_str(&c, keys->task_prefix);
-    call_str(&c, keys->name);
     call_num(&c, retention_ms);
     call_num(&c, (long long)n);
     for (size_t i = 0; i < n; i++) {

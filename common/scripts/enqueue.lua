@@ -2,8 +2,8 @@
 --
 -- KEYS[1] ready      KEYS[2] scheduled   KEYS[3] deadline
 -- KEYS[4] seq        KEYS[5] events      KEYS[6] notify
--- ARGV[1] task key prefix ("baton:{q}:t:")   ARGV[2] queue name
--- ARGV[3] retention of terminal tasks, ms    ARGV[4] number of tasks N
+-- ARGV[1] task key prefix ("baton:{q}:t:")
+-- ARGV[2] retention of terminal tasks, ms    ARGV[3] number of tasks N
 -- then N groups of 11 values:
 --   id, priority, max_attempts, timeout_ms, run_at_ms|'', delay_ms|'',
 --   deadline_ms|'', kafka topic, kafka partition, kafka offset, task JSON
@@ -21,14 +21,14 @@
 -- now + delay_ms (delay_ms at most 365 days, common/task.h) stay below
 -- 2^53 in magnitude, so every time here is exact.
 
-local prefix, queue = ARGV[1], ARGV[2]
-local retention = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
+local prefix = ARGV[1]
+local retention = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
 local now = now_ms()
 local queued, scheduled, expired, duplicates = 0, 0, 0, 0
 
 for i = 0, n - 1 do
-  local b = 4 + i * 11
+  local b = 3 + i * 11
   local id = ARGV[b + 1]
   local tkey = prefix .. id
   if redis.call('EXISTS', tkey) == 1 then
@@ -48,12 +48,29 @@ for i = 0, n - 1 do
     elseif due > now then
       state = 'scheduled'
     end
-    redis.call('HSET', tkey, 'id', id, 'queue', queue, 'state', state,
-               'priority', priority, 'attempt', '0', 'max_attempts', ARGV[b + 3],
-               'timeout_ms', ARGV[b + 4], 'token', '0', 'task', ARGV[b + 11],
-               'submitted_ms', num(now), 'due_ms', num(due), 'deadline_ms', deadline,
-               'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9], 'koffset', ARGV[b + 10],
-               'ev', '1')
+    -- The hash keeps what the scripts and batonctl read, and nothing the
+    -- key, a default or the history already says (docs/redis.md, task
+    -- hash): no queue (in the key), token (0 until the first claim),
+    -- submission time, Kafka coordinates (in the "submitted" event and
+    -- the history row), due time unless scheduled, deadline unless set.
+    -- Small enough to stay in Redis's compact listpack encoding.
+    local fields = {'id', id, 'state', state, 'priority', priority, 'attempt', '0',
+                    'max_attempts', ARGV[b + 3], 'timeout_ms', ARGV[b + 4],
+                    'task', ARGV[b + 11], 'ev', '1'}
+    if deadline ~= '' then
+      fields[#fields + 1] = 'deadline_ms'
+      fields[#fields + 1] = deadline
+    end
+    if state == 'scheduled' then
+      fields[#fields + 1] = 'due_ms'
+      fields[#fields + 1] = num(due)
+    elseif state == 'expired' then
+      fields[#fields + 1] = 'finished_ms'
+      fields[#fields + 1] = num(now)
+      fields[#fields + 1] = 'error'
+      fields[#fields + 1] = 'deadline passed before start'
+    end
+    redis.call('HSET', tkey, unpack(fields))
     local extra = {'task', ARGV[b + 11], 'ktopic', ARGV[b + 8], 'kpartition', ARGV[b + 9],
                    'koffset', ARGV[b + 10], 'due', num(due)}
     if state == 'expired' then
@@ -63,13 +80,11 @@ for i = 0, n - 1 do
     emit(KEYS[5], tkey, id, 'submitted', '', state, now, extra, 1, '0')
     if state == 'queued' then
       push_ready(KEYS[1], KEYS[4], id, priority)
-      redis.call('HSET', tkey, 'queued_ms', num(now))
       queued = queued + 1
     elseif state == 'scheduled' then
       redis.call('ZADD', KEYS[2], num(due), id)
       scheduled = scheduled + 1
     else
-      redis.call('HSET', tkey, 'finished_ms', num(now), 'error', 'deadline passed before start')
       redis.call('PEXPIRE', tkey, retention)
       expired = expired + 1
     end

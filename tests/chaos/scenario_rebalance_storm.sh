@@ -81,9 +81,21 @@ TEST_PIDS+=("$produce_pid")
 
 first_in() { [ "$(rcli exists "baton:{$QUEUE}:t:c1-1")" = 1 ]; }
 wait_until 60 "A to ingest the first task" first_in
-# The workload's partition, from the first task's submitted event.
-partition=$(rcli hget "baton:{$QUEUE}:t:c1-1" kpartition)
-[ -n "$partition" ] || fail "the first task has no partition recorded"
+# The workload's partition, from the first task's submitted event (in the
+# events stream until the history writer has it, then in its history row).
+first_partition() {
+  partition=$(events "$QUEUE" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e.get("id") == "c1-1" and e.get("event") == "submitted":
+        print(e["kpartition"])
+        break')
+  [ -n "$partition" ] ||
+    partition=$(psql "$BATON_PG_DSN" -qAtc "SELECT kafka_partition FROM baton.tasks WHERE queue = '$QUEUE' AND id = 'c1-1'" 2>/dev/null)
+  [ -n "$partition" ]
+}
+wait_until 30 "the first task's partition (its submitted event)" first_partition
 echo "the workload is in partition $partition"
 
 b_name=

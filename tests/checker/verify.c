@@ -1267,16 +1267,16 @@ static void check_structure(struct verify_run *run) {
         struct task *t = &run->tasks[i];
         if (!t->in_redis)
             continue;
-        if (!t->state || !t->hash_id || !t->hash_queue) {
+        if (!t->state || !t->hash_id) {
             violate(run, &run->structure, "structure", t->id, "task hash lacks %s",
-                    !t->state     ? "state"
-                    : !t->hash_id ? "id"
-                                  : "queue");
+                    !t->state ? "state" : "id");
             continue;
         }
-        if (strcmp(t->hash_id, t->id) != 0 || strcmp(t->hash_queue, queue) != 0)
+        /* The queue is in the key (enqueue.lua keeps no queue field); a
+         * hash written by an older version has one, which must agree. */
+        if (strcmp(t->hash_id, t->id) != 0 || (t->hash_queue && strcmp(t->hash_queue, queue) != 0))
             violate(run, &run->structure, "structure", t->id, "hash says id %s, queue %s",
-                    t->hash_id, t->hash_queue);
+                    t->hash_id, t->hash_queue ? t->hash_queue : queue);
         if (!is_redis_state(t->state)) {
             violate(run, &run->structure, "structure", t->id, "invalid state '%s'", t->state);
             continue;

@@ -555,8 +555,8 @@ START_TEST(test_scheduler_arguments) {
     const struct baton_tr_new_task nt = {&task, "{}", 2, "tasks", 3, 42};
     ck_assert_int_eq(baton_tr_append_enqueue(NULL, &keys, 99, &nt, 1, errstr, sizeof errstr),
                      BATON_OK);
-    expect_call(0, BATON_TR_ENQUEUE, "baton:{q}:t:", "q", "99", "1", "t1", "7", "3", "5000", "",
-                "250", "", "tasks", "3", "42", "{}", NULL);
+    expect_call(0, BATON_TR_ENQUEUE, "baton:{q}:t:", "99", "1", "t1", "7", "3", "5000", "", "250",
+                "", "tasks", "3", "42", "{}", NULL);
     ck_assert_int_eq(baton_tr_append_enqueue(NULL, &keys, 99, &nt, 0, errstr, sizeof errstr),
                      BATON_ERR_INVALID);
     queue_reply(reply_array(4, reply_int(1), reply_int(2), reply_int(3), reply_int(4)));

@@ -26,7 +26,13 @@ wait_until 10 "the other tasks to be ingested" exists too-late
 [ "$(rcli hget "baton:{$queue}:t:past" state)" = queued ] || fail "run_at in the past should be queued"
 state=$(rcli hget "baton:{$queue}:t:later" state)
 due=$(rcli hget "baton:{$queue}:t:later" due_ms)
-submitted=$(rcli hget "baton:{$queue}:t:later" submitted_ms)
+# The submission time is the "submitted" event's (the hash does not keep it).
+submitted=$(events "$queue" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e["id"] == "later" and e["event"] == "submitted":
+        print(e["at"])')
 [ "$state" = scheduled ] || fail "delayed task is '$state', expected scheduled"
 [ "$((due - submitted))" -eq 3000 ] || fail "due - submitted = $((due - submitted)), expected 3000"
 [ -z "$(rcli zscore "baton:{$queue}:ready" later)" ] || fail "delayed task is already ready"

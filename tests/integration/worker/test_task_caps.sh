@@ -66,7 +66,7 @@ cat "$scripts/_lib.lua" "$scripts/enqueue.lua" >"$WORK/enqueue.lua"
 legacy_json="{\"id\":\"legacy\",\"type\":\"sleep\",\"queue\":\"$queue\",\"priority\":5,\"payload\":500,\"max_attempts\":1,\"timeout_ms\":9223372036854775807,\"meta\":{}}"
 k="baton:{$queue}"
 added=$(rcli --eval "$WORK/enqueue.lua" "$k:ready" "$k:scheduled" "$k:deadline" "$k:seq" \
-  "$k:events" "$k:notify" , "$k:t:" "$queue" 60000 1 \
+  "$k:events" "$k:notify" , "$k:t:" 60000 1 \
   legacy 5 1 9223372036854775807 '' '' '' "$topic" 0 0 "$legacy_json" | head -n 1)
 [ "$added" = 1 ] || fail "enqueue.lua did not queue the legacy task: $added"
 
