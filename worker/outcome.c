@@ -273,13 +273,11 @@ void baton_worker_outcome_complete_batch(baton_worker_t *w, baton_redis_t *r, ba
         answered += !err;
         for (size_t i = at; i < at + len; i++) {
             baton_job_t *job = order[i];
-            if (err)
-                report_success(w, r, job); /* NOSCRIPT and the like: retry alone */
-            else if (answers[i].err == BATON_OK)
+            if (!err && answers[i].err == BATON_OK)
                 count_success(w, job);
-            else if (answers[i].err == BATON_ERR_STALE_TOKEN)
+            else if (!err && answers[i].err == BATON_ERR_STALE_TOKEN)
                 baton_worker_note_stale(w, job, "outcome", answers[i].why);
-            else
+            else /* the call failed (NOSCRIPT and the like), or an odd answer: retry alone */
                 report_success(w, r, job);
         }
     }

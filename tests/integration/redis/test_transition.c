@@ -307,13 +307,13 @@ END_TEST
 
 /* XREADGROUP of `count` new entries of the test's stream for `consumer`
  * of group "g"; their ids into ids[]. */
-static void read_group(const char *consumer, const char *count, char ids[][32]) {
+static void read_group(const char *consumer, const char *count, size_t n, char ids[][32]) {
     const char *argv[] = {"XREADGROUP", "GROUP",   "g",         consumer, "COUNT",
                           count,        "STREAMS", keys.events, ">"};
     redisReply *reply = cmd(9, argv);
     ck_assert_int_eq(reply->type, REDIS_REPLY_ARRAY);
     const redisReply *items = reply->element[0]->element[1];
-    ck_assert_uint_eq(items->elements, (size_t)atoi(count));
+    ck_assert_uint_eq(items->elements, n);
     for (size_t i = 0; i < items->elements; i++)
         snprintf(ids[i], 32, "%s", items->element[i]->element[0]->str);
     freeReplyObject(reply);
@@ -330,8 +330,8 @@ START_TEST(test_ack_trims_only_what_is_written) {
         freeReplyObject(cmd(7, xadd));
     }
     char a[2][32], b[2][32];
-    read_group("A", "2", a); /* writer A holds the first two */
-    read_group("B", "2", b); /* writer B the next two; two never read */
+    read_group("A", "2", 2, a); /* writer A holds the first two */
+    read_group("B", "2", 2, b); /* writer B the next two; two never read */
     const char *b_ids[] = {b[0], b[1]};
     long long acked, trimmed;
     ck_assert_int_eq(
