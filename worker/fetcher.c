@@ -38,8 +38,7 @@ struct fetch_state {
 };
 
 static void hints_reset(baton_worker_t *w, struct fetch_state *st) {
-    for (size_t i = 0; i < w->nqueues; i++)
-        st->maybe[i] = 1;
+    memset(st->maybe, 1, w->nqueues);
     st->reset_at_ms = baton_time_mono_ms() + HINTS_RESET_MS;
 }
 
@@ -179,6 +178,7 @@ void *baton_worker_fetcher_main(void *arg) {
     char errstr[1024];
     unsigned failures = 0;
     unsigned char maybe[w->nqueues];
+    memset(maybe, 1, w->nqueues);
     struct fetch_state st = {.maybe = maybe};
     hints_reset(w, &st);
     for (;;) {
