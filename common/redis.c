@@ -24,6 +24,9 @@ struct baton_redis {
     int reload_scripts; /* NOSCRIPT seen: load before next use */
     size_t pending;     /* replies appended and not yet read */
     char (*shas)[41];   /* one SHA1 per baton_scripts entry */
+    char *cmd;          /* the command being formatted (struct resp), kept
+                           between calls so that appending allocates nothing */
+    size_t cmd_cap;
 };
 
 baton_redis_durability_t baton_redis_durability = BATON_REDIS_DURABILITY_UNCHECKED;
@@ -420,7 +423,129 @@ void baton_redis_destroy(baton_redis_t *r) {
         redisFree(r->ctx);
     free(r->shas);
     free(r->url);
+    free(r->cmd);
     free(r);
+}
+
+/*
+ * Commands are written in RESP here (baton_redis_format) rather than by hiredis's
+ * redisAppendCommandArgv, which formats each argument's header with a
+ * printf-like sdscatfmt and grows its buffer argument by argument: about
+ * half of a worker's fetcher and of ingest's pipeline went there. One pass
+ * sizes the command, one writes it into a buffer the connection keeps, and
+ * hiredis copies it to its output buffer (redisAppendFormattedCommand).
+ */
+struct resp {
+    char *at; /* next byte to write */
+};
+
+/* Decimal digits of v. */
+static size_t resp_digits(size_t v) {
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* Bytes of the header "<type><v>\r\n" plus, for a bulk string, its body and
+ * \r\n. */
+static size_t resp_bulk_size(size_t len) {
+    return 1 + resp_digits(len) + 2 + len + 2;
+}
+
+/* Writes v in decimal at `buf` (room for 20 digits); returns the length. */
+static size_t resp_decimal(char *buf, size_t v) {
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = digits[n - 1 - i];
+    return n;
+}
+
+static void resp_header(struct resp *w, char type, size_t v) {
+    *w->at++ = type;
+    w->at += resp_decimal(w->at, v);
+    *w->at++ = '\r';
+    *w->at++ = '\n';
+}
+
+static void resp_bulk(struct resp *w, const char *s, size_t len) {
+    resp_header(w, '$', len);
+    if (len)
+        memcpy(w->at, s, len);
+    w->at += len;
+    *w->at++ = '\r';
+    *w->at++ = '\n';
+}
+
+/* The connection's format buffer with room for `size` bytes; NULL on no memory. */
+static char *resp_room(baton_redis_t *r, size_t size) {
+    if (size > r->cmd_cap) {
+        size_t cap = r->cmd_cap ? r->cmd_cap : 4096;
+        while (cap < size)
+            cap *= 2;
+        char *grown = realloc(r->cmd, cap);
+        if (!grown)
+            return NULL;
+        r->cmd = grown;
+        r->cmd_cap = cap;
+    }
+    return r->cmd;
+}
+
+size_t baton_redis_format_size(int nprefix, const char *const *prefix, const size_t *prefix_len,
+                               int argc, const char *const *argv, const size_t *argvlen) {
+    size_t total = (size_t)nprefix + (size_t)argc;
+    size_t size = 1 + resp_digits(total) + 2;
+    for (int i = 0; i < nprefix; i++)
+        size += resp_bulk_size(prefix_len[i]);
+    for (int i = 0; i < argc; i++)
+        size += resp_bulk_size(argvlen ? argvlen[i] : strlen(argv[i]));
+    return size;
+}
+
+size_t baton_redis_format(char *out, int nprefix, const char *const *prefix,
+                          const size_t *prefix_len, int argc, const char *const *argv,
+                          const size_t *argvlen) {
+    struct resp w = {out};
+    resp_header(&w, '*', (size_t)nprefix + (size_t)argc);
+    for (int i = 0; i < nprefix; i++)
+        resp_bulk(&w, prefix[i], prefix_len[i]);
+    for (int i = 0; i < argc; i++)
+        resp_bulk(&w, argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
+    return (size_t)(w.at - out);
+}
+
+/* A format buffer larger than this is freed after use: one huge command
+ * (a batch of large tasks) must not hold its size for good. */
+#define RESP_KEEP_MAX (1024 * 1024)
+
+/* Appends `prefix` (nprefix arguments) then argv[0..argc) as one command
+ * to r's output buffer. r must be connected. */
+static baton_err_t append_formatted(baton_redis_t *r, int nprefix, const char *const *prefix,
+                                    const size_t *prefix_len, int argc, const char **argv,
+                                    const size_t *argvlen, char *errstr, size_t errstr_size) {
+    size_t size = baton_redis_format_size(nprefix, prefix, prefix_len, argc, argv, argvlen);
+    char *buf = resp_room(r, size);
+    if (!buf)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    size_t len = baton_redis_format(buf, nprefix, prefix, prefix_len, argc, argv, argvlen);
+    int rc = redisAppendFormattedCommand(r->ctx, buf, len);
+    if (r->cmd_cap > RESP_KEEP_MAX) {
+        free(r->cmd);
+        r->cmd = NULL;
+        r->cmd_cap = 0;
+    }
+    if (rc != REDIS_OK)
+        return drop(r, "append", errstr, errstr_size);
+    r->pending++;
+    return BATON_OK;
 }
 
 baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv, const size_t *argvlen,
@@ -428,10 +553,7 @@ baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv, co
     baton_err_t err = baton_redis_ensure(r, errstr, errstr_size);
     if (err)
         return err;
-    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK)
-        return drop(r, "append", errstr, errstr_size);
-    r->pending++;
-    return BATON_OK;
+    return append_formatted(r, 0, NULL, NULL, argc, argv, argvlen, errstr, errstr_size);
 }
 
 static int script_index(const char *name) {
@@ -440,9 +562,6 @@ static int script_index(const char *name) {
             return (int)i;
     return -1;
 }
-
-/* Room for EVALSHA, sha, numkeys plus the caller's arguments. */
-#define SCRIPT_ARGV_STACK 64
 
 baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int numkeys, int argc,
                                       const char **argv, const size_t *argvlen, char *errstr,
@@ -454,41 +573,11 @@ baton_err_t baton_redis_append_script(baton_redis_t *r, const char *name, int nu
     baton_err_t err = baton_redis_ensure(r, errstr, errstr_size);
     if (err)
         return err;
-    const char *stack_argv[SCRIPT_ARGV_STACK];
-    size_t stack_len[SCRIPT_ARGV_STACK];
-    const char **full = stack_argv;
-    size_t *lens = stack_len;
-    size_t total = (size_t)argc + 3;
-    if (total > SCRIPT_ARGV_STACK) {
-        full = malloc(total * sizeof *full);
-        lens = malloc(total * sizeof *lens);
-        if (!full || !lens) {
-            free(full);
-            free(lens);
-            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-        }
-    }
-    char nk[16];
-    snprintf(nk, sizeof nk, "%d", numkeys);
-    full[0] = "EVALSHA";
-    lens[0] = 7;
-    full[1] = r->shas[idx];
-    lens[1] = 40;
-    full[2] = nk;
-    lens[2] = strlen(nk);
-    for (int i = 0; i < argc; i++) {
-        full[i + 3] = argv[i];
-        lens[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
-    }
-    int rc = redisAppendCommandArgv(r->ctx, (int)total, full, lens);
-    if (full != stack_argv) {
-        free(full);
-        free(lens);
-    }
-    if (rc != REDIS_OK)
-        return drop(r, "append", errstr, errstr_size);
-    r->pending++;
-    return BATON_OK;
+    char nk[24];
+    size_t nk_len = resp_decimal(nk, numkeys > 0 ? (size_t)numkeys : 0);
+    const char *prefix[3] = {"EVALSHA", r->shas[idx], nk};
+    const size_t prefix_len[3] = {7, 40, nk_len};
+    return append_formatted(r, 3, prefix, prefix_len, argc, argv, argvlen, errstr, errstr_size);
 }
 
 baton_err_t baton_redis_get_reply(baton_redis_t *r, redisReply **reply, char *errstr,

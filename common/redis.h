@@ -160,6 +160,19 @@ baton_err_t baton_redis_append(baton_redis_t *r, int argc, const char **argv, co
                                char *errstr, size_t errstr_size);
 
 /*
+ * A command in the Redis protocol (RESP), as baton_redis_append sends it:
+ * the `nprefix` arguments of prefix (lengths in prefix_len) then the argc
+ * of argv (lengths in argvlen, or strlen() when NULL). baton_redis_format
+ * writes it to `out`, which has room for baton_redis_format_size() bytes,
+ * and returns the bytes written. Pure.
+ */
+size_t baton_redis_format_size(int nprefix, const char *const *prefix, const size_t *prefix_len,
+                               int argc, const char *const *argv, const size_t *argvlen);
+size_t baton_redis_format(char *out, int nprefix, const char *const *prefix,
+                          const size_t *prefix_len, int argc, const char *const *argv,
+                          const size_t *argvlen);
+
+/*
  * Reads the next pipelined reply. The reply (which may be an error reply:
  * check reply->type) goes to *reply; caller frees it with freeReplyObject().
  * A reply "NOSCRIPT" marks the scripts for reloading, so that the caller's

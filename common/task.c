@@ -474,9 +474,9 @@ static baton_err_t read_time(const json_t *root, const char *field, int64_t *out
 }
 
 /* Checks every field of `root` in contract order and fills *view. */
-static baton_err_t read_fields(const json_t *root, size_t max_payload, int id_optional,
-                               const struct baton_kafka_coord *coord, struct task_view *view,
-                               struct baton_task_error *err) {
+static baton_err_t read_fields(const json_t *root, size_t max_payload, int measure_payload,
+                               int id_optional, const struct baton_kafka_coord *coord,
+                               struct task_view *view, struct baton_task_error *err) {
     baton_err_t rc;
 
     if ((rc = read_name(root, "type", &view->type, &view->type_len, err)) != BATON_OK)
@@ -514,7 +514,7 @@ static baton_err_t read_fields(const json_t *root, size_t max_payload, int id_op
         return rc;
 
     view->payload = field_value(root, "payload");
-    if (view->payload) {
+    if (view->payload && measure_payload) {
         /* Measured as it will be stored (compact), not as it arrived: a
          * NULL buffer makes json_dumpb() count without writing. 0 means
          * jansson's loop check could not allocate; a parsed tree has no
@@ -551,6 +551,24 @@ static baton_err_t read_fields(const json_t *root, size_t max_payload, int id_op
     return BATON_OK;
 }
 
+/* How many keys of `root` are contract fields. */
+static size_t count_contract_keys(json_t *root) {
+    size_t n = 0;
+    const char *key;
+    size_t key_len;
+    json_t *value;
+    json_object_keylen_foreach(root, key, key_len, value) {
+        for (size_t i = 0; i < N_CONTRACT_FIELDS; i++) {
+            if (strlen(contract_fields[i]) == key_len &&
+                memcmp(contract_fields[i], key, key_len) == 0) {
+                n++;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
 /* Builds the task from a checked view. Takes ownership of `root`, which
  * becomes the task's `extra`. NULL on no memory (root freed). */
 static struct baton_task *build_task(json_t *root, const struct task_view *view) {
@@ -576,24 +594,56 @@ static struct baton_task *build_task(json_t *root, const struct task_view *view)
     /* What is left of the root once the contract fields (null ones too) are
      * gone is exactly the unknown fields, in their original order: it
      * becomes `extra` with no copy. payload and meta survive the deletion
-     * through the references just taken. */
-    for (size_t i = 0; i < N_CONTRACT_FIELDS; i++)
-        json_object_del(root, contract_fields[i]); /* -1 when absent: fine */
-    task->extra = root;
+     * through the references just taken. Most messages have no unknown
+     * field: then a new empty object is cheaper than the deletions. */
+    if (count_contract_keys(root) == json_object_size(root)) {
+        json_decref(root);
+        task->extra = json_object();
+    } else {
+        for (size_t i = 0; i < N_CONTRACT_FIELDS; i++)
+            json_object_del(root, contract_fields[i]); /* -1 when absent: fine */
+        task->extra = root;
+    }
 
-    if ((view->id && !task->id) || !task->type || !task->queue || !task->meta) {
+    if ((view->id && !task->id) || !task->type || !task->queue || !task->meta || !task->extra) {
         baton_task_destroy(task);
         return NULL;
     }
     return task;
 }
 
-static size_t encoded_size(const struct baton_task *task, size_t payload_size);
+/* A growing output buffer. With `counting` set it only adds up lengths,
+ * which is how validate learns the exact size encode would produce. */
+struct out_buf {
+    char *data;
+    size_t len, cap;
+    int counting;
+    size_t payload_size;               /* counting: the payload's size when already known
+                                          (it is not dumped again); 0 = dump it */
+    int failed;                        /* an allocation failed; later writes are no-ops */
+    size_t payload_start, payload_end; /* where encode_into wrote the payload */
+};
 
-baton_err_t baton_task_parse(const char *value, size_t len,
-                             const struct baton_task_parse_opts *opts,
-                             const struct baton_kafka_coord *coord, struct baton_task **out,
-                             struct baton_task_error *err) {
+static size_t encoded_size(const struct baton_task *task, size_t payload_size);
+static void encode_into(struct out_buf *out, const struct baton_task *task);
+
+/*
+ * How much a payload can grow from the message to its compact encoding:
+ * only real numbers grow (jansson prints them with 17 significant digits,
+ * "0.1" becomes "0.10000000000000001"), from at least 3 characters to at
+ * most 24; strings, integers and whitespace never grow. A message of at
+ * most max_payload / PAYLOAD_GROWTH_MAX bytes therefore cannot hold a
+ * payload over the limit, and its payload need not be measured before the
+ * other fields are checked (the encoding measures it again all the same).
+ */
+#define PAYLOAD_GROWTH_MAX 8
+
+/* baton_task_parse(); with `enc` the task is also encoded into it (the
+ * stored form, measured for the size check), else only counted. */
+static baton_err_t parse_task(const char *value, size_t len,
+                              const struct baton_task_parse_opts *opts,
+                              const struct baton_kafka_coord *coord, struct baton_task **out,
+                              struct out_buf *enc, struct baton_task_error *err) {
     struct baton_task_error scratch;
     if (!err)
         err = &scratch;
@@ -635,8 +685,9 @@ baton_err_t baton_task_parse(const char *value, size_t len,
     }
 
     struct task_view view = {0};
-    baton_err_t rc =
-        read_fields(root, max_payload, opts ? opts->id_optional : 0, coord, &view, err);
+    int measure_payload = !enc || len > max_payload / PAYLOAD_GROWTH_MAX;
+    baton_err_t rc = read_fields(root, max_payload, measure_payload, opts ? opts->id_optional : 0,
+                                 coord, &view, err);
     if (rc != BATON_OK) {
         json_decref(root);
         return rc;
@@ -650,9 +701,27 @@ baton_err_t baton_task_parse(const char *value, size_t len,
      * again (and baton_task_validate() would refuse the task): it writes
      * every default out, and jansson re-prints real numbers (0.1 becomes
      * 0.10000000000000001), so it can be several times the message. */
-    size_t stored = encoded_size(task, view.payload_size);
+    size_t start = enc ? enc->len : 0;
+    size_t stored;
+    if (enc) {
+        encode_into(enc, task);
+        stored = enc->failed ? 0 : enc->len - start;
+        size_t payload_size = enc->payload_end - enc->payload_start;
+        if (stored && payload_size > max_payload) { /* not measured above */
+            enc->len = start;
+            baton_task_destroy(task);
+            return reject(err, BATON_TASK_TOO_LARGE, "payload",
+                          "field 'payload' is %zu bytes compact-encoded, over the "
+                          "limit of %zu",
+                          payload_size, max_payload);
+        }
+    } else {
+        stored = encoded_size(task, view.payload_size);
+    }
     if (stored == 0 || (stored > ENVELOPE_BYTES && stored - ENVELOPE_BYTES > max_payload)) {
         baton_task_destroy(task);
+        if (enc)
+            enc->len = start;
         if (stored == 0)
             return BATON_ERR_NOMEM;
         return reject(err, BATON_TASK_TOO_LARGE, "",
@@ -665,20 +734,39 @@ baton_err_t baton_task_parse(const char *value, size_t len,
     return BATON_OK;
 }
 
+baton_err_t baton_task_parse(const char *value, size_t len,
+                             const struct baton_task_parse_opts *opts,
+                             const struct baton_kafka_coord *coord, struct baton_task **out,
+                             struct baton_task_error *err) {
+    return parse_task(value, len, opts, coord, out, NULL, err);
+}
+
+baton_err_t baton_task_parse_encode(const char *value, size_t len,
+                                    const struct baton_task_parse_opts *opts,
+                                    const struct baton_kafka_coord *coord, struct baton_task **out,
+                                    struct baton_task_text *text, size_t *json_at, size_t *json_len,
+                                    struct baton_task_error *err) {
+    struct out_buf enc = {.data = text->data, .len = text->len, .cap = text->cap};
+    baton_err_t rc = parse_task(value, len, opts, coord, out, &enc, err);
+    text->data = enc.data;
+    text->cap = enc.cap;
+    if (rc == BATON_OK && enc.failed) { /* cannot happen: parse_task checked */
+        baton_task_destroy(*out);
+        *out = NULL;
+        rc = BATON_ERR_NOMEM;
+    }
+    if (rc != BATON_OK)
+        return rc;
+    enc.data[enc.len] = '\0'; /* out_write always leaves room for it */
+    *json_at = text->len;
+    *json_len = enc.len - text->len;
+    text->len = enc.len + 1;
+    return BATON_OK;
+}
+
 /* ---------------------------------------------------------------------------
  * Encoding
  * ------------------------------------------------------------------------ */
-
-/* A growing output buffer. With `counting` set it only adds up lengths,
- * which is how validate learns the exact size encode would produce. */
-struct out_buf {
-    char *data;
-    size_t len, cap;
-    int counting;
-    size_t payload_size; /* counting: the payload's size when already known
-                            (it is not dumped again); 0 = dump it */
-    int failed;          /* an allocation failed; later writes are no-ops */
-};
 
 static int out_write(struct out_buf *out, const char *s, size_t n) {
     if (out->failed)
@@ -707,7 +795,52 @@ static int out_dump_cb(const char *buffer, size_t size, void *data) {
     return out_write(data, buffer, size);
 }
 
+/* `v` in decimal, as jansson and printf("%lld") write it, into `buf` (24
+ * bytes); returns the length. */
+static size_t format_ll(char *buf, long long v) {
+    char digits[24];
+    size_t n = 0;
+    /* Through unsigned: -LLONG_MIN does not exist as a long long. */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        buf[len++] = '-';
+    while (n)
+        buf[len++] = digits[--n];
+    return len;
+}
+
+/* A JSON value as jansson dumps it with DUMP_FLAGS. The values most tasks
+ * carry (null, an empty object, an integer) are written here directly:
+ * jansson's dump has a fixed cost (its callback, its loop check) that is
+ * most of the encoding of a small task. */
 static void out_json(struct out_buf *out, const json_t *value) {
+    char num[24];
+    switch (json_typeof(value)) {
+    case JSON_NULL: out_write(out, "null", 4); return;
+    case JSON_TRUE: out_write(out, "true", 4); return;
+    case JSON_FALSE: out_write(out, "false", 5); return;
+    case JSON_INTEGER:
+        out_write(out, num, format_ll(num, (long long)json_integer_value(value)));
+        return;
+    case JSON_OBJECT:
+        if (json_object_size(value) == 0) {
+            out_write(out, "{}", 2);
+            return;
+        }
+        break;
+    case JSON_ARRAY:
+        if (json_array_size(value) == 0) {
+            out_write(out, "[]", 2);
+            return;
+        }
+        break;
+    default: break;
+    }
     if (json_dump_callback(value, out_dump_cb, out, DUMP_FLAGS) != 0)
         out->failed = 1;
 }
@@ -752,9 +885,9 @@ static void out_key(struct out_buf *out, int *first, const char *key, size_t key
 
 static void out_int_field(struct out_buf *out, int *first, const char *key, long long v) {
     char num[24];
-    int n = snprintf(num, sizeof num, "%lld", v);
+    size_t n = format_ll(num, v);
     out_key(out, first, key, strlen(key));
-    out_write(out, num, (size_t)n);
+    out_write(out, num, n);
 }
 
 static void out_time_field(struct out_buf *out, int *first, const char *key, int64_t ms) {
@@ -780,10 +913,12 @@ static void encode_into(struct out_buf *out, const struct baton_task *task) {
     out_string(out, task->queue ? task->queue : "", task->queue ? strlen(task->queue) : 0);
     out_int_field(out, &first, "priority", task->priority);
     out_key(out, &first, "payload", 7);
+    out->payload_start = out->len;
     if (out->counting && out->payload_size)
         out->len += out->payload_size;
     else
         out_json(out, task->payload ? task->payload : json_null());
+    out->payload_end = out->len;
     out_int_field(out, &first, "max_attempts", task->max_attempts);
     out_int_field(out, &first, "timeout_ms", task->timeout_ms);
     if (task->run_at_ms != BATON_TIME_UNSET)

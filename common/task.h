@@ -126,6 +126,30 @@ baton_err_t baton_task_parse(const char *value, size_t len,
                              struct baton_task_error *err);
 
 /*
+ * Text that baton_task_parse_encode() appends encoded tasks to: keep one
+ * for many calls (set `len` to 0 to reuse its memory) and a task's encoding
+ * costs no allocation of its own. Free `data` with free().
+ */
+struct baton_task_text {
+    char *data;
+    size_t len, cap;
+};
+
+/*
+ * baton_task_parse(), and on success the task's baton_task_encode() form
+ * too: written into `text` at *json_at, *json_len bytes, NUL-terminated
+ * (text->len moves past the NUL). The encoding is the one the parser
+ * measures for its size check anyway, so it is made once instead of
+ * counted and then written again. On an error `text` holds what it held
+ * (its buffer may have grown).
+ */
+baton_err_t baton_task_parse_encode(const char *value, size_t len,
+                                    const struct baton_task_parse_opts *opts,
+                                    const struct baton_kafka_coord *coord, struct baton_task **out,
+                                    struct baton_task_text *text, size_t *json_at, size_t *json_len,
+                                    struct baton_task_error *err);
+
+/*
  * New task of `type` with every contract default applied and no id (the
  * caller sets one, or the producer generates one). Returns NULL on no memory.
  * Caller frees with baton_task_destroy().

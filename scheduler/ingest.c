@@ -67,13 +67,16 @@
 #define DLQ_LOG_EVERY 100          /* log the first refusal in a row, then every this many */
 #define DLQ_VALUE_MAX (900 * 1024) /* under Kafka's default 1 MB message limit */
 
-/* The text form of one task's enqueue.lua arguments. */
+/* Where one valid task's stored form (baton_task_encode()) is in the
+ * batch's text: an offset, as the text may move while the batch grows. */
 struct task_args {
-    char partition[16];
-    char offset[24];
-    char *json; /* baton_task_encode() output, owned */
+    size_t json_at;
     size_t json_len;
 };
+
+/* A batch text buffer larger than this is freed with its batch: one batch of
+ * large tasks must not hold its size for good. */
+#define BATCH_TEXT_KEEP (4 * 1024 * 1024)
 
 /* Where a reject stands with the DLQ. */
 enum dlq_state {
@@ -125,9 +128,10 @@ struct ingest {
     baton_redis_t *redis;
     struct baton_task_parse_opts parse_opts;
 
-    rd_kafka_message_t **msgs; /* the batch in hand, owned */
-    struct parsed *parsed;     /* parallel to msgs */
-    struct task_args *args;    /* parallel to msgs */
+    rd_kafka_message_t **msgs;   /* the batch in hand, owned */
+    struct parsed *parsed;       /* parallel to msgs */
+    struct task_args *args;      /* parallel to msgs */
+    struct baton_task_text text; /* the stored form of the batch's valid tasks */
     size_t count, parsed_count, cap;
     size_t dlq_done; /* rejects in msgs[0..dlq_done) are held (owned there) */
 
@@ -437,10 +441,13 @@ static void batch_clear(struct ingest *ing) {
     for (size_t i = 0; i < ing->count; i++) {
         if (!(i < ing->dlq_done && ing->parsed[i].rejected))
             rd_kafka_message_destroy(ing->msgs[i]); /* else its dlq_entry owns it */
-        if (i < ing->parsed_count) {
+        if (i < ing->parsed_count)
             baton_task_destroy(ing->parsed[i].task);
-            free(ing->args[i].json);
-        }
+    }
+    ing->text.len = 0;
+    if (ing->text.cap > BATCH_TEXT_KEEP) {
+        free(ing->text.data);
+        ing->text = (struct baton_task_text){0};
     }
     ing->count = ing->parsed_count = 0;
     ing->dlq_done = 0;
@@ -533,8 +540,11 @@ static baton_err_t parse_new(struct ingest *ing) {
         memset(p, 0, sizeof *p);
         memset(a, 0, sizeof *a);
         struct baton_kafka_coord coord = {rd_kafka_topic_name(m->rkt), m->partition, m->offset};
+        /* Parsed and encoded in one go: the encoding the parser measures is
+         * the stored form, written into the batch's text. */
         baton_err_t err =
-            baton_task_parse(m->payload, m->len, &ing->parse_opts, &coord, &p->task, &p->error);
+            baton_task_parse_encode(m->payload, m->len, &ing->parse_opts, &coord, &p->task,
+                                    &ing->text, &a->json_at, &a->json_len, &p->error);
         if (err == BATON_ERR_NOMEM)
             return err;
         if (!err && !allowlist_match(&ing->allowed, p->task->queue)) {
@@ -547,18 +557,13 @@ static baton_err_t parse_new(struct ingest *ing) {
                      "queue '%s' is not in the scheduler's --queues-allowed", p->task->queue);
             baton_task_destroy(p->task);
             p->task = NULL;
+            ing->text.len = a->json_at; /* its encoding is not needed */
             err = BATON_ERR_INVALID;
         }
         if (err) {
             p->rejected = 1;
             p->task = NULL;
-        } else {
-            a->json = baton_task_encode(p->task, &a->json_len);
-            if (!a->json)
-                return BATON_ERR_NOMEM;
         }
-        snprintf(a->partition, sizeof a->partition, "%d", (int)m->partition);
-        snprintf(a->offset, sizeof a->offset, "%lld", (long long)m->offset);
         ing->parsed_count = i + 1;
     }
     return BATON_OK;
@@ -628,9 +633,9 @@ static baton_err_t dead_letter(struct ingest *ing, char *errstr, size_t errstr_s
         ing->held[ing->held_count++] = e;
         ing->held_bytes += m->len;
         ing->dlq_done = i + 1; /* msgs[i] is the entry's now */
-        BATON_WARN(COMPONENT, "rejected %s[%s]@%s (%s): %s", rd_kafka_topic_name(m->rkt),
-                   ing->args[i].partition, ing->args[i].offset,
-                   baton_task_reason_str(e->error.reason), e->error.detail);
+        BATON_WARN(COMPONENT, "rejected %s[%d]@%lld (%s): %s", rd_kafka_topic_name(m->rkt),
+                   (int)m->partition, (long long)m->offset, baton_task_reason_str(e->error.reason),
+                   e->error.detail);
         dlq_produce(ing, e);
     }
     ing->dlq_done = ing->count;
@@ -788,9 +793,10 @@ static baton_err_t append_enqueue(struct ingest *ing, const size_t *order, size_
     for (size_t j = from; j < to; j++) {
         size_t i = order[j];
         rd_kafka_message_t *m = ing->msgs[i];
-        tasks[j - from] = (struct baton_tr_new_task){
-            ing->parsed[i].task,         ing->args[i].json, ing->args[i].json_len,
-            rd_kafka_topic_name(m->rkt), m->partition,      m->offset};
+        tasks[j - from] =
+            (struct baton_tr_new_task){ing->parsed[i].task,   ing->text.data + ing->args[i].json_at,
+                                       ing->args[i].json_len, rd_kafka_topic_name(m->rkt),
+                                       m->partition,          m->offset};
     }
     return baton_tr_append_enqueue(ing->redis, &keys, ing->config->retention_ms, tasks, to - from,
                                    errstr, errstr_size);
@@ -804,15 +810,18 @@ static baton_err_t append_rejection(struct ingest *ing, size_t i, char *errstr,
     const char *topic = rd_kafka_topic_name(m->rkt);
     const char *reason = baton_task_reason_str(e->reason);
     size_t value_len = m->len > REJECT_VALUE_MAX ? REJECT_VALUE_MAX : m->len;
+    char partition[16], offset[24];
+    snprintf(partition, sizeof partition, "%d", (int)m->partition);
+    snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
     const char *argv[] = {"XADD",
                           BATON_KEY_REJECTIONS,
                           "*",
                           "topic",
                           topic,
                           "partition",
-                          ing->args[i].partition,
+                          partition,
                           "offset",
-                          ing->args[i].offset,
+                          offset,
                           "reason",
                           reason,
                           "field",
@@ -1171,6 +1180,7 @@ baton_err_t ingest_run(const struct scheduler_config *config, char *errstr, size
     free(ing.msgs);
     free(ing.parsed);
     free(ing.args);
+    free(ing.text.data);
     free(buf);
     metrics_detach(&ing);
     if (ing.queue)

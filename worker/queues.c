@@ -5,7 +5,9 @@
  * claim round shares the idle executor slots among the queues by smooth
  * weighted round robin (the nginx upstream algorithm): over any run of
  * rounds every queue gets slots in proportion to its weight, interleaved
- * rather than in bursts, and a queue of weight 1 is never starved. Every
+ * rather than in bursts, and a queue of weight 1 is never starved. The
+ * fetcher shares only among the queues that may have work
+ * (baton_worker_allocate_slots_among), so a drained queue costs no claim. Every
  * key a queue's scripts need is built here once, at start.
  * Pure: no Redis, no locks (the fetcher thread alone allocates).
  */
@@ -77,14 +79,28 @@ void baton_worker_queues_free(struct worker_queue *queues, size_t n) {
 }
 
 void baton_worker_allocate_slots(struct worker_queue *queues, size_t n, int idle, int *counts) {
+    baton_worker_allocate_slots_among(queues, n, NULL, idle, counts);
+}
+
+void baton_worker_allocate_slots_among(struct worker_queue *queues, size_t n,
+                                       const unsigned char *eligible, int idle, int *counts) {
     int total = 0;
+    size_t first = n;
     for (size_t i = 0; i < n; i++) {
         counts[i] = 0;
+        if (eligible && !eligible[i])
+            continue;
         total += queues[i].weight;
+        if (first == n)
+            first = i;
     }
+    if (first == n)
+        return; /* no queue to share among */
     for (int s = 0; s < idle; s++) {
-        size_t best = 0;
-        for (size_t i = 0; i < n; i++) {
+        size_t best = first;
+        for (size_t i = first; i < n; i++) {
+            if (eligible && !eligible[i])
+                continue;
             queues[i].current += queues[i].weight;
             if (queues[i].current > queues[best].current)
                 best = i;

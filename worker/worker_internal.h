@@ -68,6 +68,11 @@ WORKER_INTERNAL void baton_worker_queues_free(struct worker_queue *queues, size_
  */
 WORKER_INTERNAL void baton_worker_allocate_slots(struct worker_queue *queues, size_t n, int idle,
                                                  int *counts);
+/* The same among the queues whose eligible[i] is not 0 (NULL: all); the
+ * others get 0 slots and keep their state. */
+WORKER_INTERNAL void baton_worker_allocate_slots_among(struct worker_queue *queues, size_t n,
+                                                       const unsigned char *eligible, int idle,
+                                                       int *counts);
 
 /* ------------------------------------------------------------------ jobs */
 

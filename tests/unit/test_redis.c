@@ -4,8 +4,10 @@
  * (used_memory less mem_not_counted_for_evict), read from INFO memory; URLs
  * whose password no error message shows, with a percent-decoded user and
  * password; the durability verdict (appendonly yes + appendfsync
- * always) that the daemons require; and a handle made before Redis is
- * reachable (baton_redis_new), which connects on use.
+ * always) that the daemons require; a handle made before Redis is
+ * reachable (baton_redis_new), which connects on use; and the commands
+ * baton_redis_format writes, byte for byte what hiredis's own formatter
+ * writes.
  */
 #include <check.h>
 #include <netinet/in.h>
@@ -247,6 +249,58 @@ START_TEST(test_new_refuses_a_bad_url) {
 }
 END_TEST
 
+/* baton_redis_format of prefix + argv equals redisFormatCommandArgv of
+ * the two joined. */
+static void check_format(int nprefix, const char *const *prefix, const size_t *prefix_len, int argc,
+                         const char *const *argv, const size_t *lens) {
+    const char *all[64];
+    size_t all_len[64];
+    ck_assert_int_le(nprefix + argc, 64);
+    for (int i = 0; i < nprefix; i++) {
+        all[i] = prefix[i];
+        all_len[i] = prefix_len[i];
+    }
+    for (int i = 0; i < argc; i++) {
+        all[nprefix + i] = argv[i];
+        all_len[nprefix + i] = lens ? lens[i] : strlen(argv[i]);
+    }
+    char *want = NULL;
+    int want_len = redisFormatCommandArgv(&want, nprefix + argc, all, all_len);
+    ck_assert_int_gt(want_len, 0);
+    size_t size = baton_redis_format_size(nprefix, prefix, prefix_len, argc, argv, lens);
+    ck_assert_uint_eq(size, (size_t)want_len);
+    char *got = malloc(size + 1);
+    got[size] = 'X'; /* must stay: the size is exact */
+    ck_assert_uint_eq(baton_redis_format(got, nprefix, prefix, prefix_len, argc, argv, lens), size);
+    ck_assert_int_eq(got[size], 'X');
+    ck_assert_int_eq(memcmp(got, want, size), 0);
+    free(got);
+    redisFreeCommand(want);
+}
+
+START_TEST(test_format_is_resp) {
+    const char *ping[] = {"PING"};
+    check_format(0, NULL, NULL, 1, ping, NULL);
+    /* Binary values (a NUL inside, lengths given), empty ones, and lengths
+     * of every digit count up to 6. */
+    static char big[123456];
+    memset(big, 'v', sizeof big);
+    big[7] = '\0';
+    const char *args[] = {"k", "", big, big, big, big, big, big};
+    const size_t lens[] = {1, 0, 9, 10, 99, 100, 12345, sizeof big};
+    check_format(0, NULL, NULL, 8, args, lens);
+    /* A script call: EVALSHA, its SHA, numkeys, then the caller's arguments;
+     * 20 of them, so that the count itself has two digits. */
+    const char *prefix[] = {"EVALSHA", "0123456789012345678901234567890123456789", "12"};
+    const size_t prefix_len[] = {7, 40, 2};
+    const char *many[17];
+    for (int i = 0; i < 17; i++)
+        many[i] = i % 2 ? "baton:{q}:ready" : "1700000000000";
+    check_format(3, prefix, prefix_len, 17, many, NULL);
+    check_format(3, prefix, prefix_len, 0, NULL, NULL);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("redis");
     TCase *tc = tcase_create("memory");
@@ -269,6 +323,9 @@ int main(void) {
     tcase_add_test(lazy, test_new_refuses_a_bad_url);
     suite_add_tcase(s, lazy);
     suite_add_tcase(s, durability);
+    TCase *format = tcase_create("format");
+    tcase_add_test(format, test_format_is_resp);
+    suite_add_tcase(s, format);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

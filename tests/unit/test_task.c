@@ -8,7 +8,10 @@
  * parse back to an equal task. Bad messages are a table of (input, reason,
  * field, a piece of the detail). Tasks built in code go through a table of
  * mutations checked by baton_task_validate(). The rest are the limits (exact
- * boundaries of every length, size and range) and the derived ids.
+ * boundaries of every length, size and range) and the derived ids. Every
+ * parse goes through baton_task_parse_encode() too (parse_both), which
+ * must decide exactly as baton_task_parse() and give baton_task_encode()'s
+ * text.
  *
  * In the tables, a ' in a JSON text stands for ", to keep them readable.
  */
@@ -35,26 +38,83 @@ static char *dq(const char *text) {
     return s;
 }
 
-/* Parses `json` (a C string, ' for ") with the table coordinates; must pass. */
-static struct baton_task *parse_ok(const char *json) {
-    char *text = dq(json);
-    struct baton_task *task = NULL;
-    struct baton_task_error err;
-    baton_err_t rc = baton_task_parse(text, strlen(text), NULL, &coord, &task, &err);
-    ck_assert_msg(rc == BATON_OK, "%s: %s (%s): %s", text, baton_task_reason_str(err.reason),
-                  err.field, err.detail);
-    ck_assert_ptr_nonnull(task);
-    ck_assert_int_eq(err.reason, BATON_TASK_OK);
-    free(text);
-    return task;
-}
-
 static char *encode_ok(const struct baton_task *task) {
     size_t len = 0;
     char *text = baton_task_encode(task, &len);
     ck_assert_ptr_nonnull(text);
     ck_assert_uint_eq(len, strlen(text));
     return text;
+}
+
+/* The text baton_task_parse_encode() appends to, shared by every call so
+ * that encodings land after others. */
+static struct baton_task_text shared_text;
+
+/*
+ * baton_task_parse(), checked against baton_task_parse_encode(): the same
+ * answer, the same error, and on success the encoding is
+ * baton_task_encode()'s, NUL-terminated, after what the text held, which
+ * stays as it was.
+ */
+static baton_err_t parse_both(const char *value, size_t len,
+                              const struct baton_task_parse_opts *opts,
+                              const struct baton_kafka_coord *from, struct baton_task **out,
+                              struct baton_task_error *err) {
+    baton_err_t rc = baton_task_parse(value, len, opts, from, out, err);
+    if (shared_text.len > (1 << 20))
+        shared_text.len = 0;
+    if (shared_text.len == 0) {
+        struct baton_task *t = NULL;
+        size_t at = 0, n = 0;
+        ck_assert_int_eq(baton_task_parse_encode("{\"type\":\"x\"}", 12, NULL, &coord, &t,
+                                                 &shared_text, &at, &n, NULL),
+                         BATON_OK);
+        baton_task_destroy(t);
+    }
+    size_t before = shared_text.len;
+    char *held = malloc(before);
+    memcpy(held, shared_text.data, before);
+    struct baton_task *task = (struct baton_task *)&task;
+    struct baton_task_error err2;
+    size_t at = 0, n = 0;
+    baton_err_t rc2 =
+        baton_task_parse_encode(value, len, opts, from, &task, &shared_text, &at, &n, &err2);
+    ck_assert_int_eq(rc2, rc);
+    ck_assert_int_eq(memcmp(shared_text.data, held, before), 0);
+    free(held);
+    if (rc == BATON_OK) {
+        char *want = encode_ok(*out);
+        ck_assert_uint_eq(at, before);
+        ck_assert_uint_eq(n, strlen(want));
+        ck_assert_uint_eq(shared_text.len, at + n + 1);
+        ck_assert_int_eq(shared_text.data[at + n], '\0');
+        ck_assert_str_eq(shared_text.data + at, want);
+        free(want);
+        baton_task_destroy(task);
+    } else {
+        ck_assert_ptr_null(task);
+        ck_assert_uint_eq(shared_text.len, before);
+        if (err) {
+            ck_assert_int_eq(err2.reason, err->reason);
+            ck_assert_str_eq(err2.field, err->field);
+            ck_assert_str_eq(err2.detail, err->detail);
+        }
+    }
+    return rc;
+}
+
+/* Parses `json` (a C string, ' for ") with the table coordinates; must pass. */
+static struct baton_task *parse_ok(const char *json) {
+    char *text = dq(json);
+    struct baton_task *task = NULL;
+    struct baton_task_error err;
+    baton_err_t rc = parse_both(text, strlen(text), NULL, &coord, &task, &err);
+    ck_assert_msg(rc == BATON_OK, "%s: %s (%s): %s", text, baton_task_reason_str(err.reason),
+                  err.field, err.detail);
+    ck_assert_ptr_nonnull(task);
+    ck_assert_int_eq(err.reason, BATON_TASK_OK);
+    free(text);
+    return task;
 }
 
 /* A detail is one printable-ASCII sentence that fits its buffer. */
@@ -74,7 +134,7 @@ static void expect_reject(const char *value, size_t len, const struct baton_task
                           const char *field, const char *detail_part) {
     struct baton_task *task = (struct baton_task *)&task; /* must be reset */
     struct baton_task_error err;
-    baton_err_t rc = baton_task_parse(value, len, opts, from, &task, &err);
+    baton_err_t rc = parse_both(value, len, opts, from, &task, &err);
     ck_assert_msg(rc == BATON_ERR_INVALID, "accepted %.*s", (int)(len > 200 ? 200 : len), value);
     ck_assert_ptr_null(task);
     ck_assert_msg(err.reason == reason, "%.*s: reason %s, want %s (%s)",
@@ -284,7 +344,7 @@ START_TEST(test_round_trip_built_task) {
     ck_assert_int_eq(baton_task_validate(task, NULL, &err), BATON_OK);
     char *text = encode_ok(task);
     struct baton_task *back = NULL;
-    ck_assert_int_eq(baton_task_parse(text, strlen(text), NULL, NULL, &back, &err), BATON_OK);
+    ck_assert_int_eq(parse_both(text, strlen(text), NULL, NULL, &back, &err), BATON_OK);
     assert_task_eq(task, back);
     ck_assert_int_eq(back->id_derived, 0);
     char *text2 = encode_ok(back);
@@ -297,7 +357,7 @@ START_TEST(test_round_trip_built_task) {
     text = encode_ok(task);
     ck_assert_ptr_nonnull(strstr(text, "\"run_at\":\"2026-11-25T15:04:05.123Z\""));
     baton_task_destroy(back);
-    ck_assert_int_eq(baton_task_parse(text, strlen(text), NULL, NULL, &back, &err), BATON_OK);
+    ck_assert_int_eq(parse_both(text, strlen(text), NULL, NULL, &back, &err), BATON_OK);
     assert_task_eq(task, back);
 
     free(text2);
@@ -308,10 +368,60 @@ START_TEST(test_round_trip_built_task) {
 END_TEST
 
 /* The value need not be NUL-terminated: only `len` bytes are read. */
+START_TEST(test_encode_values_as_jansson) {
+    /* encode writes the common values itself (null, booleans, integers,
+     * empty containers) and leaves the rest to jansson: either way the
+     * payload's text is jansson's compact dump of it. */
+    static const char *const values[] = {"null",
+                                         "true",
+                                         "false",
+                                         "0",
+                                         "-1",
+                                         "42",
+                                         "9223372036854775807",
+                                         "-9223372036854775808",
+                                         "{}",
+                                         "[]",
+                                         "\"x\"",
+                                         "[1,{}]",
+                                         "{\"a\":[]}",
+                                         "0.5",
+                                         "\"\\n\\u0001\""};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        json_error_t jerr;
+        json_t *v = json_loads(values[i], JSON_DECODE_ANY, &jerr);
+        ck_assert_msg(v != NULL, "%s", values[i]);
+        struct baton_task *t = baton_task_new("t");
+        t->id = strdup("i");
+        json_decref(t->payload);
+        t->payload = v;
+        json_decref(t->meta);
+        t->meta = json_incref(v);
+        if (!json_is_object(v)) { /* meta must be an object: keep the default */
+            json_decref(t->meta);
+            t->meta = json_object();
+        }
+        char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *meta = json_dumps(t->meta, JSON_COMPACT);
+        char *got = encode_ok(t);
+        char expect[512];
+        snprintf(expect, sizeof expect,
+                 "{\"id\":\"i\",\"type\":\"t\",\"queue\":\"default\",\"priority\":5,"
+                 "\"payload\":%s,\"max_attempts\":3,\"timeout_ms\":300000,\"meta\":%s}",
+                 dump, meta);
+        ck_assert_str_eq(got, expect);
+        free(got);
+        free(dump);
+        free(meta);
+        baton_task_destroy(t);
+    }
+}
+END_TEST
+
 START_TEST(test_parse_reads_only_len_bytes) {
     const char buf[] = "{\"type\":\"a\",\"id\":\"x\"}GARBAGE";
     struct baton_task *task = NULL;
-    ck_assert_int_eq(baton_task_parse(buf, 21, NULL, NULL, &task, NULL), BATON_OK);
+    ck_assert_int_eq(parse_both(buf, 21, NULL, NULL, &task, NULL), BATON_OK);
     ck_assert_str_eq(task->id, "x");
     baton_task_destroy(task);
 }
@@ -456,7 +566,7 @@ START_TEST(test_parse_derives_hashed_id) {
     struct baton_kafka_coord from = {topic, 0, 7};
     struct baton_task *task = NULL;
     const char *msg = "{\"type\":\"a\"}";
-    ck_assert_int_eq(baton_task_parse(msg, strlen(msg), NULL, &from, &task, NULL), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, strlen(msg), NULL, &from, &task, NULL), BATON_OK);
     ck_assert_uint_eq(strlen(task->id), 22);
     ck_assert_int_eq(task->id_derived, 1);
     ck_assert(baton_task_id_valid(task->id));
@@ -484,7 +594,7 @@ START_TEST(test_name_lengths) {
     struct baton_task *task = NULL;
 
     msg = names_message(n128, n128, n128);
-    ck_assert_int_eq(baton_task_parse(msg, strlen(msg), NULL, NULL, &task, NULL), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, strlen(msg), NULL, NULL, &task, NULL), BATON_OK);
     ck_assert_uint_eq(strlen(task->type), 128);
     ck_assert_uint_eq(strlen(task->queue), 128);
     ck_assert_uint_eq(strlen(task->id), 128);
@@ -524,7 +634,7 @@ START_TEST(test_payload_default_limit) {
     size_t len;
     struct baton_task *task = NULL;
     char *msg = payload_message(BATON_TASK_DEFAULT_MAX_PAYLOAD - 2, &len);
-    ck_assert_int_eq(baton_task_parse(msg, len, NULL, NULL, &task, NULL), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, len, NULL, NULL, &task, NULL), BATON_OK);
     ck_assert_uint_eq(json_string_length(task->payload), BATON_TASK_DEFAULT_MAX_PAYLOAD - 2);
     struct baton_task_error err;
     ck_assert_int_eq(baton_task_validate(task, NULL, &err), BATON_OK);
@@ -543,7 +653,7 @@ START_TEST(test_payload_configured_limit) {
     size_t len;
     struct baton_task *task = NULL;
     char *msg = payload_message(98, &len);
-    ck_assert_int_eq(baton_task_parse(msg, len, &opts, NULL, &task, NULL), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, len, &opts, NULL, &task, NULL), BATON_OK);
     ck_assert_int_eq(baton_task_validate(task, &opts, NULL), BATON_OK);
     opts.max_payload_bytes = 99;
     struct baton_task_error err;
@@ -558,7 +668,7 @@ START_TEST(test_payload_configured_limit) {
     expect_reject(msg, len, &opts, NULL, BATON_TASK_TOO_LARGE, "payload", "101 bytes");
     /* 0 means the default, under which it is fine. */
     opts.max_payload_bytes = 0;
-    ck_assert_int_eq(baton_task_parse(msg, len, &opts, NULL, &task, NULL), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, len, &opts, NULL, &task, NULL), BATON_OK);
     baton_task_destroy(task);
     free(msg);
 }
@@ -569,7 +679,7 @@ START_TEST(test_payload_measured_compact) {
     struct baton_task_parse_opts opts = {.max_payload_bytes = 9}; /* [1,2,3,4] */
     const char *msg = "{\"type\":\"a\",\"id\":\"x\",\"payload\":[ 1 ,\n 2 ,\t3 , 4 ]}";
     struct baton_task *task = NULL;
-    ck_assert_int_eq(baton_task_parse(msg, strlen(msg), &opts, NULL, &task, NULL), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, strlen(msg), &opts, NULL, &task, NULL), BATON_OK);
     baton_task_destroy(task);
     opts.max_payload_bytes = 8;
     expect_reject(msg, strlen(msg), &opts, NULL, BATON_TASK_TOO_LARGE, "payload", "9 bytes");
@@ -584,7 +694,7 @@ START_TEST(test_message_envelope_limit) {
     const char *task_json = "{\"type\":\"a\",\"id\":\"x\"}";
     memcpy(msg, task_json, strlen(task_json));
     struct baton_task *task = NULL;
-    ck_assert_int_eq(baton_task_parse(msg, limit, &opts, NULL, &task, NULL), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, limit, &opts, NULL, &task, NULL), BATON_OK);
     baton_task_destroy(task);
     expect_reject(msg, limit + 1, &opts, NULL, BATON_TASK_TOO_LARGE, "", "65637 bytes");
     /* Refused before parsing: garbage of that size is too_large, not invalid. */
@@ -617,7 +727,7 @@ static char *pad_message(size_t n, size_t *len) {
  * not. baton_task_encode() writes every default out and jansson re-prints
  * real numbers (0.1 becomes 0.10000000000000001), so the stored form could
  * be several times the message: it did not parse again, and
- * baton_task_validate() refused the task baton_task_parse() had accepted.
+ * baton_task_validate() refused the task parse_both() had accepted.
  * The parser now holds the stored form to the same limit.
  */
 START_TEST(test_stored_form_limit) {
@@ -631,14 +741,14 @@ START_TEST(test_stored_form_limit) {
     ck_assert_uint_lt(len, limit);
     struct baton_task *task = NULL;
     struct baton_task_error err;
-    ck_assert_int_eq(baton_task_parse(msg, len, &opts, NULL, &task, &err), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, len, &opts, NULL, &task, &err), BATON_OK);
     size_t stored_len = 0;
     char *stored = baton_task_encode(task, &stored_len);
     ck_assert_uint_eq(stored_len, limit);
     ck_assert_int_eq(strncmp(stored, PAD_STORED_PREFIX, strlen(PAD_STORED_PREFIX)), 0);
     ck_assert_int_eq(baton_task_validate(task, &opts, &err), BATON_OK);
     struct baton_task *again = NULL;
-    ck_assert_int_eq(baton_task_parse(stored, stored_len, &opts, NULL, &again, &err), BATON_OK);
+    ck_assert_int_eq(parse_both(stored, stored_len, &opts, NULL, &again, &err), BATON_OK);
     assert_task_eq(task, again);
     baton_task_destroy(again);
     baton_task_destroy(task);
@@ -666,7 +776,7 @@ START_TEST(test_stored_form_limit) {
     ck_assert_uint_lt(len, 17000);
     expect_reject(msg, len, &opts, &coord, BATON_TASK_TOO_LARGE, "", "once stored");
     /* Under the default limit the same message is fine. */
-    ck_assert_int_eq(baton_task_parse(msg, len, NULL, &coord, &task, &err), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, len, NULL, &coord, &task, &err), BATON_OK);
     ck_assert_int_eq(baton_task_validate(task, NULL, &err), BATON_OK);
     baton_task_destroy(task);
     free(msg);
@@ -908,9 +1018,9 @@ END_TEST
 /* err may be NULL; *out is NULL after any failure. */
 START_TEST(test_parse_without_error_struct) {
     struct baton_task *task = (struct baton_task *)&task;
-    ck_assert_int_eq(baton_task_parse("{}", 2, NULL, &coord, &task, NULL), BATON_ERR_INVALID);
+    ck_assert_int_eq(parse_both("{}", 2, NULL, &coord, &task, NULL), BATON_ERR_INVALID);
     ck_assert_ptr_null(task);
-    ck_assert_int_eq(baton_task_parse("", 0, NULL, &coord, &task, NULL), BATON_ERR_INVALID);
+    ck_assert_int_eq(parse_both("", 0, NULL, &coord, &task, NULL), BATON_ERR_INVALID);
     ck_assert_ptr_null(task);
 }
 END_TEST
@@ -1101,7 +1211,7 @@ START_TEST(test_validate_reports_like_parse) {
     struct baton_task *bad = NULL;
 
     const char *msg = "{\"type\":\"a\",\"id\":\"x\",\"priority\":12}";
-    baton_task_parse(msg, strlen(msg), NULL, NULL, &bad, &from_parse);
+    parse_both(msg, strlen(msg), NULL, NULL, &bad, &from_parse);
     task->priority = 12;
     ck_assert_int_eq(baton_task_validate(task, NULL, &from_validate), BATON_ERR_INVALID);
     ck_assert_int_eq(from_validate.reason, from_parse.reason);
@@ -1110,14 +1220,14 @@ START_TEST(test_validate_reports_like_parse) {
     task->priority = 5;
 
     msg = "{\"type\":\"a\",\"id\":\"x\",\"queue\":\"no way\"}";
-    baton_task_parse(msg, strlen(msg), NULL, NULL, &bad, &from_parse);
+    parse_both(msg, strlen(msg), NULL, NULL, &bad, &from_parse);
     set_str(&task->queue, "no way");
     ck_assert_int_eq(baton_task_validate(task, NULL, &from_validate), BATON_ERR_INVALID);
     ck_assert_str_eq(from_validate.detail, from_parse.detail);
     set_str(&task->queue, "default");
 
     msg = "{\"type\":\"a\",\"id\":\"x\",\"meta\":{\"k\":true}}";
-    baton_task_parse(msg, strlen(msg), NULL, NULL, &bad, &from_parse);
+    parse_both(msg, strlen(msg), NULL, NULL, &bad, &from_parse);
     json_object_set_new(task->meta, "k", json_true());
     ck_assert_int_eq(baton_task_validate(task, NULL, &from_validate), BATON_ERR_INVALID);
     ck_assert_str_eq(from_validate.detail, from_parse.detail);
@@ -1170,23 +1280,21 @@ START_TEST(test_id_optional) {
     struct baton_task_parse_opts opts = {.id_optional = 1};
     struct baton_task_error err;
     struct baton_task *t = NULL;
-    ck_assert_int_eq(baton_task_parse(msg, sizeof msg - 1, &opts, NULL, &t, &err), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, sizeof msg - 1, &opts, NULL, &t, &err), BATON_OK);
     ck_assert_ptr_null(t->id);
     ck_assert_int_eq(t->id_derived, 0);
     baton_task_destroy(t);
     /* Without the option the same message is refused... */
-    ck_assert_int_eq(baton_task_parse(msg, sizeof msg - 1, NULL, NULL, &t, &err),
-                     BATON_ERR_INVALID);
+    ck_assert_int_eq(parse_both(msg, sizeof msg - 1, NULL, NULL, &t, &err), BATON_ERR_INVALID);
     ck_assert_int_eq(err.reason, BATON_TASK_NO_ID);
     /* ...and coordinates still win over the option. */
     struct baton_kafka_coord here = {"baton.tasks", 2, 7};
-    ck_assert_int_eq(baton_task_parse(msg, sizeof msg - 1, &opts, &here, &t, &err), BATON_OK);
+    ck_assert_int_eq(parse_both(msg, sizeof msg - 1, &opts, &here, &t, &err), BATON_OK);
     ck_assert_str_eq(t->id, "baton.tasks:2:7");
     baton_task_destroy(t);
     /* A present id is checked as usual. */
     static const char bad[] = "{\"type\":\"a\",\"id\":\"has space\"}";
-    ck_assert_int_eq(baton_task_parse(bad, sizeof bad - 1, &opts, NULL, &t, &err),
-                     BATON_ERR_INVALID);
+    ck_assert_int_eq(parse_both(bad, sizeof bad - 1, &opts, NULL, &t, &err), BATON_ERR_INVALID);
     ck_assert_int_eq(err.reason, BATON_TASK_BAD_CHARSET);
 }
 END_TEST
@@ -1199,6 +1307,7 @@ static Suite *task_suite(void) {
     tcase_add_test(core, test_parse_defaults_exact);
     tcase_add_test(core, test_new_defaults_exact);
     tcase_add_test(core, test_round_trip_built_task);
+    tcase_add_test(core, test_encode_values_as_jansson);
     tcase_add_test(core, test_parse_reads_only_len_bytes);
     tcase_add_test(core, test_explicit_id_not_derived);
     tcase_add_test(core, test_reason_strings);

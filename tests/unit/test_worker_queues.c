@@ -153,6 +153,44 @@ START_TEST(test_no_idle_slot) {
 }
 END_TEST
 
+START_TEST(test_among_eligible_only) {
+    /* The fetcher shares slots only among queues that may have work: a
+     * drained queue gets none and its state stays; the others split by
+     * their weights as if it were not there. */
+    size_t n;
+    struct worker_queue *q = parse_ok("a=6,b=3,c=1", &n);
+    const unsigned char no_b[3] = {1, 0, 1};
+    int counts[3];
+    baton_worker_allocate_slots_among(q, n, no_b, 7, counts);
+    ck_assert_int_eq(counts[0], 6);
+    ck_assert_int_eq(counts[1], 0);
+    ck_assert_int_eq(counts[2], 1);
+    ck_assert_int_eq(q[1].current, 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(q[i].current, 0); /* a whole cycle of a and c */
+    /* None eligible: nothing shared, nothing moved. */
+    const unsigned char none[3] = {0, 0, 0};
+    counts[0] = counts[1] = counts[2] = 9;
+    baton_worker_allocate_slots_among(q, n, none, 5, counts);
+    ck_assert_int_eq(counts[0] + counts[1] + counts[2], 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(q[i].current, 0);
+    /* Only the last one: it takes every slot. */
+    const unsigned char only_c[3] = {0, 0, 1};
+    baton_worker_allocate_slots_among(q, n, only_c, 4, counts);
+    ck_assert_int_eq(counts[0], 0);
+    ck_assert_int_eq(counts[1], 0);
+    ck_assert_int_eq(counts[2], 4);
+    /* NULL: every queue, as baton_worker_allocate_slots. */
+    q[2].current = 0;
+    baton_worker_allocate_slots_among(q, n, NULL, 10, counts);
+    ck_assert_int_eq(counts[0], 6);
+    ck_assert_int_eq(counts[1], 3);
+    ck_assert_int_eq(counts[2], 1);
+    baton_worker_queues_free(q, n);
+}
+END_TEST
+
 static Suite *worker_queues_suite(void) {
     Suite *s = suite_create("worker_queues");
     TCase *parse = tcase_create("parse");
@@ -165,6 +203,7 @@ static Suite *worker_queues_suite(void) {
     tcase_add_test(wrr, test_rounds_carry_state);
     tcase_add_test(wrr, test_light_queue_not_starved);
     tcase_add_test(wrr, test_no_idle_slot);
+    tcase_add_test(wrr, test_among_eligible_only);
     suite_add_tcase(s, wrr);
     return s;
 }
