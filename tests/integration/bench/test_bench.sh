@@ -123,7 +123,7 @@ cat "$WORK/loss.out"
 grep -q "LOST MESSAGES: [1-9][0-9]* of 2000 tasks never reached Redis" "$WORK/loss.out" ||
   fail "the failed run does not say that it lost messages"
 logs=$(sed -n 's/.*(logs: \(\/tmp\/baton-bench\.[a-z0-9]*\)).*/\1/p' "$WORK/loss.out")
-[ -n "$logs" ] && [ -d "$logs" ] || fail "the failed run did not keep its logs"
+if [ -z "$logs" ] || [ ! -d "$logs" ]; then fail "the failed run did not keep its logs"; fi
 rm -rf "$logs"
 no_leftovers "${logs#/tmp/baton-bench.}"
 echo "1 passed, 0 failed"
