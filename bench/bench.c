@@ -1073,7 +1073,7 @@ static void verify_redis(struct bench *b, const double *published, int64_t *pend
  * hashes read, and at most every 200 ms while some stay pending. */
 static double wait_redis(struct bench *b, const double *published, double t0, struct outcome *o) {
     int64_t n = b->cfg->tasks;
-    int64_t *pending = malloc((size_t)n * sizeof *pending);
+    int64_t *pending = calloc((size_t)n, sizeof *pending);
     size_t npending = (size_t)n;
     for (int64_t k = 0; k < n; k++)
         pending[k] = k;

@@ -34,7 +34,8 @@
 #
 # Defaults: --tasks 200000 --queues 8 --rounds 1 --workers 2
 # --concurrency 16 --payload-bytes 0 --build-dir <repo>/build. --bench-args
-# passes more flags to every baton-bench run (e.g. "--memory-tasks 10000").
+# passes more flags to every baton-bench run, after the script's own, so
+# they override them (e.g. "--memory-tasks 10000" or "--priorities 5").
 #
 # Exit status: 0 when every run succeeded; 1 when one failed (a run that
 # lost a task fails: see baton-bench); 2 for a usage error; 77 when the npm
