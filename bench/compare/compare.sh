@@ -111,14 +111,28 @@ WORK=$(mktemp -d /tmp/baton-compare.XXXXXX)
 CHILD_PID=""      # the bench or node process running now
 BULLMQ_REDIS=""   # pid of the BullMQ Redis while it runs
 STACK_UP=0        # 1 while $WORK/stack.env describes a running stack
-: >"$WORK/started" # "what pid comm" of every process started, for the test
+: >"$WORK/started" # "what pid comm identity" of every process started, for the test
 : >"$WORK/stacks"  # every stack dir brought up
 
-# Records a process this script started (for tests/integration/bench).
+# Prints the start time of process $1 (field 22 of /proc/PID/stat, after
+# the command name, which may hold spaces), or "?" when it is gone.
+start_time() {
+  local stat rest fields
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || { echo "?"; return; }
+  rest=${stat##*) }
+  read -r -a fields <<<"$rest"
+  echo "${fields[19]}"
+}
+
+# Records a process this script started, for tests/integration/bench: its
+# pid, command name and start time, so that a pid the kernel has since
+# given to another process is not mistaken for it. COMM, when given, is the
+# command name the process will have (one just forked may not have exec'd
+# yet; the start time stays the same through exec).
 record() {
-  local comm
-  comm=$(cat "/proc/$2/comm" 2>/dev/null || echo "?")
-  echo "$1 $2 $comm" >>"$WORK/started"
+  local comm=${3:-}
+  [ -n "$comm" ] || comm=$(cat "/proc/$2/comm" 2>/dev/null || echo "?")
+  echo "$1 $2 $comm start=$(start_time "$2")" >>"$WORK/started"
 }
 
 cleanup() {
@@ -145,11 +159,12 @@ trap 'exit 143' TERM
 # Runs "$@" in the background (so a signal to this script can stop it),
 # recording it as WHAT, and waits; returns its status.
 run_child() {
-  local what=$1 rc=0
+  local what=$1 rc=0 comm
   shift
+  comm=$(basename "$1")
   "$@" &
   CHILD_PID=$!
-  record "$what" "$CHILD_PID"
+  record "$what" "$CHILD_PID" "${comm:0:15}"
   wait "$CHILD_PID" || rc=$?
   CHILD_PID=""
   return "$rc"
@@ -198,7 +213,7 @@ run_bullmq() {
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
       --logfile "$dir/redis.log" </dev/null >>"$dir/redis.log" 2>&1 &
     BULLMQ_REDIS=$!
-    record "bullmq-redis" "$BULLMQ_REDIS"
+    record "bullmq-redis" "$BULLMQ_REDIS" redis-server
     ready=0
     for _ in $(seq 1 300); do
       if [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] &&
@@ -270,8 +285,9 @@ run_baton() {
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))
 for p in r["processes"]:
     if p["process"].startswith(("scheduler", "worker")):
-        print("bench-%s %d %s" % (p["process"].replace(" ", ""), p["pid"],
-              "baton-scheduler" if p["process"] == "scheduler" else "baton-worker"))' "$out" \
+        # Gone already: named by the run id on their command line instead.
+        print("bench-%s %d %s cmdline=%s" % (p["process"].replace(" ", ""), p["pid"],
+              "baton-scheduler" if p["process"] == "scheduler" else "baton-worker", r["run"]))' "$out" \
     >>"$WORK/started"
 }
 
@@ -379,8 +395,9 @@ settings = {
 }
 started = []
 for line in open(os.path.join(work, "started")):
-    what, pid, comm = line.split(None, 2)
-    started.append({"what": what, "pid": int(pid), "comm": comm.strip()})
+    what, pid, comm, identity = line.split()
+    key, value = identity.split("=", 1)
+    started.append({"what": what, "pid": int(pid), "comm": comm, key: value})
 result = {"date": date, "machine": machine(), "tasks": tasks, "rounds": rounds,
           "order": [{"round": int(s.split(":")[0]), "system": s.split(":")[1]} for s in order],
           "settings": settings, "systems": systems, "started": started,

@@ -78,18 +78,36 @@ for what in ("bullmq-redis", "bullmq-node", "baton-bench", "stack-redis", "stack
 assert len(r["stack_dirs"]) == 2, r["stack_dirs"]
 with open(sys.argv[1] + ".started", "w") as f:
     for p in r["started"]:
-        f.write("%s %d %s\n" % (p["what"], p["pid"], p["comm"]))
+        f.write("%s %d %s %s\n" % (p["what"], p["pid"], p["comm"],
+                                   "start=" + p["start"] if "start" in p else "cmdline=" + p["cmdline"]))
 with open(sys.argv[1] + ".dirs", "w") as f:
     f.write("\n".join(r["stack_dirs"] + [r["workdir"]]) + "\n")
 print("compare report ok")
 PY
 
 # Nothing left: no process it started still runs (same pid, same command
-# name), no stack dir, no temp dir.
-while read -r what pid comm; do
-  if [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ]; then
-    fail "compare.sh left $what (pid $pid, $comm) running"
-  fi
+# name, and the same start time or, for the bench's scheduler and workers,
+# the run id on its command line: other tests' processes reuse pids), no
+# stack dir, no temp dir. A zombie has stopped (dev/stack.sh's servers are
+# orphans once `up` returns, and whoever adopts them may reap them late).
+# Prints "STATE STARTTIME" of process $1 (fields 3 and 22 of its stat).
+state_start() {
+  local stat rest fields
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  rest=${stat##*) }
+  read -r -a fields <<<"$rest"
+  echo "${fields[0]} ${fields[19]}"
+}
+while read -r what pid comm identity; do
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] || continue
+  state=$(state_start "$pid") || continue
+  [ "${state%% *}" != Z ] || continue
+  case $identity in
+    start=*) [ "${state#* }" = "${identity#start=}" ] || continue ;;
+    cmdline=*) tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "${identity#cmdline=}" || continue ;;
+    *) fail "unknown identity '$identity' of $what" ;;
+  esac
+  fail "compare.sh left $what (pid $pid, $comm, $identity) running"
 done <"$WORK/compare.json.started"
 while read -r dir; do
   [ -z "$dir" ] || [ ! -e "$dir" ] || fail "compare.sh left $dir behind"
