@@ -31,8 +31,17 @@ PACKAGES=(
   clang-tidy
   libclang-rt-14-dev
   faketime
+  nodejs
+  npm
 )
 # END PACKAGES
+
+# nodejs and npm run BullMQ for bench/compare/compare.sh (which installs
+# BullMQ itself, with npm ci, when it runs). They count as present when
+# their commands are there: a Node.js from another vendor's nodejs package
+# bundles npm and conflicts with Debian's npm package, which apt would
+# otherwise try to swap in.
+declare -A PRESENT_AS_COMMAND=([nodejs]=node [npm]=npm)
 
 # `install-deps.sh --print build|runtime` prints a package set, one a line, and
 # installs nothing (deploy/Dockerfile uses it; test_compose.sh checks it):
@@ -58,6 +67,10 @@ fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
+  command=${PRESENT_AS_COMMAND[$pkg]:-}
+  if [ -n "$command" ] && command -v "$command" >/dev/null; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$pkg")
   fi
