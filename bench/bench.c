@@ -126,7 +126,7 @@ static const struct baton_opt options[] = {
     {"kafka-partition-bytes", BATON_OPT_INT | BATON_OPT_NO_ENV, MOCK_PARTITION_BYTES,
      "bytes the topic keeps per partition (the embedded Kafka's 5 MiB): a throughput run whose "
      "share per partition would not fit is refused; 0: no limit (a Kafka with real retention)",
-     CFG(kafka_partition_bytes), 0, INT64_MAX},
+     CFG(kafka_partition_bytes), 0, 1099511627776.0},
     {"redis-durability", BATON_OPT_STRING, "strict",
      "passed to the scheduler and the workers: relaxed to measure a Redis without "
      "appendfsync always",
