@@ -42,6 +42,37 @@ static void running_remove(baton_worker_t *w, baton_job_t *j) {
     }
 }
 
+/*
+ * Wakes one idle executor if the ready list has work that no woken
+ * executor will take: none is on its way (`waking`), and every executor
+ * that runs a handler looks at the list again before it sleeps. The woken
+ * one calls this again after taking its job, so a long list spreads over
+ * the executors one wake-up at a time, while a burst of short tasks is
+ * mostly run by the executors already awake: a wake-up costs two system
+ * calls and a context switch, more than a noop task. Worker lock held.
+ */
+static void wake_one_if_needed(baton_worker_t *w) {
+    struct worker_executor *e = w->idle_executors;
+    if (!w->ready_head || w->waking || !e)
+        return;
+    w->idle_executors = e->next_idle;
+    e->next_idle = NULL;
+    e->woken = 1;
+    w->waking++;
+    pthread_cond_signal(&e->wake);
+}
+
+void baton_worker_executors_wake_all(baton_worker_t *w) {
+    while (w->idle_executors) {
+        struct worker_executor *e = w->idle_executors;
+        w->idle_executors = e->next_idle;
+        e->next_idle = NULL;
+        e->woken = 1;
+        w->waking++;
+        pthread_cond_signal(&e->wake);
+    }
+}
+
 void baton_worker_slots_hand_over(baton_worker_t *w, baton_job_t **jobs, int n) {
     if (n <= 0)
         return;
@@ -59,7 +90,7 @@ void baton_worker_slots_hand_over(baton_worker_t *w, baton_job_t **jobs, int n) 
         w->ready_tail = j;
         w->busy++;
     }
-    pthread_cond_broadcast(&w->work);
+    wake_one_if_needed(w);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -81,11 +112,18 @@ void baton_worker_running_release(baton_job_t **jobs, size_t n) {
     free(jobs);
 }
 
-/* Takes `job` off the worker's books and frees its slot. */
-static void job_done(baton_worker_t *w, baton_job_t *job) {
-    pthread_mutex_lock(&w->lock);
+/* Takes `job` off the worker's books and frees its slot; worker lock
+ * held. The caller wakes the slot's waiters (the fetcher, the drain). */
+static void job_done_locked(baton_worker_t *w, baton_job_t *job) {
     running_remove(w, job);
     w->busy--;
+}
+
+/* job_done_locked for one job, with the lock, the wake-up and the running
+ * set's reference. */
+static void job_done(baton_worker_t *w, baton_job_t *job) {
+    pthread_mutex_lock(&w->lock);
+    job_done_locked(w, job);
     pthread_cond_broadcast(&w->slot_freed);
     pthread_mutex_unlock(&w->lock);
     baton_worker_job_unref(job); /* the running set's reference */
@@ -99,6 +137,12 @@ static baton_handler_status_t run_handler(baton_worker_t *w, baton_job_t *job) {
     struct handler_entry *h = baton_worker_find_handler(w, job->type);
     if (!h) {
         baton_job_set_error(job, "no handler for type '%s' on worker %s", job->type, w->id);
+        return BATON_HANDLER_FAILED;
+    }
+    /* The payload is parsed here, for the handlers that may read it: the
+     * built-in noop does not. */
+    if (h->fn != baton_worker_builtin_noop && baton_worker_job_load(job)) {
+        baton_job_set_error(job, "cannot read the payload: out of memory");
         return BATON_HANDLER_FAILED;
     }
     BATON_LOG_TASK(BATON_LOG_DEBUG, WORKER_LOG, job->id, "running %s (attempt %d)", job->type,
@@ -120,18 +164,30 @@ static void to_completer(baton_worker_t *w, baton_job_t *job) {
     else
         w->done_head = job;
     w->done_tail = job;
-    pthread_cond_signal(&w->completed);
+    /* A busy completer finds it when it comes back for the next batch. */
+    if (w->completer_idle) {
+        w->completer_idle = 0;
+        pthread_cond_signal(&w->completed);
+    }
     pthread_mutex_unlock(&w->lock);
 }
 
 void *baton_worker_executor_main(void *arg) {
-    const struct worker_executor *self = arg;
+    struct worker_executor *self = arg;
     baton_worker_t *w = self->worker;
     baton_redis_t *r = self->redis;
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (!w->ready_head && !w->exiting)
-            pthread_cond_wait(&w->work, &w->lock);
+        while (!w->ready_head && !w->exiting) {
+            /* Idle: on the stack until someone pops and wakes it (a
+             * spurious wake-up leaves it there, waiting again). */
+            self->next_idle = w->idle_executors;
+            w->idle_executors = self;
+            self->woken = 0;
+            while (!self->woken)
+                pthread_cond_wait(&self->wake, &w->lock);
+            w->waking--;
+        }
         baton_job_t *job = w->ready_head;
         if (!job) {
             pthread_mutex_unlock(&w->lock);
@@ -140,6 +196,7 @@ void *baton_worker_executor_main(void *arg) {
         w->ready_head = job->next;
         if (!w->ready_head)
             w->ready_tail = NULL;
+        wake_one_if_needed(w); /* work left behind: the next executor */
         baton_worker_job_ref(job);
         pthread_mutex_unlock(&w->lock);
 
@@ -170,8 +227,11 @@ void *baton_worker_completer_main(void *arg) {
     baton_job_t *batch[COMPLETE_BATCH];
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (!w->done_head && !w->completer_exit)
+        while (!w->done_head && !w->completer_exit) {
+            w->completer_idle = 1;
             pthread_cond_wait(&w->completed, &w->lock);
+        }
+        w->completer_idle = 0;
         size_t n = 0;
         while (w->done_head && n < COMPLETE_BATCH) {
             batch[n++] = w->done_head;
@@ -183,9 +243,16 @@ void *baton_worker_completer_main(void *arg) {
         if (n == 0)
             break; /* exiting and drained */
         baton_worker_outcome_complete_batch(w, w->completer_redis, batch, n);
+        /* The whole batch's slots at once: one wake-up of the fetcher,
+         * which then claims for all of them in one round. */
+        pthread_mutex_lock(&w->lock);
+        for (size_t i = 0; i < n; i++)
+            job_done_locked(w, batch[i]);
+        pthread_cond_broadcast(&w->slot_freed);
+        pthread_mutex_unlock(&w->lock);
         for (size_t i = 0; i < n; i++) {
-            job_done(w, batch[i]);
-            baton_worker_job_unref(batch[i]); /* the executor's reference, handed over */
+            baton_worker_job_unref(batch[i]); /* the running set's reference */
+            baton_worker_job_unref(batch[i]); /* the executor's, handed over */
         }
     }
     return NULL;

@@ -59,7 +59,7 @@ static int take_claimed(baton_worker_t *w, baton_redis_t *r, const struct worker
     int got = 0;
     for (size_t k = 0; k < claim->count; k++) {
         baton_job_t *job = baton_worker_job_new(q, &claim->tasks[k]);
-        if (job && job->task) {
+        if (job && job->readable) {
             baton_metric_inc(w->metrics.claimed, BATON_LABELS(job->queue, job->type));
             jobs[got++] = job;
         } else {

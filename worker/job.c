@@ -20,41 +20,261 @@
 #include "utf8.h"
 #include "worker_internal.h"
 
+/* ------------------------------------------------------ the task scan */
+
+/*
+ * Reading a task with jansson costs a tree of allocations (~28,000
+ * instructions for a small task), while the claim needs only its type and
+ * whether it can be read at all, and a noop never looks at the payload.
+ * The scan below answers both without allocating, for a subset of JSON
+ * that jansson certainly reads the same way; anything outside it goes to
+ * jansson, so what counts as unreadable is jansson's call, as before.
+ */
+
+enum { SCAN_MAX_DEPTH = 64, SCAN_MAX_NUMBER = 18 };
+
+struct scan {
+    const char *p, *end;
+    int depth;
+};
+
+static void scan_ws(struct scan *s) {
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+/* A string at s->p ('"'): printable ASCII and the short escapes only (a
+ * \u escape may be a NUL or a lone surrogate, which jansson refuses). */
+static int scan_string(struct scan *s, const char **str, size_t *len, int *escaped) {
+    const char *p = s->p + 1;
+    *escaped = 0;
+    while (p < s->end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            *str = s->p + 1;
+            *len = (size_t)(p - *str);
+            s->p = p + 1;
+            return 1;
+        }
+        if (c == '\\') {
+            if (++p == s->end || !strchr("\"\\/bfnrt", *p) || !*p)
+                return 0;
+            *escaped = 1;
+        } else if (c < 0x20 || c >= 0x80) {
+            return 0; /* jansson checks UTF-8 and refuses control characters */
+        }
+        p++;
+    }
+    return 0;
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?, at most SCAN_MAX_NUMBER characters: fits an
+ * int64 or a double without overflow (jansson refuses both overflows). */
+static int scan_number(struct scan *s) {
+    const char *p = s->p;
+    if (p < s->end && *p == '-')
+        p++;
+    if (p == s->end || *p < '0' || *p > '9')
+        return 0;
+    if (*p == '0')
+        p++;
+    else
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    if (p < s->end && *p == '.') {
+        const char *digits = ++p;
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == digits)
+            return 0;
+    }
+    if (p < s->end && (*p == 'e' || *p == 'E'))
+        return 0;
+    if (p - s->p > SCAN_MAX_NUMBER)
+        return 0;
+    s->p = p;
+    return 1;
+}
+
+static int scan_literal(struct scan *s, const char *word) {
+    size_t n = strlen(word);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return 0;
+    s->p += n;
+    return 1;
+}
+
+static int scan_value(struct scan *s, const char **type, size_t *type_len);
+
+/* An object or an array at s->p; at the top (depth 1) an object's "type"
+ * members set *type (the last one counts, as in jansson's object). */
+static int scan_container(struct scan *s, const char **type, size_t *type_len) {
+    char close = *s->p == '{' ? '}' : ']';
+    int object = close == '}';
+    int top = s->depth == 0;
+    if (++s->depth > SCAN_MAX_DEPTH)
+        return 0;
+    s->p++;
+    scan_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        s->depth--;
+        return 1;
+    }
+    for (;;) {
+        int is_type = 0;
+        if (object) {
+            const char *key;
+            size_t key_len;
+            int escaped;
+            if (s->p == s->end || *s->p != '"' || !scan_string(s, &key, &key_len, &escaped) ||
+                escaped)
+                return 0; /* an escaped key may spell "type": jansson decodes it */
+            is_type = top && key_len == 4 && memcmp(key, "type", 4) == 0;
+            scan_ws(s);
+            if (s->p == s->end || *s->p != ':')
+                return 0;
+            s->p++;
+            scan_ws(s);
+        }
+        if (is_type) {
+            if (s->p < s->end && *s->p == '"') {
+                int escaped;
+                if (!scan_string(s, type, type_len, &escaped) || escaped)
+                    return 0;
+            } else {
+                *type = NULL; /* not a string: no type */
+                if (!scan_value(s, NULL, NULL))
+                    return 0;
+            }
+        } else if (!scan_value(s, NULL, NULL)) {
+            return 0;
+        }
+        scan_ws(s);
+        if (s->p == s->end)
+            return 0;
+        if (*s->p == close) {
+            s->p++;
+            s->depth--;
+            return 1;
+        }
+        if (*s->p != ',')
+            return 0;
+        s->p++;
+        scan_ws(s);
+    }
+}
+
+static int scan_value(struct scan *s, const char **type, size_t *type_len) {
+    if (s->p == s->end)
+        return 0;
+    const char *str;
+    size_t len;
+    int escaped;
+    switch (*s->p) {
+    case '{':
+    case '[': return scan_container(s, type, type_len);
+    case '"': return scan_string(s, &str, &len, &escaped);
+    case 't': return scan_literal(s, "true");
+    case 'f': return scan_literal(s, "false");
+    case 'n': return scan_literal(s, "null");
+    default: return scan_number(s);
+    }
+}
+
+int baton_worker_task_scan(const char *text, size_t n, const char **type, size_t *type_len) {
+    struct scan s = {text, text + n, 0};
+    *type = NULL;
+    *type_len = 0;
+    scan_ws(&s);
+    /* jansson without JSON_DECODE_ANY: an object or an array, nothing after */
+    if (s.p == s.end || (*s.p != '{' && *s.p != '['))
+        return 0;
+    if (!scan_container(&s, type, type_len))
+        return 0;
+    scan_ws(&s);
+    return s.p == s.end;
+}
+
+/* ------------------------------------------------------------- the job */
+
 baton_job_t *baton_worker_job_new(const struct worker_queue *q,
                                   const struct baton_tr_claimed *claim) {
-    baton_job_t *job = calloc(1, sizeof *job);
-    if (!job)
+    const char *type = NULL;
+    size_t type_len = 0;
+    json_t *task = NULL;
+    int scanned = claim->task_json &&
+                  baton_worker_task_scan(claim->task_json, claim->task_json_len, &type, &type_len);
+    if (!scanned && claim->task_json) {
+        /* Outside the subset: jansson decides, and its tree is kept. */
+        json_error_t jerr;
+        task = json_loadb(claim->task_json, claim->task_json_len, 0, &jerr);
+        type = json_string_value(json_object_get(task, "type"));
+        type_len = type ? strlen(type) : 0;
+    }
+    if (!type)
+        type = "";
+    /* One allocation: the job, its id, its type and (for a lazy load) the
+     * task text. */
+    size_t id_len = strlen(claim->id);
+    size_t text_len = scanned ? claim->task_json_len : 0;
+    baton_job_t *job = malloc(sizeof *job + id_len + 1 + type_len + 1 + text_len + 1);
+    if (!job) {
+        json_decref(task);
         return NULL;
+    }
+    memset(job, 0, sizeof *job);
+    char *text = (char *)(job + 1);
+    memcpy(text, claim->id, id_len + 1);
+    job->id = text;
+    text += id_len + 1;
+    memcpy(text, type, type_len);
+    text[type_len] = '\0';
+    job->type = text;
+    text += type_len + 1;
+    if (scanned) {
+        memcpy(text, claim->task_json, text_len);
+        text[text_len] = '\0';
+        job->task_json = text;
+        job->task_json_len = text_len;
+    }
+    job->task = task;
+    job->payload = task ? json_object_get(task, "payload") : NULL;
+    if (task && !job->payload)
+        job->payload = json_null();
+    job->readable = scanned || task;
     atomic_init(&job->refs, 1);
     atomic_init(&job->stop_reason, JOB_STOP_NONE);
     atomic_init(&job->pgid, 0);
     pthread_mutex_init(&job->lock, NULL);
     baton_cond_init_monotonic(&job->wake);
     job->wq = q;
-    job->id = strdup(claim->id);
-    job->queue = strdup(q->keys.name);
+    job->queue = q->keys.name;
     snprintf(job->token, sizeof job->token, "%s", claim->token);
     job->attempt = (int)claim->attempt;
     /* -1: the field is missing from a damaged hash */
     job->max_attempts = claim->max_attempts >= 0 ? (int)claim->max_attempts : 1;
     job->timeout_ms = claim->timeout_ms >= 0 ? claim->timeout_ms : 300000;
-    json_error_t jerr;
-    job->task =
-        claim->task_json ? json_loadb(claim->task_json, claim->task_json_len, 0, &jerr) : NULL;
-    const char *type = json_string_value(json_object_get(job->task, "type"));
-    job->type = strdup(type ? type : "");
-    job->payload = json_object_get(job->task, "payload");
-    if (!job->payload)
-        job->payload = json_null();
     job->started_mono_ms = baton_time_mono_ms();
     /* Saturating: a task enqueued before the contract capped timeout_ms
      * may hold up to 2^63-1, and a wrapped sum would time it out at once. */
     job->deadline_mono_ms = baton_time_add_sat(job->started_mono_ms, job->timeout_ms);
-    if (!job->id || !job->queue || !job->type) {
-        baton_worker_job_unref(job);
-        return NULL;
-    }
     return job;
+}
+
+baton_err_t baton_worker_job_load(baton_job_t *job) {
+    if (job->payload)
+        return BATON_OK;
+    json_error_t jerr;
+    /* The scan vouched for the text: only memory can fail here. */
+    job->task = json_loadb(job->task_json, job->task_json_len, 0, &jerr);
+    if (!job->task)
+        return BATON_ERR_NOMEM;
+    job->payload = json_object_get(job->task, "payload");
+    if (!job->payload)
+        job->payload = json_null();
+    job->task_json = NULL;
+    return BATON_OK;
 }
 
 baton_job_t *baton_worker_job_ref(baton_job_t *job) {
@@ -65,9 +285,6 @@ baton_job_t *baton_worker_job_ref(baton_job_t *job) {
 void baton_worker_job_unref(baton_job_t *job) {
     if (!job || atomic_fetch_sub(&job->refs, 1) != 1)
         return;
-    free(job->id);
-    free(job->queue);
-    free(job->type);
     json_decref(job->task);
     free(job->result);
     free(job->error);

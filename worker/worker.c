@@ -96,7 +96,6 @@ baton_err_t baton_worker_new(const struct baton_worker_config *config, baton_wor
     w->id = config->worker_id ? strdup(config->worker_id) : default_id();
     w->config.worker_id = w->id;
     pthread_mutex_init(&w->lock, NULL);
-    baton_cond_init_monotonic(&w->work);
     baton_cond_init_monotonic(&w->completed);
     baton_cond_init_monotonic(&w->slot_freed);
     baton_cond_init_monotonic(&w->stop_cond);
@@ -242,9 +241,11 @@ void baton_worker_destroy(baton_worker_t *w) {
     for (size_t i = 0; i < w->running.count; i++)
         baton_worker_job_unref(w->running.jobs[i]);
     free(w->running.jobs);
+    for (int i = 0; w->executors && i < w->config.concurrency; i++)
+        if (w->executors[i].worker) /* its condition variable was made */
+            pthread_cond_destroy(&w->executors[i].wake);
     free(w->executors);
     pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->work);
     pthread_cond_destroy(&w->completed);
     pthread_cond_destroy(&w->slot_freed);
     pthread_cond_destroy(&w->stop_cond);
@@ -358,6 +359,7 @@ static baton_err_t make_handles(baton_worker_t *w, char *errstr, size_t errstr_s
         err = baton_redis_new(w->redis_url, timeout, &w->completer_redis, errstr, errstr_size);
     for (int i = 0; !err && i < w->config.concurrency; i++) {
         w->executors[i].worker = w;
+        baton_cond_init_monotonic(&w->executors[i].wake);
         err = baton_redis_new(w->redis_url, timeout, &w->executors[i].redis, errstr, errstr_size);
     }
     return err;
@@ -422,7 +424,7 @@ baton_err_t baton_worker_run(baton_worker_t *w, char *errstr, size_t errstr_size
     pthread_mutex_lock(&w->lock);
     w->exiting = 1;
     w->keeper_exit = 1;
-    pthread_cond_broadcast(&w->work);
+    baton_worker_executors_wake_all(w);
     pthread_cond_broadcast(&w->stop_cond);
     pthread_mutex_unlock(&w->lock);
     if (!w->threads_stuck)

@@ -86,15 +86,19 @@ enum job_stop {
 };
 
 struct baton_job {
-    char *id;       /* owned */
-    char *queue;    /* owned */
-    char *type;     /* owned */
-    char token[24]; /* fencing token, as Redis returned it */
+    const char *id;    /* in this job's allocation (text below) */
+    const char *queue; /* borrowed from wq */
+    const char *type;  /* in this job's allocation, or in task */
+    char token[24];    /* fencing token, as Redis returned it */
     int attempt;
     int max_attempts;
     int64_t timeout_ms;
-    json_t *task;                  /* parsed task JSON, owned; NULL = unreadable */
-    const json_t *payload;         /* borrowed from task */
+    int readable;          /* the task JSON could be read (else: marked dead) */
+    json_t *task;          /* parsed task JSON, owned; NULL until loaded */
+    const json_t *payload; /* borrowed from task; NULL until loaded */
+    const char *task_json; /* text to load it from (checked readable), in
+                              this job's allocation; NULL once loaded */
+    size_t task_json_len;
     uint64_t claim_seq;            /* this worker's claim order (graceful stop
                                       hands tasks back in reverse of it) */
     int64_t started_mono_ms;       /* when this worker started it */
@@ -117,11 +121,26 @@ struct baton_job {
 
 /* A job for `claim` (one task of claim.lua's answer, borrowed) on `q`
  * with one reference, its deadline counted from now; a field a damaged
- * task hash lacks takes the default (1 attempt, 300000 ms), and its task
- * is NULL when the JSON is missing or cannot be read. NULL without
- * memory. Caller drops the reference with baton_worker_job_unref(). */
+ * task hash lacks takes the default (1 attempt, 300000 ms), and it is not
+ * `readable` when the JSON is missing or cannot be read (by jansson, as
+ * baton_worker_job_load() would). Its type is known; the payload is parsed
+ * only by baton_worker_job_load(), when a handler may want it. NULL
+ * without memory. Caller drops the reference with baton_worker_job_unref(). */
 WORKER_INTERNAL baton_job_t *baton_worker_job_new(const struct worker_queue *q,
                                                   const struct baton_tr_claimed *claim);
+/* Parses a readable job's task JSON (once) and sets its payload.
+ * BATON_ERR_NOMEM when jansson could not (out of memory). @locality the
+ * job's executor, before its handler runs */
+WORKER_INTERNAL baton_err_t baton_worker_job_load(baton_job_t *job);
+/* Whether the task text `s` (n bytes) is in a subset of JSON that jansson
+ * reads (json_loadb, flags 0) without doubt: ASCII without \u escapes or
+ * control characters, no exponent, short numbers, shallow nesting, an
+ * object or an array at the top. 1 if so, with the top-level object's last
+ * "type" member in *type (*type_len bytes; NULL when absent or not a
+ * string, as json_string_value gives); 0 means "ask jansson", not
+ * "invalid". Pure; exposed for its unit test. */
+WORKER_INTERNAL int baton_worker_task_scan(const char *s, size_t n, const char **type,
+                                           size_t *type_len);
 WORKER_INTERNAL baton_job_t *baton_worker_job_ref(baton_job_t *job); /* returns job */
 WORKER_INTERNAL void baton_worker_job_unref(baton_job_t *job);       /* NULL is a no-op */
 
@@ -178,11 +197,11 @@ struct baton_worker {
 
     pthread_mutex_t lock;
     /* Condition variables, one per event; each waits on `lock`. */
-    pthread_cond_t work;       /* a job joined the ready list, or exiting:
-                                  executors wait */
-    pthread_cond_t completed;  /* a success joined the done list, or
-                                  completer_exit: the completer waits */
-    pthread_cond_t slot_freed; /* busy went down (executor.c's job_done), or
+    pthread_cond_t completed;  /* a success joined the done list while the
+                                  completer was idle, or completer_exit:
+                                  the completer waits */
+    pthread_cond_t slot_freed; /* busy went down (once per completer batch,
+                                  or an executor's own outcome), or
                                   stopping: the fetcher waits for a slot,
                                   run() for busy == 0 */
     pthread_cond_t stop_cond;  /* stopping or keeper_exit set: the keeper's
@@ -192,6 +211,16 @@ struct baton_worker {
     /* [lock] claimed jobs waiting for an executor, borrowed from `running`:
      * the fetcher appends, executors take. */
     baton_job_t *ready_head, *ready_tail;
+    /* [lock] executors waiting for work, the latest idle first (its
+     * cache is warm), and how many were woken and have not yet looked at
+     * the ready list. Executors are woken one at a time: a woken one that
+     * leaves work behind wakes the next (executor.c), so a burst of short
+     * tasks wakes few threads and long ones still spread. */
+    struct worker_executor *idle_executors;
+    int waking;
+    /* [lock] the completer waits for the done list (it is woken only
+     * then, not for each success). */
+    int completer_idle;
     /* [lock] successes whose outcome is taken, one reference each:
      * executors append, the completer takes. */
     baton_job_t *done_head, *done_tail;
@@ -234,7 +263,14 @@ struct worker_executor {
     baton_worker_t *worker; /* borrowed */
     baton_redis_t *redis;   /* this thread's handle, owned by run() */
     pthread_t thread;
+    pthread_cond_t wake;               /* waits here on the worker lock when idle */
+    int woken;                         /* [lock] told to look at the ready list */
+    struct worker_executor *next_idle; /* [lock] the idle stack */
 };
+
+/* Wakes every idle executor (run(), after setting exiting); worker lock
+ * held. */
+WORKER_INTERNAL void baton_worker_executors_wake_all(baton_worker_t *w);
 
 /* Creates the worker's metric families in `registry` (borrowed) and the
  * busy/idle collector; unregister removes the collector, waiting for a
