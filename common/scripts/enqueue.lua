@@ -57,13 +57,12 @@ for i = 0, n - 1 do
     end
     -- The hash keeps what the scripts and batonctl read, and nothing the
     -- key, a default or the history already says (docs/redis.md, task
-    -- hash): no queue (in the key), token (0 until the first claim),
-    -- submission time, Kafka coordinates (in the "submitted" event and
+    -- hash): no id or queue (in the key), token or attempt (0 until the
+    -- first claim), submission time, Kafka coordinates (in the "submitted" event and
     -- the history row), due time unless scheduled, deadline unless set.
     -- Small enough to stay in Redis's compact listpack encoding.
-    local fields = {'id', id, 'state', state, 'priority', priority, 'attempt', '0',
-                    'max_attempts', ARGV[b + 3], 'timeout_ms', ARGV[b + 4],
-                    'task', ARGV[b + 11], 'ev', '1'}
+    local fields = {'state', state, 'priority', priority, 'max_attempts', ARGV[b + 3],
+                    'timeout_ms', ARGV[b + 4], 'task', ARGV[b + 11], 'ev', '1'}
     if deadline ~= '' then
       fields[#fields + 1] = 'deadline_ms'
       fields[#fields + 1] = deadline
