@@ -282,9 +282,13 @@ static int live_field_is_int(const char *name) {
 }
 
 /* The Redis hash as a JSON object: numbers as numbers, the task JSON and
- * the result parsed. */
-static json_t *live_json(const redisReply *h) {
+ * the result parsed. The hash keeps no id (the key names it) and no
+ * attempt before the first claim (absent means 0): both are filled in, so
+ * the object reads as it did when the hash held them. */
+static json_t *live_json(const redisReply *h, const char *id) {
     json_t *o = json_object();
+    json_object_set_new(o, "id", ctl_json_str(id));
+    json_object_set_new(o, "attempt", json_integer(0));
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const char *name = h->element[i]->str, *value = h->element[i + 1]->str;
         json_t *v;
@@ -338,7 +342,7 @@ static json_t *status_json(const char *id, const struct lookup *l) {
         json_object_set_new(t, "state", ctl_json_str(state));
         json_object_set_new(t, "in_redis", json_boolean(m->live != NULL));
         json_object_set_new(t, "in_history", json_boolean(m->row >= 0));
-        json_object_set_new(t, "live", m->live ? live_json(m->live) : json_null());
+        json_object_set_new(t, "live", m->live ? live_json(m->live, id) : json_null());
         json_t *row = json_null();
         if (m->row >= 0) {
             row = json_object();
@@ -394,15 +398,13 @@ static void json_line(const char *label, json_t *value, size_t max) {
     free(text);
 }
 
-static void print_task(const struct lookup *l, const struct match *m) {
+static void print_task(const char *id, const struct lookup *l, const struct match *m) {
     const char *live_state = ctl_reply_field(m->live, "state");
     const char *state = live_state ? live_state : history_state(l, m);
     const char *where = m->live && m->row >= 0 ? "live in Redis, history in PostgreSQL"
                         : m->live              ? "live in Redis"
                                                : "history only (no longer in Redis)";
-    ctl_term_printf(stdout, "task %s in queue %s: %s%s  (%s)\n",
-                    m->live ? ctl_reply_field(m->live, "id") : ctl_pg_text(l->tasks, m->row, T_ID),
-                    m->queue, state ? state : "?",
+    ctl_term_printf(stdout, "task %s in queue %s: %s%s  (%s)\n", id, m->queue, state ? state : "?",
                     ctl_reply_field(m->live, "cancel_requested") && live_state &&
                             strcmp(live_state, "running") == 0
                         ? " (cancel requested)"
@@ -424,6 +426,8 @@ static void print_task(const struct lookup *l, const struct match *m) {
         prio = ctl_pg_text(l->tasks, m->row, T_PRIORITY);
     line("priority", prio);
     const char *attempt = ctl_reply_field(m->live, "attempt");
+    if (m->live && !attempt)
+        attempt = "0"; /* enqueue.lua writes none: not claimed yet */
     const char *max_attempts = ctl_reply_field(m->live, "max_attempts");
     if (!m->live && m->row >= 0) {
         attempt = ctl_pg_text(l->tasks, m->row, T_ATTEMPTS);
@@ -596,7 +600,7 @@ int ctl_cmd_status(struct ctl_config *config, int argc, char **argv) {
         for (size_t i = 0; i < l.count; i++) {
             if (i)
                 printf("\n");
-            print_task(&l, &l.items[i]);
+            print_task(id, &l, &l.items[i]);
         }
     }
     lookup_free(&l);

@@ -29,6 +29,22 @@ local function push_ready(ready, seqkey, id, priority)
   redis.call('ZADD', ready, ready_score(priority, seq), id)
 end
 
+-- Runs `cmd key v1 v2 ...` for the values of `list`, one command for the
+-- whole list (a script that moves many tasks writes each set once per
+-- call, not once per task: fewer commands to run and to append to the
+-- AOF), split only where Lua's unpack() limit needs it. CALL_VALUES_MAX is
+-- even, so score/member pairs are never split.
+local CALL_VALUES_MAX = 7000
+local function call_many(cmd, key, list)
+  local n = #list
+  if n == 0 then
+    return
+  end
+  for i = 1, n, CALL_VALUES_MAX do
+    redis.call(cmd, key, unpack(list, i, math.min(i + CALL_VALUES_MAX - 1, n)))
+  end
+end
+
 -- Wakes up to `n` idle workers blocked on the queue's notify list; the list
 -- is bounded, an extra wake-up only costs a worker one empty claim.
 local function wake(notify, n)
@@ -76,6 +92,8 @@ end
 -- `attempt`, when given, are the event number and attempt the caller has
 -- already written to the hash (ev = seq): emit then reads and writes
 -- nothing; else it takes them from the hash (HINCRBY ev, HGET attempt).
+-- `at`, `seq` and `attempt` may be numbers or their exact decimal text (a
+-- script that emits many events formats the call's time once).
 local function emit(events, tkey, id, event, from, to, at, extra, seq, attempt)
   if not seq then
     seq = redis.call('HINCRBY', tkey, 'ev', 1)
@@ -97,13 +115,22 @@ local function emit(events, tkey, id, event, from, to, at, extra, seq, attempt)
   events_key = events
   local b = events_buf
   local n = #b
-  b[n + 1], b[n + 2], b[n + 3], b[n + 4] = 'id', id, 'seq', num(seq)
-  b[n + 5], b[n + 6], b[n + 7], b[n + 8] = 'event', event, 'from', from
-  b[n + 9], b[n + 10], b[n + 11], b[n + 12] = 'to', to, 'at', num(at)
+  if type(seq) == 'number' then seq = num(seq) end
+  if type(at) == 'number' then at = num(at) end
   if type(attempt) == 'number' then attempt = num(attempt) end
+  b[n + 1], b[n + 2], b[n + 3], b[n + 4] = 'id', id, 'seq', seq
+  b[n + 5], b[n + 6], b[n + 7], b[n + 8] = 'event', event, 'from', from
+  b[n + 9], b[n + 10], b[n + 11], b[n + 12] = 'to', to, 'at', at
   b[n + 13], b[n + 14] = 'attempt', attempt
   n = n + 14
   for i = 1, nextra do b[n + i] = extra[i] end
+end
+
+-- The "STALE ..." error reply for task `id`, whose hash holds state h[1]
+-- and token h[2], refused for the fencing token `token`.
+local function stale_reply(id, h, token)
+  return redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
+                           ' with token ' .. tostring(h[2]) .. ', not ' .. token)
 end
 
 -- The fencing check of guarantee 3: task `id` (hash `tkey`) must be running
@@ -113,8 +140,7 @@ end
 local function running_with(tkey, id, token, ...)
   local h = redis.call('HMGET', tkey, 'state', 'token', ...)
   if h[1] ~= 'running' or h[2] ~= token then
-    return nil, redis.error_reply('STALE task ' .. id .. ' is ' .. tostring(h[1]) ..
-                                  ' with token ' .. tostring(h[2]) .. ', not ' .. token)
+    return nil, stale_reply(id, h, token)
   end
   return h
 end

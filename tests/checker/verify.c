@@ -1267,16 +1267,17 @@ static void check_structure(struct verify_run *run) {
         struct task *t = &run->tasks[i];
         if (!t->in_redis)
             continue;
-        if (!t->state || !t->hash_id) {
-            violate(run, &run->structure, "structure", t->id, "task hash lacks %s",
-                    !t->state ? "state" : "id");
+        if (!t->state) {
+            violate(run, &run->structure, "structure", t->id, "task hash lacks state");
             continue;
         }
-        /* The queue is in the key (enqueue.lua keeps no queue field); a
-         * hash written by an older version has one, which must agree. */
-        if (strcmp(t->hash_id, t->id) != 0 || (t->hash_queue && strcmp(t->hash_queue, queue) != 0))
+        /* The id and the queue are in the key (enqueue.lua keeps neither
+         * field); a hash written by an older version has them, and they
+         * must agree. */
+        if ((t->hash_id && strcmp(t->hash_id, t->id) != 0) ||
+            (t->hash_queue && strcmp(t->hash_queue, queue) != 0))
             violate(run, &run->structure, "structure", t->id, "hash says id %s, queue %s",
-                    t->hash_id, t->hash_queue ? t->hash_queue : queue);
+                    t->hash_id ? t->hash_id : t->id, t->hash_queue ? t->hash_queue : queue);
         if (!is_redis_state(t->state)) {
             violate(run, &run->structure, "structure", t->id, "invalid state '%s'", t->state);
             continue;

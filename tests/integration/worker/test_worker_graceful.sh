@@ -81,7 +81,9 @@ running_is "$q1" 0 || fail "tasks of $q1 left running"
 events "$q1" >"$WORK/q1.events"
 rcli zrange "baton:{$q1}:ready" 0 -1 >"$WORK/q1.ready"
 for i in $(seq -w 1 30); do
-  printf 'g-%s %s %s\n' "$i" "$(task_field "$q1" "g-$i" state)" "$(task_field "$q1" "g-$i" attempt)"
+  # attempt: absent until the first claim (enqueue.lua writes none), i.e. 0
+  a=$(task_field "$q1" "g-$i" attempt)
+  printf 'g-%s %s %s\n' "$i" "$(task_field "$q1" "g-$i" state)" "${a:-0}"
 done >"$WORK/q1.tasks"
 python3 - "$WORK/q1.events" "$WORK/q1.ready" "$WORK/q1.tasks" <<'PY' || fail "scenario 1: wrong outcome"
 import json, sys
@@ -133,8 +135,9 @@ grep -q 'test hook: pausing 100 ms' "$WORK/w2.log" || fail "w2 did not pause (te
 events "$q2" >"$WORK/q2.events"
 rcli zrange "baton:{$q2}:ready" 0 -1 >"$WORK/q2.ready"
 for i in 1 2 3 4 5 6 7 8; do
+  a=$(task_field "$q2" "h-$i" attempt) # absent until the first claim: 0
   printf 'h-%s %s %s %s\n' "$i" "$(task_field "$q2" "h-$i" state)" \
-    "$(task_field "$q2" "h-$i" attempt)" "$(task_field "$q2" "h-$i" worker)"
+    "${a:-0}" "$(task_field "$q2" "h-$i" worker)"
 done >"$WORK/q2.tasks"
 python3 - "$WORK/q2.events" "$WORK/q2.ready" "$WORK/q2.tasks" "w2.$UNIQ" <<'PY' || fail "scenario 2: wrong outcome"
 import json, sys
