@@ -222,22 +222,26 @@ int64_t baton_time_add_sat(int64_t t, int64_t d) {
 }
 
 struct timespec baton_time_mono_after(int64_t ms) {
+    return baton_time_mono_after_us(ms > INT64_MAX / 1000 ? INT64_MAX : ms * 1000);
+}
+
+struct timespec baton_time_mono_after_us(int64_t us) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (ms <= 0)
+    if (us <= 0)
         return ts;
     /* tv_sec is at least 64 bits on the platforms baton builds for
-     * (static assert below), and ms / 1000 plus today's monotonic seconds
+     * (static assert below), and us / 10^6 plus today's monotonic seconds
      * stays far below its limit; only tv_nsec needs carrying. */
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += (time_t)(us / 1000000);
+    ts.tv_nsec += (long)(us % 1000000) * 1000L;
     if (ts.tv_nsec >= 1000000000L) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
     return ts;
 }
-_Static_assert(sizeof(time_t) >= 8, "baton_time_mono_after assumes a 64-bit time_t");
+_Static_assert(sizeof(time_t) >= 8, "baton_time_mono_after_us assumes a 64-bit time_t");
 
 int baton_cond_init_monotonic(pthread_cond_t *cond) {
     pthread_condattr_t attr;

@@ -57,6 +57,8 @@ int64_t baton_time_add_sat(int64_t t, int64_t d);
  * non-normalised timespec, which timedwait would refuse with EINVAL).
  */
 struct timespec baton_time_mono_after(int64_t ms);
+/* The same, `us` microseconds from now. */
+struct timespec baton_time_mono_after_us(int64_t us);
 
 /* Initializes `cond` so that its timed waits use CLOCK_MONOTONIC (immune to
  * wall-clock steps). Returns pthread_cond_init()'s result. */

@@ -16,7 +16,10 @@
  * round (at most every PROBE_EVERY_MS) pops a drained queue's token, if
  * any, without blocking. Every HINTS_RESET_MS every queue is claimed again
  * all the same, for work that comes without a token (a queue resumed by
- * batonctl). With every slot busy it sleeps until one is freed.
+ * batonctl). With every slot busy it sleeps until one is freed; with
+ * some busy it waits up to CLAIM_GATHER_US for half of them to be free,
+ * and hands the slots to the queues in chunks of half the concurrency:
+ * under load a claim carries many tasks rather than one or two.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,12 @@
 #define BLOCK_TIMEOUT "0.5" /* BLPOP seconds: bounds stop latency */
 #define HINTS_RESET_MS 500  /* every queue is claimed from at least this often */
 #define PROBE_EVERY_MS 1    /* drained queues' notify lists, popped at most this often */
+/* A busy worker (some task running) waits up to this long for half its
+ * slots to be idle before it claims, so that a claim carries several
+ * tasks: each claim is one script call, whose fixed cost in Redis is that
+ * of several tasks, and one round trip here. An idle worker claims at
+ * once (the idle latency stays a BLPOP wake-up). */
+#define CLAIM_GATHER_US 1000
 
 /* What the fetcher knows of its queues; the fetcher thread's own. */
 struct fetch_state {
@@ -81,7 +90,8 @@ static int take_claimed(baton_worker_t *w, baton_redis_t *r, const struct worker
 static int claim_round(baton_worker_t *w, baton_redis_t *r, struct fetch_state *st, int idle,
                        char *errstr, size_t errstr_size) {
     int counts[w->nqueues];
-    baton_worker_allocate_slots_among(w->queues, w->nqueues, st->maybe, idle, counts);
+    int chunk = w->config.concurrency / 2;
+    baton_worker_allocate_slots_among(w->queues, w->nqueues, st->maybe, idle, chunk, counts);
     int64_t started_ns = baton_metrics_now_ns();
     int64_t now = baton_time_mono_ms();
     int probe = now >= st->probe_at_ms;
@@ -185,6 +195,13 @@ void *baton_worker_fetcher_main(void *arg) {
         pthread_mutex_lock(&w->lock);
         while (!w->stopping && w->busy >= w->config.concurrency)
             pthread_cond_wait(&w->slot_freed, &w->lock);
+        int gather = w->config.concurrency / 2;
+        if (w->busy > 0 && w->config.concurrency - w->busy < gather) {
+            struct timespec until = baton_time_mono_after_us(CLAIM_GATHER_US);
+            while (!w->stopping && w->busy > 0 && w->config.concurrency - w->busy < gather)
+                if (pthread_cond_timedwait(&w->slot_freed, &w->lock, &until))
+                    break; /* waited long enough: claim what is idle */
+        }
         int idle = w->config.concurrency - w->busy;
         int stopping = w->stopping;
         pthread_mutex_unlock(&w->lock);

@@ -5,7 +5,10 @@
  * claim round shares the idle executor slots among the queues by smooth
  * weighted round robin (the nginx upstream algorithm): over any run of
  * rounds every queue gets slots in proportion to its weight, interleaved
- * rather than in bursts, and a queue of weight 1 is never starved. The
+ * rather than in bursts, and a queue of weight 1 is never starved. A busy
+ * worker hands slots out in chunks (the fetcher's CLAIM_CHUNK), so that a
+ * claim carries several tasks: every claim is one script call, whose
+ * fixed cost in Redis is that of several tasks. The
  * fetcher shares only among the queues that may have work
  * (baton_worker_allocate_slots_among), so a drained queue costs no claim. Every
  * key a queue's scripts need is built here once, at start.
@@ -79,11 +82,12 @@ void baton_worker_queues_free(struct worker_queue *queues, size_t n) {
 }
 
 void baton_worker_allocate_slots(struct worker_queue *queues, size_t n, int idle, int *counts) {
-    baton_worker_allocate_slots_among(queues, n, NULL, idle, counts);
+    baton_worker_allocate_slots_among(queues, n, NULL, idle, 1, counts);
 }
 
 void baton_worker_allocate_slots_among(struct worker_queue *queues, size_t n,
-                                       const unsigned char *eligible, int idle, int *counts) {
+                                       const unsigned char *eligible, int idle, int chunk,
+                                       int *counts) {
     int total = 0;
     size_t first = n;
     for (size_t i = 0; i < n; i++) {
@@ -96,7 +100,9 @@ void baton_worker_allocate_slots_among(struct worker_queue *queues, size_t n,
     }
     if (first == n)
         return; /* no queue to share among */
-    for (int s = 0; s < idle; s++) {
+    if (chunk < 1)
+        chunk = 1;
+    for (int s = 0; s < idle; s += chunk) {
         size_t best = first;
         for (size_t i = first; i < n; i++) {
             if (eligible && !eligible[i])
@@ -106,6 +112,6 @@ void baton_worker_allocate_slots_among(struct worker_queue *queues, size_t n,
                 best = i;
         }
         queues[best].current -= total;
-        counts[best]++;
+        counts[best] += idle - s < chunk ? idle - s : chunk;
     }
 }

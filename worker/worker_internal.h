@@ -69,10 +69,13 @@ WORKER_INTERNAL void baton_worker_queues_free(struct worker_queue *queues, size_
 WORKER_INTERNAL void baton_worker_allocate_slots(struct worker_queue *queues, size_t n, int idle,
                                                  int *counts);
 /* The same among the queues whose eligible[i] is not 0 (NULL: all); the
- * others get 0 slots and keep their state. */
+ * others get 0 slots and keep their state. Each pick of the round robin
+ * hands out `chunk` slots (the last pick what is left; chunk < 1 counts
+ * as 1): fewer, larger claims, each a script call in Redis; over rounds
+ * the picks, and so the slots, still follow the weights. */
 WORKER_INTERNAL void baton_worker_allocate_slots_among(struct worker_queue *queues, size_t n,
                                                        const unsigned char *eligible, int idle,
-                                                       int *counts);
+                                                       int chunk, int *counts);
 
 /* ------------------------------------------------------------------ jobs */
 

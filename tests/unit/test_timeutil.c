@@ -282,6 +282,16 @@ START_TEST(test_mono_deadline_and_cond) {
     ck_assert_int_ge(diff_ms, 1500);
     ck_assert_int_lt(diff_ms, 1500 + 1000);
     ck_assert(b.tv_nsec >= 0 && b.tv_nsec < 1000000000L);
+    /* In microseconds: 1.5 ms and 2.5 s from now (the carry into tv_sec). */
+    struct timespec c = baton_time_mono_after_us(1500), d = baton_time_mono_after_us(2500000);
+    int64_t c_us = (int64_t)(c.tv_sec - a.tv_sec) * 1000000 + (c.tv_nsec - a.tv_nsec) / 1000;
+    int64_t d_us = (int64_t)(d.tv_sec - a.tv_sec) * 1000000 + (d.tv_nsec - a.tv_nsec) / 1000;
+    ck_assert_int_ge(c_us, 1500);
+    ck_assert_int_lt(c_us, 1500 + 1000000);
+    ck_assert_int_ge(d_us, 2500000);
+    ck_assert_int_lt(d_us, 2500000 + 1000000);
+    ck_assert(c.tv_nsec >= 0 && c.tv_nsec < 1000000000L);
+    ck_assert(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
     pthread_cond_t cond;
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     ck_assert_int_eq(baton_cond_init_monotonic(&cond), 0);

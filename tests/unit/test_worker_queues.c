@@ -161,7 +161,7 @@ START_TEST(test_among_eligible_only) {
     struct worker_queue *q = parse_ok("a=6,b=3,c=1", &n);
     const unsigned char no_b[3] = {1, 0, 1};
     int counts[3];
-    baton_worker_allocate_slots_among(q, n, no_b, 7, counts);
+    baton_worker_allocate_slots_among(q, n, no_b, 7, 1, counts);
     ck_assert_int_eq(counts[0], 6);
     ck_assert_int_eq(counts[1], 0);
     ck_assert_int_eq(counts[2], 1);
@@ -171,22 +171,54 @@ START_TEST(test_among_eligible_only) {
     /* None eligible: nothing shared, nothing moved. */
     const unsigned char none[3] = {0, 0, 0};
     counts[0] = counts[1] = counts[2] = 9;
-    baton_worker_allocate_slots_among(q, n, none, 5, counts);
+    baton_worker_allocate_slots_among(q, n, none, 5, 1, counts);
     ck_assert_int_eq(counts[0] + counts[1] + counts[2], 0);
     for (size_t i = 0; i < n; i++)
         ck_assert_int_eq(q[i].current, 0);
     /* Only the last one: it takes every slot. */
     const unsigned char only_c[3] = {0, 0, 1};
-    baton_worker_allocate_slots_among(q, n, only_c, 4, counts);
+    baton_worker_allocate_slots_among(q, n, only_c, 4, 1, counts);
     ck_assert_int_eq(counts[0], 0);
     ck_assert_int_eq(counts[1], 0);
     ck_assert_int_eq(counts[2], 4);
     /* NULL: every queue, as baton_worker_allocate_slots. */
     q[2].current = 0;
-    baton_worker_allocate_slots_among(q, n, NULL, 10, counts);
+    baton_worker_allocate_slots_among(q, n, NULL, 10, 1, counts);
     ck_assert_int_eq(counts[0], 6);
     ck_assert_int_eq(counts[1], 3);
     ck_assert_int_eq(counts[2], 1);
+    baton_worker_queues_free(q, n);
+}
+END_TEST
+
+START_TEST(test_among_chunks) {
+    /* In chunks: each pick gets `chunk` slots, the last one the rest, and
+     * over rounds the slots still follow the weights 3:1. */
+    size_t n;
+    struct worker_queue *q = parse_ok("a=3,b=1,c=1", &n);
+    int counts[3];
+    baton_worker_allocate_slots_among(q, n, NULL, 10, 4, counts);
+    ck_assert_int_eq(counts[0] + counts[1] + counts[2], 10);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(counts[i] == 0 || counts[i] == 2 || counts[i] == 4 || counts[i] == 6 ||
+                  counts[i] == 8);
+    int total[3] = {0, 0, 0};
+    for (size_t i = 0; i < n; i++)
+        q[i].current = 0; /* whole cycles of 5 picks from here */
+    for (int round = 0; round < 50; round++) {
+        baton_worker_allocate_slots_among(q, n, NULL, 8, 8, counts);
+        int given = 0;
+        for (size_t i = 0; i < n; i++) {
+            total[i] += counts[i];
+            given += counts[i] != 0;
+        }
+        ck_assert_int_eq(given, 1); /* one claim of 8 per round */
+    }
+    ck_assert_int_eq(total[0], 3 * total[1]);
+    ck_assert_int_eq(total[1], total[2]);
+    /* A chunk below 1 counts as 1: every slot its own pick. */
+    baton_worker_allocate_slots_among(q, n, NULL, 5, 0, counts);
+    ck_assert_int_eq(counts[0] + counts[1] + counts[2], 5);
     baton_worker_queues_free(q, n);
 }
 END_TEST
@@ -204,6 +236,7 @@ static Suite *worker_queues_suite(void) {
     tcase_add_test(wrr, test_light_queue_not_starved);
     tcase_add_test(wrr, test_no_idle_slot);
     tcase_add_test(wrr, test_among_eligible_only);
+    tcase_add_test(wrr, test_among_chunks);
     suite_add_tcase(s, wrr);
     return s;
 }
