@@ -481,8 +481,9 @@ static json_t *main_phase(struct bench *b) {
     char like[64];
     snprintf(like, sizeof like, "%s-t%%", b->run);
     const char *params[] = {qarray, like};
-    const char *size_sql = "SELECT pg_total_relation_size('baton.tasks')"
-                           " + pg_total_relation_size('baton.task_events')";
+    const char *size_sql = "SELECT coalesce(sum(pg_total_relation_size(oid)), 0)::bigint"
+                           " FROM pg_class WHERE relnamespace = 'baton'::regnamespace"
+                           " AND relkind = 'r'";
     long long pg_before = pg_long(b, size_sql, 0, NULL);
 
     pid_t redis_pid = 0, pg_pid = 0, kafka_pid = 0;
