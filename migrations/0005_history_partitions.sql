@@ -9,11 +9,11 @@
 -- baton.task_events      append-only, partitioned by RANGE (at), written by
 --                        COPY; one index, (task_id). No per-event key: a
 --                        replay is recognised by its Redis stream entry.
--- baton.history_entries  one row per Redis stream entry written, partitioned
---                        by RANGE (at) (the entry id's time). The writer
---                        inserts a batch's entries first, ON CONFLICT DO
---                        NOTHING RETURNING, and copies the events of the
---                        entries that came back only: replays are no-ops.
+-- baton.history_entries  the Redis stream entries written: one row per stream
+--                        per batch, with the ids in an array, partitioned by
+--                        RANGE (at) (the first id's time). The writer looks
+--                        a batch's entries up first and copies the events of
+--                        those never written only: replays are no-ops.
 -- baton.tasks            one row per task, partitioned by RANGE
 --                        (submitted_at); key (id, queue, submitted_at). The
 --                        writer folds a batch's events per task in memory
@@ -210,11 +210,13 @@ CREATE TABLE baton.task_events (
 CREATE INDEX task_events_task_idx ON baton.task_events (task_id);
 
 CREATE TABLE baton.history_entries (
-    stream    text        NOT NULL,   -- Redis stream key, e.g. baton:{emails}:events
-    entry_id  text        NOT NULL,   -- stream entry id (ms-seq)
-    at        timestamptz NOT NULL,   -- the entry id's time
-    PRIMARY KEY (stream, entry_id, at)
+    stream     text        NOT NULL,  -- Redis stream key, e.g. baton:{emails}:events
+    at         timestamptz NOT NULL,  -- time of the first entry id
+    last_at    timestamptz NOT NULL,  -- time of the last
+    entry_ids  text[]      NOT NULL   -- the stream entry ids written (ms-seq)
 ) PARTITION BY RANGE (at);
+
+CREATE INDEX history_entries_stream_idx ON baton.history_entries (stream, last_at);
 
 CREATE TABLE baton.tasks_early (
     queue     text        NOT NULL,

@@ -209,8 +209,8 @@ struct history {
     unsigned char *seen; /* per fold: its row came back from the upsert */
     size_t evs_cap, nents, ents_cap, ent_order_cap, ntodo, todo_cap, ord_cap, nfolds, folds_cap,
         seen_cap;
-    struct baton_buf events, rejections, tasks; /* COPY text */
-    struct baton_buf detail, scratch, arr[3];   /* one event's detail; a value; array literals */
+    struct baton_buf events, rejections, entries; /* COPY text */
+    struct baton_buf detail, scratch, arr[16];    /* one event's detail; a value; array literals */
     /* Ranges [lo, hi) of time (ms) where every partitioned history table has
      * a partition: made or found by this connection. */
     struct part_range {
@@ -479,14 +479,9 @@ static baton_err_t read_batch(struct history *h, char *errstr, size_t errstr_siz
 #define TIME_MAX_MS 253402300799999LL
 #define TERMINAL_STATES "('succeeded', 'dead', 'expired', 'canceled')"
 
-/* Session-private staging tables, emptied at COMMIT and ROLLBACK: a batch's
- * task rows folded in memory (tasks_in) and its rejections. */
+/* The session-private staging table of a batch's rejections, emptied at
+ * COMMIT and ROLLBACK. */
 static const char STAGING_SQL[] =
-    "CREATE TEMP TABLE IF NOT EXISTS tasks_in (queue text, id text, submitted_at timestamptz,"
-    " first_seq bigint, last_seq bigint, state text, attempts integer, queued_at timestamptz,"
-    " first_started_at timestamptz, updated_at timestamptz, last_worker text, last_error text,"
-    " result jsonb, task jsonb, kafka_topic text, kafka_partition integer, kafka_offset bigint,"
-    " PRIMARY KEY (id, queue)) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS rejbatch (kafka_topic text, kafka_partition integer,"
     " kafka_offset bigint, at_ms bigint, reason text, field text, detail text,"
     " message_value bytea) ON COMMIT DELETE ROWS";
@@ -494,14 +489,16 @@ static const char STAGING_SQL[] =
 #define EVENTS_COPY                                                                                \
     "baton.task_events (queue, task_id, seq, at, event, from_state, to_state, attempt,"            \
     " fencing_token, worker_id, error, detail)"
+#define ENTRIES_COPY "baton.history_entries (stream, at, last_at, entry_ids)"
 
-/* The batch's stream entries ($1 streams, $2 ids, $3 their times): those
- * that come back were never written; the events of the others are replays.
- * Sorted, so that two writers lock the same keys in the same order. */
-static const char REGISTER_ENTRIES_SQL[] =
-    "INSERT INTO baton.history_entries (stream, entry_id, at)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) ORDER BY 1, 2"
-    " ON CONFLICT DO NOTHING RETURNING stream, entry_id";
+/* Entries of the batch's streams written before: the rows of each stream
+ * ($1) whose range of times overlaps the batch's ($2, $3), with their ids.
+ * Run under the writers' lock (write_batch), so that no other writer adds
+ * rows between this look-up and the batch's own COPY. */
+static const char FIND_ENTRIES_SQL[] =
+    "SELECT h.stream, h.entry_ids"
+    " FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(stream, lo, hi)"
+    " JOIN baton.history_entries h ON h.stream = k.stream AND h.last_at >= k.lo AND h.at <= k.hi";
 
 /* $1 time (ms): makes the partitions that hold it; their common range. */
 static const char PARTITIONS_SQL[] =
@@ -509,13 +506,14 @@ static const char PARTITIONS_SQL[] =
     " (extract(epoch FROM upper_bound) * 1000)::bigint"
     " FROM baton.create_history_partitions(to_timestamp($1::bigint / 1000.0))";
 
-/* Submitted times of tasks whose "submitted" event is not in the batch
- * ($1 queues, $2 ids): a LATERAL probe per task, which the planner cannot
- * turn into a scan of whole partitions. */
+/* Rows of tasks whose "submitted" event is not in the batch ($1 queues, $2
+ * ids): submitted time and last event folded. One probe per task through
+ * the partitions newest first, stopping at the first that has the row (an
+ * ordered Append under the LIMIT). */
 static const char LOOKUP_SQL[] =
-    "SELECT k.queue, k.id, (extract(epoch FROM s.submitted_at) * 1000)::bigint"
+    "SELECT k.queue, k.id, (extract(epoch FROM s.submitted_at) * 1000)::bigint, s.last_seq"
     " FROM unnest($1::text[], $2::text[]) AS k(queue, id)"
-    " CROSS JOIN LATERAL (SELECT t.submitted_at FROM baton.tasks t"
+    " CROSS JOIN LATERAL (SELECT t.submitted_at, t.last_seq FROM baton.tasks t"
     "  WHERE t.id = k.id AND t.queue = k.queue ORDER BY t.submitted_at DESC LIMIT 1) s";
 
 /* Tasks with events but no row yet ($1 queues, $2 ids, $3 first times). */
@@ -530,29 +528,23 @@ static const char EARLY_TAKE_SQL[] =
     "DELETE FROM baton.tasks_early e USING unnest($1::text[], $2::text[]) AS k(queue, id)"
     " WHERE e.queue = k.queue AND e.id = k.id RETURNING e.queue, e.id";
 
-/* The static columns from the task JSON of the "submitted" event (s.task;
- * NULL on rows folded from other events). */
-#define STATIC_FROM_TASK(keep_payload)                                                             \
-    "s.task->>'type' AS type, (s.task->>'priority')::smallint AS priority,"                        \
-    " (s.task->>'max_attempts')::integer AS max_attempts,"                                         \
-    " (s.task->>'timeout_ms')::bigint AS timeout_ms, (s.task->>'run_at')::timestamptz AS run_at,"  \
-    " (s.task->>'deadline')::timestamptz AS deadline,"                                             \
-    " CASE WHEN " keep_payload " THEN s.task->'payload' END AS payload,"                           \
-    " coalesce(s.task->'meta', '{}'::jsonb) AS meta,"                                              \
-    " nullif(s.task - ARRAY['id', 'type', 'queue', 'priority', 'payload', 'max_attempts',"         \
-    " 'timeout_ms', 'run_at', 'delay_ms', 'deadline', 'meta'], '{}'::jsonb) AS extra,"             \
-    " s.kafka_topic, s.kafka_partition, s.kafka_offset"
 #define STATIC_COLUMNS                                                                             \
     "type, priority, max_attempts, timeout_ms, run_at, deadline, payload, meta, extra,"            \
     " kafka_topic, kafka_partition, kafka_offset"
+/* A static column of a row made by later events, from the batch's
+ * "submitted" event. */
+#define FILL(c) c " = CASE WHEN t.type IS NULL THEN excluded." c " ELSE t." c " END"
 
-/* One upsert per batch of every task row folded in tasks_in ($1: keep
- * payloads). A new row takes the fold as it is. An existing row takes it
- * when all of the fold's events come after the row's last one (the usual
- * case): the latest state, attempt, worker, error and result, the earliest
- * start, the latest queued and event times. Rows not returned (a fold with
- * events from before the row's last one: they arrived out of order) are
- * recomputed from all their events (RECOMPUTE_SQL). */
+/* One upsert per batch of the task rows folded in memory ($1 keep
+ * payloads; the folds as arrays $2..$17). A new row takes the fold as it
+ * is, its static columns from the task JSON of its "submitted" event (NULL
+ * without one). An existing row takes a fold whose events all come after
+ * its last one (write_tasks checks it by a look-up first): the latest
+ * state, attempt, worker, error and result, the earliest start, the
+ * latest queued and event times; and its static columns when it had none.
+ * A "submitted" fold that meets a row (the task's other events came first)
+ * leaves last_seq 0 there, which the writer reads back to recompute the row
+ * (RECOMPUTE_SQL) in the same transaction. */
 // clang-format off
 static const char UPSERT_SQL[] =
     "INSERT INTO baton.tasks AS t (queue, id, state, attempts, submitted_at, queued_at,"
@@ -560,8 +552,20 @@ static const char UPSERT_SQL[] =
     STATIC_COLUMNS ")"
     " SELECT s.queue, s.id, s.state, s.attempts, s.submitted_at, s.queued_at, s.first_started_at,"
     " CASE WHEN s.state IN " TERMINAL_STATES " THEN s.updated_at END, s.last_worker,"
-    " s.last_error, s.result, s.updated_at, s.last_seq, " STATIC_FROM_TASK("$1::boolean")
-    " FROM tasks_in s"
+    " s.last_error, s.result::jsonb, s.updated_at, s.last_seq,"
+    " s.task->>'type', (s.task->>'priority')::smallint, (s.task->>'max_attempts')::integer,"
+    " (s.task->>'timeout_ms')::bigint, (s.task->>'run_at')::timestamptz,"
+    " (s.task->>'deadline')::timestamptz, CASE WHEN $1::boolean THEN s.task->'payload' END,"
+    " coalesce(s.task->'meta', '{}'::jsonb),"
+    " nullif(s.task - ARRAY['id', 'type', 'queue', 'priority', 'payload', 'max_attempts',"
+    " 'timeout_ms', 'run_at', 'delay_ms', 'deadline', 'meta'], '{}'::jsonb),"
+    " s.kafka_topic, s.kafka_partition, s.kafka_offset"
+    " FROM (SELECT u.*, u.task_text::jsonb AS task FROM unnest($2::text[], $3::text[],"
+    "  $4::text[], $5::integer[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[],"
+    "  $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[],"
+    "  $15::text[], $16::integer[], $17::bigint[]) AS u(queue, id, state, attempts, submitted_at,"
+    "  queued_at, first_started_at, updated_at, last_worker, last_error, result, last_seq,"
+    "  task_text, kafka_topic, kafka_partition, kafka_offset)) s"
     " ON CONFLICT (id, queue, submitted_at) DO UPDATE SET state = excluded.state,"
     " attempts = excluded.attempts, queued_at = greatest(t.queued_at, excluded.queued_at),"
     " first_started_at = least(t.first_started_at, excluded.first_started_at),"
@@ -570,19 +574,16 @@ static const char UPSERT_SQL[] =
     " last_worker = coalesce(excluded.last_worker, t.last_worker),"
     " last_error = coalesce(excluded.last_error, t.last_error),"
     " result = coalesce(excluded.result, t.result),"
-    " updated_at = greatest(t.updated_at, excluded.updated_at), last_seq = excluded.last_seq"
-    " WHERE (SELECT f.first_seq FROM tasks_in f WHERE f.id = excluded.id AND f.queue = excluded.queue)"
-    "  > t.last_seq"
-    " RETURNING t.queue, t.id";
-
-/* A static column of a row made by later events, from the batch's
- * "submitted" event when it has it. */
-#define FILL(c) "CASE WHEN t.type IS NULL AND src.type IS NOT NULL THEN src." c " ELSE t." c " END"
+    " updated_at = greatest(t.updated_at, excluded.updated_at),"
+    " last_seq = CASE WHEN excluded.type IS NULL THEN excluded.last_seq ELSE 0 END, "
+    FILL("type") ", " FILL("priority") ", " FILL("max_attempts") ", " FILL("timeout_ms") ", "
+    FILL("run_at") ", " FILL("deadline") ", " FILL("payload") ", " FILL("meta") ", "
+    FILL("extra") ", " FILL("kafka_topic") ", " FILL("kafka_partition") ", "
+    FILL("kafka_offset")
+    " RETURNING t.queue, t.id, t.last_seq";
 
 /* Rows recomputed from all their events ($1 queues, $2 ids, $3 submitted
- * times, $4 keep payloads), as every row was before migration 0005; the
- * static columns of a row made by later events are filled from tasks_in
- * when the batch has the "submitted" event. */
+ * times), as every row was on every batch before migration 0005. */
 static const char RECOMPUTE_SQL[] =
     "WITH agg AS (SELECT k.queue, k.id, k.submitted_at, a.* FROM"
     "  unnest($1::text[], $2::text[], $3::timestamptz[]) AS k(queue, id, submitted_at)"
@@ -599,20 +600,13 @@ static const char RECOMPUTE_SQL[] =
     "   AS result,"
     "  max(e.at) AS updated_at"
     "  FROM baton.task_events e WHERE e.task_id = k.id AND e.queue = k.queue) a"
-    "  WHERE a.last_seq IS NOT NULL),"
-    " src AS (SELECT agg.*, " STATIC_FROM_TASK("$4::boolean") " FROM agg"
-    "  LEFT JOIN tasks_in s ON s.id = agg.id AND s.queue = agg.queue)"
-    " UPDATE baton.tasks t SET state = src.state, attempts = src.attempts,"
-    " queued_at = src.queued_at, first_started_at = src.first_started_at,"
-    " finished_at = CASE WHEN src.state IN " TERMINAL_STATES " THEN src.updated_at END,"
-    " last_worker = src.last_worker, last_error = src.last_error, result = src.result,"
-    " updated_at = src.updated_at, last_seq = src.last_seq,"
-    " type = " FILL("type") ", priority = " FILL("priority") ","
-    " max_attempts = " FILL("max_attempts") ", timeout_ms = " FILL("timeout_ms") ","
-    " run_at = " FILL("run_at") ", deadline = " FILL("deadline") ", payload = " FILL("payload") ","
-    " meta = " FILL("meta") ", extra = " FILL("extra") ", kafka_topic = " FILL("kafka_topic") ","
-    " kafka_partition = " FILL("kafka_partition") ", kafka_offset = " FILL("kafka_offset")
-    " FROM src WHERE t.id = src.id AND t.queue = src.queue AND t.submitted_at = src.submitted_at";
+    "  WHERE a.last_seq IS NOT NULL)"
+    " UPDATE baton.tasks t SET state = agg.state, attempts = agg.attempts,"
+    " queued_at = agg.queued_at, first_started_at = agg.first_started_at,"
+    " finished_at = CASE WHEN agg.state IN " TERMINAL_STATES " THEN agg.updated_at END,"
+    " last_worker = agg.last_worker, last_error = agg.last_error, result = agg.result,"
+    " updated_at = agg.updated_at, last_seq = agg.last_seq"
+    " FROM agg WHERE t.id = agg.id AND t.queue = agg.queue AND t.submitted_at = agg.submitted_at";
 // clang-format on
 
 static const char INSERT_REJECTIONS_SQL[] =
@@ -629,7 +623,7 @@ static const char SET_ASIDE_SQL[] =
 
 static const struct {
     const char *name, *sql;
-} STATEMENTS[] = {{"register_entries", REGISTER_ENTRIES_SQL},
+} STATEMENTS[] = {{"find_entries", FIND_ENTRIES_SQL},
                   {"partitions", PARTITIONS_SQL},
                   {"lookup", LOOKUP_SQL},
                   {"early_add", EARLY_ADD_SQL},
@@ -815,10 +809,13 @@ struct ent {
 /* The fold of one task's events in the range being written. */
 struct fold {
     size_t key; /* an event of the task (its queue and id) */
-    size_t last, worker, error, result,
-        submit; /* events: latest; latest with a worker, ...; NONE */
-    int64_t first_seq, first_at, queued_at, started_at, updated_at, sub_ms;
-    int sub_known, recompute;
+    /* Events: the latest; the latest with a worker, an error, a result
+     * (succeeded); the "submitted" one. NONE when there is none. */
+    size_t last, worker, error, result, submit;
+    int64_t first_seq, first_at, queued_at, started_at, updated_at, sub_ms, row_last_seq;
+    int sub_known; /* sub_ms is the submitted time of the task's row */
+    int found;     /* its row exists, with last_seq row_last_seq (lookup_rows) */
+    int upsert, recompute;
 };
 #define NONE ((size_t)-1)
 
@@ -1085,7 +1082,7 @@ static void result_json(struct history *h, const struct ev *v) {
 }
 
 /* An event as a row of baton.task_events. detail: the event-specific
- * fields, as a JSON object ({} when none). */
+ * fields, as a JSON object (NULL when none). */
 static void copy_event(struct history *h, const struct ev *v) {
     struct baton_buf *t = &h->events;
     copy_field(t, v->queue, v->queue_len, 0, 1);
@@ -1124,7 +1121,10 @@ static void copy_event(struct history *h, const struct ev *v) {
         }
     }
     baton_buf_put(d, "}", 1);
-    copy_field(t, d->data, d->len, 1, 0);
+    if (d->len == 2) /* no event-specific field */
+        copy_field(t, NULL, 0, 0, 0);
+    else
+        copy_field(t, d->data, d->len, 1, 0);
 }
 
 /* A rejection entry as a row of the rejbatch staging table. */
@@ -1166,6 +1166,10 @@ static void array_add(struct baton_buf *a, const char *s, size_t n) {
     }
     baton_buf_put(a, s + start, n - start);
     baton_buf_put(a, "\"", 1);
+}
+
+static void array_add_null(struct baton_buf *a) {
+    baton_buf_put(a, a->len > 1 ? ",NULL" : "NULL", a->len > 1 ? 5 : 4);
 }
 
 static void array_add_time(struct baton_buf *a, int64_t ms) {
@@ -1299,13 +1303,14 @@ static baton_err_t fold_range(struct history *h, size_t lo, size_t hi) {
     return BATON_OK;
 }
 
-/* Submitted times of the folds that have none, from their rows. */
-static baton_err_t lookup_submitted(struct history *h, char *errstr, size_t errstr_size) {
+/* The rows of the folds without a "submitted" event: their submitted
+ * time and last event folded. */
+static baton_err_t lookup_rows(struct history *h, char *errstr, size_t errstr_size) {
     arrays_begin(h, 2);
     size_t asked = 0;
     for (size_t i = 0; i < h->nfolds; i++) {
-        struct fold *f = &h->folds[i];
-        if (f->sub_known)
+        const struct fold *f = &h->folds[i];
+        if (f->submit != NONE)
             continue;
         const struct ev *v = &h->evs[f->key];
         array_add(&h->arr[0], v->queue, v->queue_len);
@@ -1323,68 +1328,118 @@ static baton_err_t lookup_submitted(struct history *h, char *errstr, size_t errs
         return err;
     for (int r = 0; r < PQntuples(res); r++) {
         struct fold *f = find_fold(h, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
-        if (f && !f->sub_known) {
+        if (f && f->submit == NONE) {
             f->sub_ms = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-            f->sub_known = 1;
+            f->row_last_seq = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+            f->sub_known = f->found = 1;
         }
     }
     PQclear(res);
     return BATON_OK;
 }
 
-/* The folds with a submitted time as COPY rows of tasks_in. */
-static void copy_folds(struct history *h) {
-    struct baton_buf *t = &h->tasks;
-    baton_buf_reset(t);
+/* Number of arrays UPSERT_SQL takes, $2.. */
+#define UPSERT_ARRAYS 16
+
+static void array_add_ev(struct baton_buf *a, const struct ev *v, int f) {
+    if (v && v->f[f])
+        array_add(a, v->f[f], v->n[f]);
+    else
+        array_add_null(a);
+}
+
+static void array_add_time_or_null(struct baton_buf *a, int64_t ms, int64_t none) {
+    if (ms == none)
+        array_add_null(a);
+    else
+        array_add_time(a, ms);
+}
+
+/* The folds to upsert as the arrays of UPSERT_SQL. */
+static void upsert_arrays(struct history *h) {
+    struct baton_buf *a = h->arr;
+    arrays_begin(h, UPSERT_ARRAYS);
     for (size_t i = 0; i < h->nfolds; i++) {
         const struct fold *f = &h->folds[i];
-        if (!f->sub_known)
+        if (!f->upsert)
             continue;
         const struct ev *k = &h->evs[f->key], *last = &h->evs[f->last];
-        char num[24];
-        copy_field(t, k->queue, k->queue_len, 0, 1);
-        copy_field(t, k->f[F_ID], k->n[F_ID], 0, 1);
-        copy_time(t, f->sub_ms, 1);
-        snprintf(num, sizeof num, "%" PRId64, f->first_seq);
-        copy_field(t, num, strlen(num), 0, 1);
-        copy_field(t, last->f[F_SEQ], last->n[F_SEQ], 0, 1);
-        copy_field(t, last->f[F_TO], last->n[F_TO], 0, 1);
-        copy_field(t, last->f[F_ATTEMPT], last->n[F_ATTEMPT], 0, 1);
-        if (f->queued_at != INT64_MIN)
-            copy_time(t, f->queued_at, 1);
-        else
-            copy_field(t, NULL, 0, 0, 1);
-        if (f->started_at != INT64_MAX)
-            copy_time(t, f->started_at, 1);
-        else
-            copy_field(t, NULL, 0, 0, 1);
-        copy_time(t, f->updated_at, 1);
         const struct ev *w = f->worker != NONE ? &h->evs[f->worker] : NULL;
-        copy_field(t, w ? w->f[F_WORKER] : NULL, w ? w->n[F_WORKER] : 0, 0, 1);
         const struct ev *e = f->error != NONE ? &h->evs[f->error] : NULL;
-        copy_field(t, e ? e->f[F_ERROR] : NULL, e ? e->n[F_ERROR] : 0, 0, 1);
         const struct ev *r = f->result != NONE ? &h->evs[f->result] : NULL;
+        const struct ev *s = f->submit != NONE ? &h->evs[f->submit] : NULL;
+        char num[24];
+        array_add(&a[0], k->queue, k->queue_len);
+        array_add_ev(&a[1], k, F_ID);
+        array_add_ev(&a[2], last, F_TO);
+        array_add_ev(&a[3], last, F_ATTEMPT);
+        array_add_time(&a[4], f->sub_ms);
+        array_add_time_or_null(&a[5], f->queued_at, INT64_MIN);
+        array_add_time_or_null(&a[6], f->started_at, INT64_MAX);
+        array_add_time(&a[7], f->updated_at);
+        array_add_ev(&a[8], w, F_WORKER);
+        array_add_ev(&a[9], e, F_ERROR);
         if (r && r->f[F_RESULT]) {
             result_json(h, r);
-            copy_field(t, h->scratch.data ? h->scratch.data : "", h->scratch.len, 1, 1);
+            array_add(&a[10], h->scratch.data ? h->scratch.data : "", h->scratch.len);
         } else {
-            copy_field(t, NULL, 0, 0, 1);
+            array_add_null(&a[10]);
         }
-        const struct ev *s = f->submit != NONE ? &h->evs[f->submit] : NULL;
-        copy_field(t, s ? s->f[F_TASK] : NULL, s ? s->n[F_TASK] : 0, 1, 1);
-        copy_field(t, s ? s->f[F_KTOPIC] : NULL, s ? s->n[F_KTOPIC] : 0, 0, 1);
-        int has = s && s->f[F_KPARTITION] && s->n[F_KPARTITION];
-        copy_field(t, has ? s->f[F_KPARTITION] : NULL, has ? s->n[F_KPARTITION] : 0, 0, 1);
-        has = s && s->f[F_KOFFSET] && s->n[F_KOFFSET];
-        copy_field(t, has ? s->f[F_KOFFSET] : NULL, has ? s->n[F_KOFFSET] : 0, 0, 0);
+        snprintf(num, sizeof num, "%" PRId64, last->seq);
+        array_add(&a[11], num, strlen(num));
+        array_add_ev(&a[12], s, F_TASK);
+        array_add_ev(&a[13], s, F_KTOPIC);
+        if (s && s->n[F_KPARTITION])
+            array_add_ev(&a[14], s, F_KPARTITION);
+        else
+            array_add_null(&a[14]);
+        if (s && s->n[F_KOFFSET])
+            array_add_ev(&a[15], s, F_KOFFSET);
+        else
+            array_add_null(&a[15]);
     }
 }
 
-/* Rows of the range's tasks: one upsert of the folds whose row is known by
- * its submitted time; tasks whose time is unknown (their "submitted" event
- * not written yet) are noted in baton.tasks_early; rows whose events came
- * out of order, and rows of noted tasks once their "submitted" event comes,
- * are recomputed from all their events. */
+/* Keys (queue, id) of the folds `which` picks into h->arr[0..1], and a
+ * time into h->arr[2]: none (0), the first event's (1), the submitted
+ * one (2). The number of keys. */
+static size_t fold_keys(struct history *h, int (*which)(const struct fold *), int with_time) {
+    arrays_begin(h, with_time ? 3 : 2);
+    size_t n = 0;
+    for (size_t i = 0; i < h->nfolds; i++) {
+        const struct fold *f = &h->folds[i];
+        if (!which(f))
+            continue;
+        array_add(&h->arr[0], h->evs[f->key].queue, h->evs[f->key].queue_len);
+        array_add(&h->arr[1], h->evs[f->key].f[F_ID], h->evs[f->key].n[F_ID]);
+        if (with_time == 1)
+            array_add_time(&h->arr[2], f->first_at);
+        else if (with_time == 2)
+            array_add_time(&h->arr[2], f->sub_ms);
+        n++;
+    }
+    return n;
+}
+
+static int has_submit(const struct fold *f) {
+    return f->submit != NONE;
+}
+static int goes_early(const struct fold *f) {
+    return !f->sub_known;
+}
+static int recomputed(const struct fold *f) {
+    return f->recompute && f->sub_known;
+}
+
+/* Rows of the range's tasks. A fold with the task's "submitted" event makes
+ * its row; a fold whose row exists and whose events all come after the
+ * row's last one updates it; both in one upsert. A fold with events from
+ * before the row's last one (they arrived out of order), a fold that met a
+ * row made by events that came first, and the row of a task noted early
+ * when its "submitted" event comes are recomputed from all the task's
+ * events. A fold whose row cannot be found and whose submitted time is not
+ * known (its "submitted" event not written yet) is noted in
+ * baton.tasks_early. */
 static baton_err_t write_tasks(struct history *h, size_t lo, size_t hi, char *errstr,
                                size_t errstr_size) {
     if (fold_range(h, lo, hi))
@@ -1392,23 +1447,22 @@ static baton_err_t write_tasks(struct history *h, size_t lo, size_t hi, char *er
     if (!h->nfolds)
         return BATON_OK;
     const char *keep_payload = h->config->history_payload ? "true" : "false";
-    baton_err_t err = lookup_submitted(h, errstr, errstr_size);
+    baton_err_t err = lookup_rows(h, errstr, errstr_size);
     if (err)
         return err;
-
-    /* Tasks noted early whose "submitted" event is here. */
-    arrays_begin(h, 2);
-    size_t submits = 0;
+    size_t upserts = 0;
     for (size_t i = 0; i < h->nfolds; i++) {
-        const struct fold *f = &h->folds[i];
-        if (f->submit == NONE)
-            continue;
-        array_add(&h->arr[0], h->evs[f->key].queue, h->evs[f->key].queue_len);
-        array_add(&h->arr[1], h->evs[f->key].f[F_ID], h->evs[f->key].n[F_ID]);
-        submits++;
+        struct fold *f = &h->folds[i];
+        if (f->found && f->first_seq <= f->row_last_seq) {
+            f->recompute = 1;
+        } else if (f->sub_known) {
+            f->upsert = 1;
+            upserts++;
+        }
     }
-    const char *params[4];
-    if (submits) {
+
+    const char *params[1 + UPSERT_ARRAYS];
+    if (fold_keys(h, has_submit, 0)) { /* tasks noted early whose "submitted" event is here */
         if (arrays_end(h, 2, params))
             return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
         PGresult *res;
@@ -1423,46 +1477,25 @@ static baton_err_t write_tasks(struct history *h, size_t lo, size_t hi, char *er
         PQclear(res);
     }
 
-    copy_folds(h);
-    if (h->tasks.failed)
-        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-    if (h->tasks.len) {
-        err = pg_copy(h, "tasks_in", &h->tasks, errstr, errstr_size);
-        PGresult *res = NULL;
-        if (!err)
-            err = pg_query(h, "upsert", 1, &keep_payload, &res, errstr, errstr_size);
+    if (upserts) {
+        upsert_arrays(h);
+        params[0] = keep_payload;
+        if (arrays_end(h, UPSERT_ARRAYS, params + 1) || h->scratch.failed)
+            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+        PGresult *res;
+        err = pg_query(h, "upsert", 1 + UPSERT_ARRAYS, params, &res, errstr, errstr_size);
         if (err)
             return err;
-        /* Rows not returned were left alone: their fold is out of order. */
-        if (grow((void **)&h->seen, &h->seen_cap, h->nfolds, sizeof *h->seen)) {
-            PQclear(res);
-            return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-        }
-        memset(h->seen, 0, h->nfolds * sizeof *h->seen);
+        /* A "submitted" fold that met a row: its other events came first. */
         for (int r = 0; r < PQntuples(res); r++) {
             struct fold *f = find_fold(h, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
-            if (f)
-                h->seen[f - h->folds] = 1;
+            if (f && f->submit != NONE && strcmp(PQgetvalue(res, r, 2), "0") == 0)
+                f->recompute = 1;
         }
         PQclear(res);
-        for (size_t i = 0; i < h->nfolds; i++)
-            if (h->folds[i].sub_known && !h->seen[i])
-                h->folds[i].recompute = 1;
     }
 
-    /* Tasks without a row: noted early. */
-    arrays_begin(h, 3);
-    size_t early = 0;
-    for (size_t i = 0; i < h->nfolds; i++) {
-        const struct fold *f = &h->folds[i];
-        if (f->sub_known)
-            continue;
-        array_add(&h->arr[0], h->evs[f->key].queue, h->evs[f->key].queue_len);
-        array_add(&h->arr[1], h->evs[f->key].f[F_ID], h->evs[f->key].n[F_ID]);
-        array_add_time(&h->arr[2], f->first_at);
-        early++;
-    }
-    if (early) {
+    if (fold_keys(h, goes_early, 1)) {
         if (arrays_end(h, 3, params))
             return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
         err = pg_run(h, "early_add", 3, params, errstr, errstr_size);
@@ -1470,27 +1503,10 @@ static baton_err_t write_tasks(struct history *h, size_t lo, size_t hi, char *er
             return err;
     }
 
-    /* A static column of a row made by later events, from the batch's
-     * "submitted" event when it has it. */
-#define FILL(c) "CASE WHEN t.type IS NULL AND src.type IS NOT NULL THEN src." c " ELSE t." c " END"
-
-    /* Rows recomputed from all their events. */
-    arrays_begin(h, 3);
-    size_t again = 0;
-    for (size_t i = 0; i < h->nfolds; i++) {
-        const struct fold *f = &h->folds[i];
-        if (!f->recompute || !f->sub_known)
-            continue;
-        array_add(&h->arr[0], h->evs[f->key].queue, h->evs[f->key].queue_len);
-        array_add(&h->arr[1], h->evs[f->key].f[F_ID], h->evs[f->key].n[F_ID]);
-        array_add_time(&h->arr[2], f->sub_ms);
-        again++;
-    }
-    if (again) {
+    if (fold_keys(h, recomputed, 2)) {
         if (arrays_end(h, 3, params))
             return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-        params[3] = keep_payload;
-        err = pg_run(h, "recompute", 4, params, errstr, errstr_size);
+        err = pg_run(h, "recompute", 3, params, errstr, errstr_size);
     }
     return err;
 }
@@ -1509,58 +1525,108 @@ static int cmp_ent(const void *x, const void *y) {
     return cmp_ent_key(&sort_ents[*(const size_t *)x], &sort_ents[*(const size_t *)y]);
 }
 
-/* Records the batch's stream entries in baton.history_entries; marks the
- * events of entries written before (replays) as done. */
+/* Finds which of the batch's stream entries were written before (replays:
+ * their events are not written again), then records the others: one row
+ * per stream, its ids in an array, by COPY. Under the writers' lock. */
 static baton_err_t register_entries(struct history *h, char *errstr, size_t errstr_size) {
-    arrays_begin(h, 3);
+    if (grow((void **)&h->ent_order, &h->ent_order_cap, h->nents, sizeof *h->ent_order))
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     size_t n = 0;
     for (size_t i = 0; i < h->nents; i++) {
-        struct ent *e = &h->ents[i];
-        if (e->ms < 0 || e->ms > TIME_MAX_MS) {
-            e->is_new = 1; /* no partition holds it: written, never recognised */
-            continue;
-        }
-        array_add(&h->arr[0], e->stream, strlen(e->stream));
-        array_add(&h->arr[1], e->id, strlen(e->id));
-        array_add_time(&h->arr[2], e->ms);
-        n++;
+        h->ents[i].is_new = 1;
+        if (h->ents[i].ms >= 0 && h->ents[i].ms <= TIME_MAX_MS)
+            h->ent_order[n++] = i; /* else no partition holds it: written, never recognised */
     }
     if (!n)
         return BATON_OK;
+    sort_ents = h->ents;
+    qsort(h->ent_order, n, sizeof *h->ent_order, cmp_ent);
+
+    /* Per stream, the range of times of its entries in the batch. */
+    arrays_begin(h, 3);
+    for (size_t i = 0; i < n;) {
+        const struct ent *first = &h->ents[h->ent_order[i]];
+        int64_t lo = first->ms, hi = first->ms;
+        size_t j = i;
+        for (; j < n && strcmp(h->ents[h->ent_order[j]].stream, first->stream) == 0; j++) {
+            int64_t ms = h->ents[h->ent_order[j]].ms;
+            lo = ms < lo ? ms : lo;
+            hi = ms > hi ? ms : hi;
+        }
+        array_add(&h->arr[0], first->stream, strlen(first->stream));
+        array_add_time(&h->arr[1], lo);
+        array_add_time(&h->arr[2], hi);
+        i = j;
+    }
     const char *params[3];
     if (arrays_end(h, 3, params))
         return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
     PGresult *res;
-    baton_err_t err = pg_query(h, "register_entries", 3, params, &res, errstr, errstr_size);
+    baton_err_t err = pg_query(h, "find_entries", 3, params, &res, errstr, errstr_size);
     if (err)
         return err;
-    /* The entries sorted by (stream, id), to find each row returned. */
-    if (grow((void **)&h->ent_order, &h->ent_order_cap, h->nents, sizeof *h->ent_order)) {
-        PQclear(res);
-        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < h->nents; i++)
-        h->ent_order[i] = i;
-    sort_ents = h->ents;
-    qsort(h->ent_order, h->nents, sizeof *h->ent_order, cmp_ent);
     for (int r = 0; r < PQntuples(res); r++) {
-        struct ent key = {.stream = PQgetvalue(res, r, 0), .id = PQgetvalue(res, r, 1)};
-        size_t lo = 0, hi = h->nents;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            int c = cmp_ent_key(&h->ents[h->ent_order[mid]], &key);
-            if (c == 0) {
-                h->ents[h->ent_order[mid]].is_new = 1;
+        /* {id,id,...}: ids are digits and '-', never quoted */
+        char *ids = PQgetvalue(res, r, 1);
+        struct ent key = {.stream = PQgetvalue(res, r, 0)};
+        for (char *p = ids; *p;) {
+            while (*p == '{' || *p == ',' || *p == '"')
+                p++;
+            char *end = p + strcspn(p, ",}\"");
+            if (end == p)
                 break;
+            char saved = *end;
+            *end = '\0';
+            key.id = p;
+            size_t lo = 0, hi = n;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = cmp_ent_key(&h->ents[h->ent_order[mid]], &key);
+                if (c == 0) {
+                    h->ents[h->ent_order[mid]].is_new = 0;
+                    break;
+                }
+                if (c < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
             }
-            if (c < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
+            *end = saved;
+            p = end;
         }
     }
     PQclear(res);
-    return BATON_OK;
+
+    /* The new ones: a row per stream. */
+    struct baton_buf *t = &h->entries;
+    baton_buf_reset(t);
+    for (size_t i = 0; i < n;) {
+        const struct ent *first = &h->ents[h->ent_order[i]];
+        struct baton_buf *ids = &h->arr[0];
+        baton_buf_reset(ids);
+        baton_buf_put(ids, "{", 1);
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        size_t j = i;
+        for (; j < n && strcmp(h->ents[h->ent_order[j]].stream, first->stream) == 0; j++) {
+            const struct ent *e = &h->ents[h->ent_order[j]];
+            if (!e->is_new)
+                continue;
+            lo = e->ms < lo ? e->ms : lo;
+            hi = e->ms > hi ? e->ms : hi;
+            array_add(ids, e->id, strlen(e->id));
+        }
+        baton_buf_put(ids, "}", 1);
+        if (lo != INT64_MAX) {
+            copy_field(t, first->stream, strlen(first->stream), 0, 1);
+            copy_time(t, lo, 1);
+            copy_time(t, hi, 1);
+            copy_field(t, ids->data, ids->len, 0, 0);
+        }
+        i = j;
+    }
+    if (t->failed || h->arr[0].failed)
+        return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
+    return t->len ? pg_copy(h, ENTRIES_COPY, t, errstr, errstr_size) : BATON_OK;
 }
 
 /* Writes event `i` of the batch, which PostgreSQL refused (or which no
@@ -1597,7 +1663,7 @@ static baton_err_t set_aside(struct history *h, size_t i, const char *sqlstate, 
                    "set aside entry %s of %s (event %s of the entry): %s (%s); its raw fields "
                    "are in baton.history_set_aside, the rest of the batch is written",
                    e->id, stream, event_no,
-                   by_pg ? "PostgreSQL refused it" : "no partition can hold it", message);
+                   by_pg ? "PostgreSQL refused it" : "it cannot be stored as it is", message);
     }
     free(stream);
     free(message);
@@ -1610,24 +1676,36 @@ static void count_set_aside(struct history *h, int class) {
     h->set_aside_by_class[class]++;
 }
 
-/* Events no partition can hold, because their time is missing or no time
- * at all, go to baton.history_set_aside before the rest is written; with
- * the SQLSTATE of the rule they break: a missing "at" is a NULL where
- * baton.task_events requires a value (23502), any other an invalid time
- * (22007). */
-static baton_err_t set_aside_unroutable(struct history *h, char *errstr, size_t errstr_size) {
+/* Events the writer cannot hand to PostgreSQL as they are go to
+ * baton.history_set_aside before the rest is written, with the SQLSTATE of
+ * the rule they break: no partition can hold an event whose "at" is
+ * missing (a NULL where baton.task_events requires a value, 23502) or no
+ * time in milliseconds (22007); a task JSON with a NUL byte cannot be a
+ * query parameter (PostgreSQL refuses NUL in text, 22021). The other
+ * fields go through COPY, which refuses such bytes itself. */
+static baton_err_t set_aside_unstorable(struct history *h, char *errstr, size_t errstr_size) {
     for (size_t i = 0; i < h->batch.count; i++) {
         const struct ev *v = &h->evs[i];
-        if (v->kind != EV_TASK || v->at_ok || !h->ents[v->entry].is_new)
+        if (v->kind != EV_TASK || !h->ents[v->entry].is_new)
             continue;
-        char why[160];
-        const char *sqlstate = v->f[F_AT] ? "22007" : "23502";
-        snprintf(why, sizeof why, "%s %s", sqlstate,
-                 v->f[F_AT] ? "the event's \"at\" is not a time in milliseconds between 1970 and "
-                              "9999: no partition of baton.task_events can hold it"
-                            : "the event has no \"at\": no partition of baton.task_events can hold "
-                              "it (null value in column \"at\")");
-        baton_err_t err = set_aside(h, i, sqlstate, why, 0, errstr, errstr_size);
+        const char *sqlstate, *why;
+        if (!v->f[F_AT]) {
+            sqlstate = "23502";
+            why = "the event has no \"at\": no partition of baton.task_events can hold it (null "
+                  "value in column \"at\")";
+        } else if (!v->at_ok) {
+            sqlstate = "22007";
+            why = "the event's \"at\" is not a time in milliseconds between 1970 and 9999: no "
+                  "partition of baton.task_events can hold it";
+        } else if (v->f[F_TASK] && memchr(v->f[F_TASK], '\0', v->n[F_TASK])) {
+            sqlstate = "22021";
+            why = "invalid byte sequence for encoding \"UTF8\": 0x00 in the task JSON";
+        } else {
+            continue;
+        }
+        char message[256];
+        snprintf(message, sizeof message, "%s %s", sqlstate, why);
+        baton_err_t err = set_aside(h, i, sqlstate, message, 0, errstr, errstr_size);
         if (err)
             return err;
         count_set_aside(h, sqlstate[1] == '2' ? 0 : 1);
@@ -1673,10 +1751,9 @@ static baton_err_t write_range(struct history *h, size_t lo, size_t hi, char *er
     if (lo == hi)
         return BATON_OK;
     /* Rows of ranges written before this one are in the tables already. */
-    baton_err_t err = baton_pg_exec(
-        h->pg,
-        h->staged ? "DELETE FROM tasks_in; DELETE FROM rejbatch; SAVEPOINT part" : "SAVEPOINT part",
-        errstr, errstr_size);
+    baton_err_t err =
+        baton_pg_exec(h->pg, h->staged ? "DELETE FROM rejbatch; SAVEPOINT part" : "SAVEPOINT part",
+                      errstr, errstr_size);
     if (err)
         return err;
     h->sqlstate[0] = '\0';
@@ -1739,7 +1816,7 @@ static baton_err_t write_batch(struct history *h, char *errstr, size_t errstr_si
     if (!err)
         err = register_entries(h, errstr, errstr_size);
     if (!err)
-        err = set_aside_unroutable(h, errstr, errstr_size);
+        err = set_aside_unstorable(h, errstr, errstr_size);
     if (!err) {
         h->ntodo = 0;
         if (grow((void **)&h->todo, &h->todo_cap, h->batch.count, sizeof *h->todo))
@@ -1992,10 +2069,10 @@ void history_stop(history_t *h) {
     free(h->parts);
     baton_buf_free(&h->events);
     baton_buf_free(&h->rejections);
-    baton_buf_free(&h->tasks);
+    baton_buf_free(&h->entries);
     baton_buf_free(&h->detail);
     baton_buf_free(&h->scratch);
-    for (int i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof h->arr / sizeof h->arr[0]; i++)
         baton_buf_free(&h->arr[i]);
     for (size_t i = 0; i < h->nstreams; i++)
         free(h->streams[i]);
