@@ -210,7 +210,7 @@ struct history {
     size_t evs_cap, nents, ents_cap, ent_order_cap, ntodo, todo_cap, ord_cap, nfolds, folds_cap,
         seen_cap;
     struct baton_buf events, rejections, entries; /* COPY text */
-    struct baton_buf detail, scratch, arr[16];    /* one event's detail; a value; array literals */
+    struct baton_buf detail, scratch, arr[17];    /* one event's detail; a value; array literals */
     /* Ranges [lo, hi) of time (ms) where every partitioned history table has
      * a partition: made or found by this connection. */
     struct part_range {
@@ -536,11 +536,13 @@ static const char EARLY_TAKE_SQL[] =
 #define FILL(c) c " = CASE WHEN t.type IS NULL THEN excluded." c " ELSE t." c " END"
 
 /* One upsert per batch of the task rows folded in memory ($1 keep
- * payloads; the folds as arrays $2..$17). A new row takes the fold as it
- * is, its static columns from the task JSON of its "submitted" event (NULL
- * without one). An existing row takes a fold whose events all come after
- * its last one (write_tasks checks it by a look-up first): the latest
- * state, attempt, worker, error and result, the earliest start, the
+ * payloads; the folds as arrays $2..$18). The task JSON is parsed once per
+ * row (OFFSET 0 keeps the planner from pulling the subquery up, which
+ * would parse it for every column read from it), and `extra` computed only
+ * for a task the writer saw keys outside the contract in (other_keys). A new row takes the fold as
+ * it is, its static columns from the task JSON of its "submitted" event (NULL without one). An
+ * existing row takes a fold whose events all come after its last one (write_tasks checks it by a
+ * look-up first): the latest state, attempt, worker, error and result, the earliest start, the
  * latest queued and event times; and its static columns when it had none.
  * A "submitted" fold that meets a row (the task's other events came first)
  * leaves last_seq 0 there, which the writer reads back to recompute the row
@@ -557,15 +559,17 @@ static const char UPSERT_SQL[] =
     " (s.task->>'timeout_ms')::bigint, (s.task->>'run_at')::timestamptz,"
     " (s.task->>'deadline')::timestamptz, CASE WHEN $1::boolean THEN s.task->'payload' END,"
     " coalesce(s.task->'meta', '{}'::jsonb),"
-    " nullif(s.task - ARRAY['id', 'type', 'queue', 'priority', 'payload', 'max_attempts',"
-    " 'timeout_ms', 'run_at', 'delay_ms', 'deadline', 'meta'], '{}'::jsonb),"
+    " CASE WHEN s.other_keys THEN nullif(s.task - ARRAY['id', 'type', 'queue', 'priority',"
+    " 'payload', 'max_attempts', 'timeout_ms', 'run_at', 'delay_ms', 'deadline', 'meta'],"
+    " '{}'::jsonb) END,"
     " s.kafka_topic, s.kafka_partition, s.kafka_offset"
     " FROM (SELECT u.*, u.task_text::jsonb AS task FROM unnest($2::text[], $3::text[],"
     "  $4::text[], $5::integer[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[],"
     "  $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[],"
-    "  $15::text[], $16::integer[], $17::bigint[]) AS u(queue, id, state, attempts, submitted_at,"
-    "  queued_at, first_started_at, updated_at, last_worker, last_error, result, last_seq,"
-    "  task_text, kafka_topic, kafka_partition, kafka_offset)) s"
+    "  $15::text[], $16::integer[], $17::bigint[], $18::boolean[]) AS u(queue, id, state,"
+    "  attempts, submitted_at, queued_at, first_started_at, updated_at, last_worker, last_error,"
+    "  result, last_seq, task_text, kafka_topic, kafka_partition, kafka_offset, other_keys)"
+    "  OFFSET 0) s"
     " ON CONFLICT (id, queue, submitted_at) DO UPDATE SET state = excluded.state,"
     " attempts = excluded.attempts, queued_at = greatest(t.queued_at, excluded.queued_at),"
     " first_started_at = least(t.first_started_at, excluded.first_started_at),"
@@ -1339,7 +1343,62 @@ static baton_err_t lookup_rows(struct history *h, char *errstr, size_t errstr_si
 }
 
 /* Number of arrays UPSERT_SQL takes, $2.. */
-#define UPSERT_ARRAYS 16
+#define UPSERT_ARRAYS 17
+
+/* The top-level keys of the contract (task-contract.md); others go to
+ * `extra`. */
+static const char *const TASK_KEYS[] = {"id",       "type",         "queue",      "priority",
+                                        "payload",  "max_attempts", "timeout_ms", "run_at",
+                                        "delay_ms", "deadline",     "meta"};
+
+/* Whether the JSON object s[0..n) may have a top-level key outside
+ * TASK_KEYS: 0 only when every key was read and is one of them (a key
+ * written with an escape counts as other). A scan of the text, not a
+ * parse: PostgreSQL parses it, and computes `extra` when this says 1. */
+static int has_other_keys(const char *s, size_t n) {
+    size_t i = 0;
+    int depth = 0, expect_key = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            size_t start = ++i;
+            int escaped = 0;
+            while (i < n && s[i] != '"') {
+                if (s[i] == '\\') {
+                    escaped = 1;
+                    i++;
+                }
+                i++;
+            }
+            if (i >= n)
+                return 1;
+            if (depth == 1 && expect_key) {
+                if (escaped)
+                    return 1;
+                int known = 0;
+                for (size_t k = 0; k < sizeof TASK_KEYS / sizeof TASK_KEYS[0]; k++)
+                    if (strlen(TASK_KEYS[k]) == i - start &&
+                        memcmp(TASK_KEYS[k], s + start, i - start) == 0)
+                        known = 1;
+                if (!known)
+                    return 1;
+                expect_key = 0;
+            }
+            i++;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+            expect_key = c == '{' && depth == 1;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',' && depth == 1) {
+            expect_key = 1;
+        }
+        i++;
+    }
+    return depth != 0;
+}
 
 static void array_add_ev(struct baton_buf *a, const struct ev *v, int f) {
     if (v && v->f[f])
@@ -1397,6 +1456,8 @@ static void upsert_arrays(struct history *h) {
             array_add_ev(&a[15], s, F_KOFFSET);
         else
             array_add_null(&a[15]);
+        int other = s && s->f[F_TASK] && has_other_keys(s->f[F_TASK], s->n[F_TASK]);
+        array_add(&a[16], other ? "t" : "f", 1);
     }
 }
 
