@@ -734,6 +734,8 @@ static baton_err_t pg_copy(struct history *h, const char *table, const struct ba
 static baton_err_t pg_query(struct history *h, const char *name, int nparams,
                             const char *const *params, PGresult **out, char *errstr,
                             size_t errstr_size) {
+    if (out)
+        *out = NULL;
     PGresult *res = PQexecPrepared(h->pg, name, nparams, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -952,7 +954,7 @@ static baton_err_t make_partitions(struct history *h, int64_t ms, char *errstr,
     char t[24];
     snprintf(t, sizeof t, "%" PRId64, ms);
     const char *params[] = {t};
-    PGresult *res;
+    PGresult *res = NULL;
     baton_err_t err = pg_query(h, "partitions", 1, params, &res, errstr, errstr_size);
     if (err)
         return err;
@@ -1326,7 +1328,7 @@ static baton_err_t lookup_rows(struct history *h, char *errstr, size_t errstr_si
     const char *params[2];
     if (arrays_end(h, 2, params))
         return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-    PGresult *res;
+    PGresult *res = NULL;
     baton_err_t err = pg_query(h, "lookup", 2, params, &res, errstr, errstr_size);
     if (err)
         return err;
@@ -1526,7 +1528,7 @@ static baton_err_t write_tasks(struct history *h, size_t lo, size_t hi, char *er
     if (fold_keys(h, has_submit, 0)) { /* tasks noted early whose "submitted" event is here */
         if (arrays_end(h, 2, params))
             return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-        PGresult *res;
+        PGresult *res = NULL;
         err = pg_query(h, "early_take", 2, params, &res, errstr, errstr_size);
         if (err)
             return err;
@@ -1543,7 +1545,7 @@ static baton_err_t write_tasks(struct history *h, size_t lo, size_t hi, char *er
         params[0] = keep_payload;
         if (arrays_end(h, UPSERT_ARRAYS, params + 1) || h->scratch.failed)
             return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-        PGresult *res;
+        PGresult *res = NULL;
         err = pg_query(h, "upsert", 1 + UPSERT_ARRAYS, params, &res, errstr, errstr_size);
         if (err)
             return err;
@@ -1622,7 +1624,7 @@ static baton_err_t register_entries(struct history *h, char *errstr, size_t errs
     const char *params[3];
     if (arrays_end(h, 3, params))
         return baton_seterr(errstr, errstr_size, BATON_ERR_NOMEM, "out of memory");
-    PGresult *res;
+    PGresult *res = NULL;
     baton_err_t err = pg_query(h, "find_entries", 3, params, &res, errstr, errstr_size);
     if (err)
         return err;
