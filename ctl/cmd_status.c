@@ -234,7 +234,7 @@ enum {
 // clang-format off
 static const char EVENTS_SQL[] =
     "SELECT queue, seq, " CTL_SQL_MS("at") ", event, from_state, to_state, attempt,"
-    " fencing_token, worker_id, error, detail::text"
+    " fencing_token, worker_id, error, coalesce(detail, '{}'::jsonb)::text"
     " FROM baton.task_events WHERE task_id = $1 AND ($2::text IS NULL OR queue = $2)"
     " ORDER BY queue, seq";
 // clang-format on

@@ -391,36 +391,56 @@ assert [e['event'] for e in t['events']] == ['submitted', 'claimed', 'succeeded'
 " || fail "status --json of an expired task"
 
 # ------------------------------------------------------------------ prune
-pg "INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_attempts,
+# History of 40 days ago, in partitions of its own (made as the writer
+# makes them); prune drops whole partitions older than the cutoff.
+pg "SELECT baton.create_history_partitions(now() - interval '40 days');
+    INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_attempts,
       timeout_ms, submitted_at, finished_at, updated_at)
     SELECT '$qold', 'old' || i, 'noop', 5, 'succeeded', 1, 3, 1000, now() - interval '40 days',
       now() - interval '40 days', now() - interval '40 days' FROM generate_series(1, 5) i;
     INSERT INTO baton.task_events (queue, task_id, seq, at, event, to_state)
     SELECT '$qold', 'old' || i, s, now() - interval '40 days', 'succeeded', 'succeeded'
     FROM generate_series(1, 5) i, generate_series(1, 3) s;
-    INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_attempts,
-      timeout_ms, submitted_at, updated_at)
-    VALUES ('$qold', 'stuck', 'noop', 5, 'running', 1, 3, 1000, now() - interval '40 days',
-      now() - interval '40 days');
+    INSERT INTO baton.history_entries (stream, at, last_at, entry_ids)
+    VALUES ('baton:{$qold}:events', now() - interval '40 days', now() - interval '40 days', '{1-0}');
+    INSERT INTO baton.tasks_early (queue, id, first_at) VALUES ('$qold', 'early', now() - interval '40 days');
     INSERT INTO baton.rejections (kafka_topic, kafka_partition, kafka_offset, at, reason, detail)
     VALUES ('old.$UNIQ', 0, 1, now() - interval '40 days', 'invalid_json', 'old'),
            ('old.$UNIQ', 0, 2, now(), 'invalid_json', 'new')" >/dev/null
+old_parts=$(pg "SELECT count(*) FROM baton.history_partitions() WHERE upper_bound <= now() - interval '30 days'")
+[ "$old_parts" -ge 3 ] || fail "expected the old partitions of 3 tables, found $old_parts"
 jctl prune --older-than 30d --dry-run | check "
-assert d['dry_run'] is True and d['tasks'] >= 5 and d['events'] >= 15 and d['rejections'] >= 1, d
+assert d['dry_run'] is True and len(d['partitions']) >= 3 and d['rejections'] >= 1, d
+assert d['early_tasks'] >= 1, d
+assert {p['table'] for p in d['partitions']} >= {'tasks', 'task_events', 'history_entries'}, d
 " || fail "prune --dry-run"
-[ "$(pg "SELECT count(*) FROM baton.tasks WHERE queue = '$qold'")" = 6 ] || fail "dry run deleted"
-jctl prune --older-than 30d --batch 2 | check "
-assert d['dry_run'] is False and d['tasks'] >= 5 and d['events'] >= 15 and d['rejections'] >= 1, d
-assert d['statements'] >= 4, d  # 2 + 2 + 1 task batches, then rejections
+[ "$(pg "SELECT count(*) FROM baton.tasks WHERE queue = '$qold'")" = 5 ] || fail "dry run deleted"
+jctl prune --older-than 30d --batch 1 | check "
+assert d['dry_run'] is False and len(d['partitions']) >= 3 and d['rejections'] >= 1, d
+assert d['statements'] >= 2 * 3 + 2, d  # detach and drop per partition, rejections, early
 " || fail "prune"
-[ "$(pg "SELECT string_agg(id, ',') FROM baton.tasks WHERE queue = '$qold'")" = stuck ] \
-  || fail "prune left: $(pg "SELECT string_agg(id, ',') FROM baton.tasks WHERE queue = '$qold'")"
+[ "$(pg "SELECT count(*) FROM baton.tasks WHERE queue = '$qold'")" = 0 ] || fail "tasks left"
 [ "$(pg "SELECT count(*) FROM baton.task_events WHERE queue = '$qold'")" = 0 ] || fail "events left"
+[ "$(pg "SELECT count(*) FROM baton.history_entries WHERE stream = 'baton:{$qold}:events'")" = 0 ] || fail "entries left"
+[ "$(pg "SELECT count(*) FROM baton.tasks_early WHERE queue = '$qold'")" = 0 ] || fail "early note left"
+[ "$(pg "SELECT count(*) FROM baton.history_partitions() WHERE upper_bound <= now() - interval '30 days'")" = 0 ] \
+  || fail "old partitions left"
+[ "$(pg "SELECT count(*) FROM pg_class WHERE relnamespace = 'baton'::regnamespace AND relname ~ '_[0-9]{8}_[0-9]{4}$' AND NOT relispartition")" = 0 ] \
+  || fail "a detached partition was not dropped"
 [ "$(pg "SELECT string_agg(detail, ',') FROM baton.rejections WHERE kafka_topic = 'old.$UNIQ'")" = new ] \
   || fail "prune of rejections"
 [ "$(pg "SELECT count(*) FROM baton.tasks WHERE queue = '$qa'")" -ge 7 ] || fail "prune took recent tasks"
 expect_rc 0 "prune (human)" ctl prune --older-than 30d
-grep -q "^pruned 0 tasks" "$WORK/out" || fail "second prune said: $(cat "$WORK/out")"
-pg "DELETE FROM baton.tasks WHERE queue = '$qold'; DELETE FROM baton.rejections WHERE kafka_topic = 'old.$UNIQ'" >/dev/null
+grep -q "^dropped 0 partitions and 0 rejections" "$WORK/out" || fail "second prune said: $(cat "$WORK/out")"
+# A prune interrupted after detaching a partition, before dropping it: the
+# next run drops the table left over.
+pg "SELECT baton.create_history_partitions(now() - interval '50 days')" >/dev/null
+left=$(pg "SELECT partition FROM baton.history_partitions() WHERE parent = 'tasks' AND upper_bound <= now() - interval '45 days'")
+pg "ALTER TABLE baton.tasks DETACH PARTITION baton.$left" >/dev/null
+jctl prune --older-than 30d | check "
+assert any(p.get('leftover') and p['partition'] == '$left' for p in d['partitions']), d
+" || fail "prune of a table left over"
+[ "$(pg "SELECT to_regclass('baton.$left') IS NULL")" = t ] || fail "$left not dropped"
+pg "DELETE FROM baton.rejections WHERE kafka_topic = 'old.$UNIQ'" >/dev/null
 
 echo "1 passed, 0 failed"

@@ -100,6 +100,74 @@ static void *race(void *arg) {
     return NULL;
 }
 
+/* Runs statements that return nothing. */
+static void exec_ok(PGconn *conn, const char *sql) {
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+}
+
+/* Migration 0005 makes the history tables partitioned: the rows of the
+ * tables of 0001-0004 are carried over, into partitions of their day, and
+ * the views read them. */
+START_TEST(test_0005_carries_rows_over) {
+    char db[64], err[512];
+    fresh_db(db, sizeof db);
+    PGconn *conn = connect_db(db);
+    size_t before_0005 = 0;
+    while (before_0005 < baton_migrations_count &&
+           strncmp(baton_migrations[before_0005].name, "0005", 4) < 0)
+        before_0005++;
+    ck_assert_int_eq(before_0005, 4);
+    ck_assert_int_eq(baton_migrate(conn, baton_migrations, before_0005, NULL, err, sizeof err),
+                     BATON_OK);
+    /* Two days of history, the old way: 3 tasks, their events, a rejection. */
+    exec_ok(conn,
+            "INSERT INTO baton.tasks (queue, id, type, priority, state, attempts, max_attempts,"
+            " timeout_ms, submitted_at, first_started_at, finished_at, updated_at, last_seq,"
+            " payload, meta, last_worker)"
+            " SELECT 'q', 't' || i, 'noop', i, 'succeeded', 1, 3, 1000,"
+            " timestamptz '2026-01-01 10:00:00Z' + i * interval '1 day',"
+            " timestamptz '2026-01-01 10:00:01Z' + i * interval '1 day',"
+            " timestamptz '2026-01-01 10:00:02Z' + i * interval '1 day',"
+            " timestamptz '2026-01-01 10:00:02Z' + i * interval '1 day', 3, '{\"n\": 1}',"
+            " '{}', 'w' FROM generate_series(0, 2) i;"
+            "INSERT INTO baton.task_events (queue, task_id, seq, at, event, from_state, to_state,"
+            " attempt, worker_id, detail)"
+            " SELECT 'q', 't' || i, s, timestamptz '2026-01-01 10:00:00Z' + i * interval '1 day'"
+            " + s * interval '1 s', (ARRAY['submitted', 'claimed', 'succeeded'])[s],"
+            " (ARRAY[NULL, 'queued', 'running'])[s], (ARRAY['queued', 'running', 'succeeded'])[s],"
+            " s - 1, 'w', '{}' FROM generate_series(0, 2) i, generate_series(1, 3) s;"
+            "INSERT INTO baton.rejections (kafka_topic, kafka_partition, kafka_offset, at, reason,"
+            " detail) VALUES ('t', 0, 1, now(), 'invalid_json', 'x')");
+    struct baton_migrate_result r;
+    ck_assert_int_eq(
+        baton_migrate(conn, baton_migrations, baton_migrations_count, &r, err, sizeof err),
+        BATON_OK);
+    ck_assert_int_eq(r.applied, (int)(baton_migrations_count - before_0005));
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.tasks"), 3);
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.task_events"), 9);
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.rejections"), 1);
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.tasks WHERE id = 't1'"
+                                      " AND priority = 1 AND payload = '{\"n\": 1}'"
+                                      " AND last_seq = 3 AND last_worker = 'w'"),
+                     1);
+    /* The 3 days, each a partition of each table; the old tables gone. */
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.history_partitions()"
+                                      " WHERE parent IN ('tasks', 'task_events')"),
+                     6);
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.tasks_20260102_0000"), 1);
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM pg_class WHERE relname IN"
+                                      " ('tasks_0004', 'task_events_0004', 'event_staging')"),
+                     0);
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.attempts"), 3);
+    ck_assert_int_eq(query_long(conn, "SELECT tasks FROM baton.latency_by_type"), 3);
+    ck_assert_int_eq(query_long(conn, "SELECT count(*) FROM baton.task_latest"), 3);
+    PQfinish(conn);
+}
+END_TEST
+
 START_TEST(test_concurrent_runs) {
     char db[64];
     fresh_db(db, sizeof db);
@@ -204,6 +272,7 @@ static Suite *migrate_suite(void) {
     tcase_set_timeout(core, 120);
     tcase_add_test(core, test_applies_once);
     tcase_add_test(core, test_concurrent_runs);
+    tcase_add_test(core, test_0005_carries_rows_over);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("errors");
     tcase_set_timeout(errors, 120);
