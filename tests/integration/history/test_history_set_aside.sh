@@ -64,19 +64,19 @@ events=$(q "SELECT count(*) FROM baton.task_events WHERE queue = '$queue'")
 [ "$events" -eq 60 ] || fail "$events task events in PostgreSQL, expected 60 (3 per task)"
 [ "$(q "SELECT count(*) FROM baton.task_events WHERE queue = '$queue' AND task_id LIKE 'inj-%'")" -eq 0 ] ||
   fail "an injected entry reached baton.task_events"
-aside=$(q "SELECT entry_id || ' ' || sqlstate FROM baton.history_set_aside WHERE stream = '$stream' ORDER BY entry_id COLLATE \"C\"")
-want=$(printf '%s 22021\n%s 22P02\n%s 23502\n%s/0 22P02\n%s/1 23502\n%s 23502\n' "$bad_utf8" "$bad_seq" \
+aside=$(q "SELECT entry_id || '#' || event_no || ' ' || sqlstate FROM baton.history_set_aside WHERE stream = '$stream'" | LC_ALL=C sort)
+want=$(printf '%s#0 22021\n%s#0 22P02\n%s#0 23502\n%s#0 22P02\n%s#1 23502\n%s#0 23502\n' "$bad_utf8" "$bad_seq" \
   "$no_state" "$two" "$two" "$unsplit" | LC_ALL=C sort)
 [ "$aside" = "$want" ] || fail "set-aside rows: got '$aside', want '$want'"
 # The raw bytes are kept: the error value still holds 0xff.
 raw=$(q "SELECT encode(s.fields[array_length(s.fields, 1)], 'escape') FROM baton.history_set_aside s WHERE entry_id = '$bad_utf8'")
 [ "$raw" = 'exit status 1: \377 boom' ] || fail "raw error bytes not kept: '$raw'"
 grep -q "set aside entry $bad_utf8 of $stream" "$WORK/hist.log" || fail "no log line for $bad_utf8"
-grep -q "set aside entry $two/1 of $stream" "$WORK/hist.log" || fail "no log line for $two/1"
+grep -q "set aside entry $two of $stream (event 1 of the entry)" "$WORK/hist.log" || fail "no log line for $two, event 1"
 grep -q "entry $unsplit of $stream cannot be split into events" "$WORK/hist.log" ||
   fail "no log line for the entry that cannot be split"
 # Each event of the two-event entry keeps its own fields only.
-two_fields=$(q "SELECT array_length(fields, 1) FROM baton.history_set_aside WHERE entry_id = '$two/1'")
+two_fields=$(q "SELECT array_length(fields, 1) FROM baton.history_set_aside WHERE entry_id = '$two' AND event_no = 1")
 [ "$two_fields" -eq 4 ] || fail "the second event of $two was set aside with $two_fields fields, expected 4"
 left=$(rcli xpending "$stream" baton-history | sed -n 1p)
 [ "$left" -eq 0 ] || fail "$left entries still pending"
