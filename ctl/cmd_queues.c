@@ -7,8 +7,9 @@
  * baton_ready_priority_range(), so a task handed back to the head of its
  * level still counts in its level), ZCARD of scheduled, running and dead,
  * EXISTS of the paused flag, and XLEN of the events stream, which after
- * the history writer's XACK+XDEL holds exactly the events PostgreSQL does
- * not have yet: the history backlog.
+ * the history writer's ack.lua (XACK, then XTRIM MINID to the first entry
+ * still needed) holds the stream entries PostgreSQL does not have yet, one
+ * per script call: the history backlog, in entries rather than events.
  *
  * Pausing is the flag key baton:{Q}:paused: claim.lua claims nothing while
  * it exists, so a pause takes effect at every worker's next claim without
